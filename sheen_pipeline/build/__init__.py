@@ -1,0 +1,1 @@
+"""Turning a workspace into deployable files."""

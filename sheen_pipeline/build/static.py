@@ -1,0 +1,18 @@
+"""The static builder: the workspace, as it is, becomes the dist folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sheen_pipeline.fsutil import replace_tree
+from sheen_pipeline.models import FileArtifact
+
+
+class BuildError(RuntimeError):
+    """The workspace cannot be built; the message says what is missing."""
+
+
+def build_static(workspace: Path, dist: Path) -> list[FileArtifact]:
+    if not (workspace / "index.html").is_file():
+        raise BuildError("the workspace has no index.html, so there is no page to serve")
+    return replace_tree(workspace, dist)

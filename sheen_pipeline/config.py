@@ -1,0 +1,84 @@
+"""Settings read from the environment, in one place, so every process agrees on them."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ValueError):
+    """A setting has a value the pipeline cannot use."""
+
+
+def _env_int(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the pipeline reads from the environment."""
+
+    home: Path
+    database_url: str
+    provider: str
+    preview_host: str
+    preview_port: int
+    max_file_bytes: int
+    max_cycle_edges_to_drop: int
+    sequential_fallback: bool
+    require_plan_approval: bool
+
+    @property
+    def workspaces_dir(self) -> Path:
+        return self.home / "workspaces"
+
+    @property
+    def dist_dir(self) -> Path:
+        return self.home / "dist"
+
+    @property
+    def previews_dir(self) -> Path:
+        return self.home / "previews"
+
+    def preview_url(self, build_id: str) -> str:
+        return f"http://{self.preview_host}:{self.preview_port}/p/{build_id}/"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        home = Path(os.environ.get("SHEEN_HOME") or ".sheen").expanduser().resolve()
+        return cls(
+            home=home,
+            database_url=os.environ.get("SHEEN_DATABASE_URL") or f"sqlite:///{home / 'sheen.db'}",
+            provider=os.environ.get("SHEEN_PROVIDER", "").strip(),
+            preview_host=os.environ.get("SHEEN_PREVIEW_HOST") or "127.0.0.1",
+            preview_port=_env_int("SHEEN_PREVIEW_PORT", 8787),
+            max_file_bytes=_env_int("SHEEN_MAX_FILE_BYTES", 1_000_000),
+            max_cycle_edges_to_drop=_env_int("SHEEN_MAX_CYCLE_EDGES_TO_DROP", 3, minimum=0),
+            sequential_fallback=_env_bool("SHEEN_SEQUENTIAL_FALLBACK", True),
+            require_plan_approval=_env_bool("SHEEN_REQUIRE_PLAN_APPROVAL", False),
+        )

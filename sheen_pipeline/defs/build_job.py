@@ -1,0 +1,142 @@
+"""The per-build job: one `run_task` node per planned task, then `build_site` and `deploy_preview`."""
+
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from dagster import (
+    AssetMaterialization,
+    DependencyDefinition,
+    GraphDefinition,
+    In,
+    JobDefinition,
+    MetadataValue,
+    MultiDependencyDefinition,
+    NodeInvocation,
+    OpExecutionContext,
+    Out,
+    ResourceDefinition,
+    in_process_executor,
+    op,
+)
+
+from sheen_pipeline.defs.resources import SheenResource
+from sheen_pipeline.defs.tags import build_job_name, build_tags
+from sheen_pipeline.models import Plan, TaskResult
+from sheen_pipeline.pipeline import BuildPipeline, BuildSummary
+from sheen_pipeline.store.builds import BuildStatus
+
+
+T = TypeVar("T")
+
+
+def _run_step(
+    context: OpExecutionContext, step: str, work: Callable[[BuildPipeline, Plan], T]
+) -> T:
+    """Run one step of the build, recording a failure on the build before Dagster sees it."""
+    plan: Plan = context.resources.plan
+    pipeline: BuildPipeline = context.resources.sheen.pipeline()
+    pipeline.store.start_run(plan.build_id, context.run_id)
+    try:
+        return work(pipeline, plan)
+    except Exception as error:
+        pipeline.mark(plan.build_id, BuildStatus.FAILED, f"{step} failed: {error}")
+        raise
+
+
+@op(
+    ins={"upstream": In(list, default_value=[], description="Results of the tasks this one needs")},
+    out=Out(TaskResult),
+    required_resource_keys={"sheen", "plan"},
+)
+def run_task(context: OpExecutionContext, upstream: list[TaskResult]) -> TaskResult:
+    """Generate and write the files of the task this node is named after."""
+    task_id = context.op_handle.name
+    result = _run_step(
+        context, f"task {task_id}", lambda pipeline, plan: pipeline.run_task(plan, task_id, upstream)
+    )
+    context.add_output_metadata(
+        {
+            "files": MetadataValue.json([f.path for f in result.files]),
+            "total_tokens": result.usage.total_tokens,
+            "cost_usd": _cost_metadata(result.usage.cost_usd),
+        }
+    )
+    return result
+
+
+@op(
+    ins={"results": In(list, default_value=[])},
+    out=Out(BuildSummary),
+    required_resource_keys={"sheen", "plan"},
+)
+def build_site(context: OpExecutionContext, results: list[TaskResult]) -> BuildSummary:
+    """Copy the workspace into the dist folder; the site must have an index.html."""
+    return _run_step(context, "build", lambda pipeline, plan: pipeline.build_site(plan, results))
+
+
+@op(out=Out(str), required_resource_keys={"sheen", "plan"})
+def deploy_preview(context: OpExecutionContext, summary: BuildSummary) -> str:
+    """Publish dist to the preview server and record the preview as an asset of the project."""
+    plan: Plan = context.resources.plan
+    deployment = _run_step(context, "deploy", lambda pipeline, plan: pipeline.deploy_preview(plan))
+    usage = summary.usage
+    context.log_event(
+        AssetMaterialization(
+            asset_key=["sheen", plan.request.project_id, "preview"],
+            description=f"Preview of build {plan.build_id}",
+            metadata={
+                "build_id": plan.build_id,
+                "preview_url": MetadataValue.url(deployment.preview_url),
+                "files": MetadataValue.json([f.path for f in deployment.files]),
+                "file_count": len(deployment.files),
+                "total_tokens": usage.total_tokens,
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "cost_usd": _cost_metadata(usage.cost_usd),
+                "task_count": summary.task_count,
+                "duration_s": deployment.duration_s,
+            },
+        )
+    )
+    return deployment.preview_url
+
+
+def _cost_metadata(cost_usd: float | None) -> MetadataValue[object]:
+    """A float the UI can plot, or text when the model's price is unknown (never a fake 0)."""
+    return MetadataValue.float(cost_usd) if cost_usd is not None else MetadataValue.text("unknown")
+
+
+def _task_dependencies(plan: Plan) -> dict[NodeInvocation, dict[str, MultiDependencyDefinition]]:
+    deps: dict[NodeInvocation, dict[str, MultiDependencyDefinition]] = {}
+    for task in plan.tasks:
+        upstream = [DependencyDefinition(dep) for dep in task.input.dependencies]
+        deps[NodeInvocation("run_task", alias=task.id)] = (
+            {"upstream": MultiDependencyDefinition(upstream)} if upstream else {}
+        )
+    return deps
+
+
+def make_build_job(plan: Plan) -> JobDefinition:
+    """A deterministic job from a stored plan: same plan, same job, in every process."""
+    dependencies: dict[NodeInvocation, dict[str, DependencyDefinition | MultiDependencyDefinition]] = {
+        **_task_dependencies(plan),
+        NodeInvocation("build_site"): {
+            "results": MultiDependencyDefinition([DependencyDefinition(t.id) for t in plan.tasks])
+        },
+        NodeInvocation("deploy_preview"): {"summary": DependencyDefinition("build_site")},
+    }
+    graph = GraphDefinition(
+        name=build_job_name(plan.build_id),
+        description=f"{plan.summary} ({len(plan.tasks)} tasks, planned by {plan.provider})",
+        node_defs=[run_task, build_site, deploy_preview],
+        dependencies=dependencies,  # type: ignore[arg-type]
+    )
+    return graph.to_job(
+        resource_defs={
+            "sheen": SheenResource(),
+            "plan": ResourceDefinition.hardcoded_resource(plan, "The stored plan of this build"),
+        },
+        tags=build_tags(plan),
+        executor_def=in_process_executor,
+    )

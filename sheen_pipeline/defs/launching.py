@@ -1,0 +1,57 @@
+"""Creating per-build runs that the UI can re-execute: their origins point at this code location."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from dagster import DagsterInstance, DagsterRun
+from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
+from dagster._core.execution.api import create_execution_plan
+from dagster._core.origin import JobPythonOrigin
+from dagster._core.remote_origin import (
+    ManagedGrpcPythonEnvCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+)
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+from sheen_pipeline.defs.build_job import make_build_job
+from sheen_pipeline.defs.tags import CODE_MODULE, LOCATION_NAME, PLAN_RUN_ID, REPOSITORY_NAME
+from sheen_pipeline.models import Plan
+
+
+def reconstructable_job(job_name: str) -> ReconstructableJob:
+    """A job any process can rebuild by name from the code location module."""
+    repository = ReconstructableRepository.for_module(
+        CODE_MODULE, REPOSITORY_NAME, working_directory=os.getcwd()
+    )
+    return repository.get_reconstructable_job(job_name)
+
+
+def local_origins(job_name: str) -> tuple[RemoteJobOrigin, JobPythonOrigin]:
+    """Origins naming the code location of workspace.yaml, as a run launched by the UI has them;
+    the UI's re-execution needs them (it reads the location and repository names)."""
+    loadable = LoadableTargetOrigin(
+        executable_path=sys.executable, module_name=CODE_MODULE, working_directory=os.getcwd()
+    )
+    location = ManagedGrpcPythonEnvCodeLocationOrigin(loadable, LOCATION_NAME)
+    remote = RemoteRepositoryOrigin(location, REPOSITORY_NAME).get_job_origin(job_name)
+    return remote, reconstructable_job(job_name).get_python_origin()
+
+
+def create_build_run(instance: DagsterInstance, plan: Plan, plan_run: DagsterRun) -> DagsterRun:
+    """A not-yet-started run of the plan's job, with the plan run's origins and the build's tags."""
+    job = make_build_job(plan)
+    if plan_run.remote_job_origin is not None and plan_run.job_code_origin is not None:
+        remote_origin = RemoteJobOrigin(plan_run.remote_job_origin.repository_origin, job.name)
+        code_origin = plan_run.job_code_origin._replace(job_name=job.name)
+    else:
+        remote_origin, code_origin = local_origins(job.name)
+    return instance.create_run_for_job(
+        job,
+        execution_plan=create_execution_plan(job),
+        tags={**job.run_tags, PLAN_RUN_ID: plan_run.run_id},
+        remote_job_origin=remote_origin,
+        job_code_origin=code_origin,
+    )

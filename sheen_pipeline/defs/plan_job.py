@@ -1,0 +1,110 @@
+"""The static `plan_build` job, launchable from the UI: validate, plan, submit the build's own run."""
+
+
+from dagster import (
+    Config,
+    Failure,
+    MetadataValue,
+    OpExecutionContext,
+    Out,
+    in_process_executor,
+    job,
+    op,
+)
+from pydantic import Field
+
+from sheen_pipeline.defs.launching import create_build_run
+from sheen_pipeline.defs.resources import SheenResource
+from sheen_pipeline.defs.tags import BUILD_ID, PROJECT_ID, USER_ID, build_job_name
+from sheen_pipeline.models import BuildRequest, InvalidRequest, new_build_id, parse_build_request
+from sheen_pipeline.planning.dag import PlanBlocked
+from sheen_pipeline.planning.planner import PlanOutcome
+
+
+class BuildRequestConfig(Config):  # type: ignore[misc]
+    prompt: str = Field(description="What to build, in plain words (at most 2000 characters).")
+    project_id: str = Field(default="default", description="Letters, digits, '_' and '-'.")
+    user_id: str = Field(default="anonymous", description="Letters, digits, '_' and '-'.")
+    framework: str | None = Field(default=None, description="Leave empty, or 'static'.")
+
+
+class LaunchConfig(Config):  # type: ignore[misc]
+    submit: bool = Field(
+        default=True,
+        description="Submit the build's run to the run queue. The CLI turns this off and runs it.",
+    )
+
+
+@op(out=Out(BuildRequest))
+def validate_request(config: BuildRequestConfig) -> BuildRequest:
+    """Refuse a bad request before anything is spent on it."""
+    try:
+        return parse_build_request(**config.model_dump())
+    except InvalidRequest as error:
+        raise Failure(description=f"invalid build request: {error}") from None
+
+
+def _plan_metadata(outcome: PlanOutcome) -> dict[str, object]:
+    plan = outcome.plan
+    rows = "\n".join(
+        f"| {t.id} | {t.type.value} | {t.input.target_path} | {t.priority} | "
+        f"{', '.join(t.input.dependencies) or '-'} |"
+        for t in plan.tasks
+    )
+    return {
+        "build_id": plan.build_id,
+        "build_job": build_job_name(plan.build_id),
+        "task_count": len(plan.tasks),
+        "tasks": MetadataValue.md(
+            "| task | type | file | priority | needs |\n|---|---|---|---|---|\n" + rows
+        ),
+        "recovery": MetadataValue.json([step.model_dump() for step in plan.recovery]),
+        "provider": plan.provider,
+        "model": plan.model,
+        "total_tokens": outcome.usage.total_tokens,
+    }
+
+
+@op(out=Out(str))
+def generate_plan(context: OpExecutionContext, sheen: SheenResource, request: BuildRequest) -> str:
+    """Ask the provider for a plan, check it, make it acyclic and store it; returns the build id."""
+    build_id = new_build_id()
+    context.instance.add_run_tags(
+        context.run_id,
+        {BUILD_ID: build_id, PROJECT_ID: request.project_id, USER_ID: request.user_id},
+    )
+    try:
+        outcome = sheen.pipeline().plan(build_id, request)
+    except PlanBlocked as blocked:
+        raise Failure(description=str(blocked)) from None
+    for warning in outcome.warnings:
+        context.log.warning(f"plan_warning: {warning}")
+    context.log.info(f"plan ready with {len(outcome.plan.tasks)} tasks for build {build_id}")
+    context.add_output_metadata(_plan_metadata(outcome))
+    return build_id
+
+
+@op
+def launch_build(
+    context: OpExecutionContext, config: LaunchConfig, sheen: SheenResource, build_id: str
+) -> str:
+    """Queue the build's own job (`build_<id>`); the daemon launches it. Returns its run id."""
+    if not config.submit:
+        context.log.info(f"not submitting build {build_id}: the caller runs it")
+        return ""
+    plan = sheen.pipeline().store.get_plan(build_id)
+    if plan is None:
+        raise Failure(description=f"build {build_id} has no stored plan")
+    run = create_build_run(context.instance, plan, context.dagster_run)
+    context.instance.submit_run(run.run_id, workspace=None)  # type: ignore[arg-type]
+    context.log.info(f"submitted run {run.run_id} of job {run.job_name}")
+    return run.run_id
+
+
+@job(
+    executor_def=in_process_executor,
+    resource_defs={"sheen": SheenResource()},
+    description="Plan a build from a prompt, then queue the build's own job (build_<id>).",
+)
+def plan_build() -> None:
+    launch_build(generate_plan(validate_request()))

@@ -1,0 +1,1 @@
+"""Putting built files where a browser can reach them."""

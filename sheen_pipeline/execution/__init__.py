@@ -1,0 +1,1 @@
+"""Running planned tasks: safe workspace writes and per-type task handlers."""

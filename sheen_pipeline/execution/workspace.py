@@ -1,0 +1,87 @@
+"""A build's workspace folder: generated paths can never escape it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path, PurePosixPath
+
+from sheen_pipeline.models import FileArtifact
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+class UnsafePath(ValueError):
+    """A generated path that would land outside the workspace, or is otherwise refused."""
+
+
+def check_relative_path(path: str) -> PurePosixPath:
+    """Return the path as a clean relative POSIX path, or raise UnsafePath saying why."""
+    if not path or not path.strip():
+        raise UnsafePath("path is empty")
+    if "\x00" in path:
+        raise UnsafePath(f"path {path!r} contains a NUL byte")
+    if "\\" in path:
+        raise UnsafePath(f"path {path!r} contains a backslash")
+    if _DRIVE.match(path):
+        raise UnsafePath(f"path {path!r} names a drive")
+    pure = PurePosixPath(path)
+    if pure.is_absolute():
+        raise UnsafePath(f"path {path!r} is absolute")
+    if ".." in pure.parts:
+        raise UnsafePath(f"path {path!r} climbs out with '..'")
+    clean = PurePosixPath(*(part for part in pure.parts if part != "."))
+    if not clean.parts:
+        raise UnsafePath(f"path {path!r} names the workspace itself")
+    return clean
+
+
+def file_artifact(relative: str, data: bytes) -> FileArtifact:
+    return FileArtifact(path=relative, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
+
+class Workspace:
+    """Reads and writes files under one root, refusing anything that could leave it."""
+
+    def __init__(self, root: Path, max_file_bytes: int) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root.resolve()
+        self.max_file_bytes = max_file_bytes
+
+    def _target(self, path: str, create_parents: bool) -> tuple[str, Path]:
+        relative = check_relative_path(path)
+        current = self.root
+        for part in relative.parts[:-1]:
+            current = current / part
+            if current.is_symlink():
+                raise UnsafePath(f"path {path!r} goes through a symbolic link")
+            if create_parents:
+                current.mkdir(exist_ok=True)
+        target = current / relative.parts[-1]
+        if target.is_symlink():
+            raise UnsafePath(f"path {path!r} is a symbolic link")
+        return relative.as_posix(), target
+
+    def write(self, path: str, content: str) -> FileArtifact:
+        data = content.encode("utf-8")
+        if len(data) > self.max_file_bytes:
+            raise UnsafePath(
+                f"file {path!r} is {len(data)} bytes, over the limit of {self.max_file_bytes}"
+            )
+        relative, target = self._target(path, create_parents=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        fd = os.open(target, flags, 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return file_artifact(relative, data)
+
+    def read(self, path: str) -> str:
+        _, target = self._target(path, create_parents=False)
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read().decode("utf-8")
+
+    def exists(self, path: str) -> bool:
+        _, target = self._target(path, create_parents=False)
+        return target.is_file()

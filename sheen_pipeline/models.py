@@ -1,0 +1,160 @@
+"""The pipeline's data: what a user asks for, the plan made of it, and what each task produced."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+MAX_PROMPT_CHARS = 2000
+SAFE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+SafeId = Annotated[str, StringConstraints(pattern=SAFE_ID_PATTERN)]
+
+
+class TaskType(StrEnum):
+    CREATE_FILE = "create_file"
+    MODIFY_FILE = "modify_file"
+    CREATE_COMPONENT = "create_component"
+    SETUP_CONFIG = "setup_config"
+    INSTALL_DEPS = "install_deps"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BuildRequest(_Frozen):
+    """A user's request in plain words, validated before anything is spent on it."""
+
+    prompt: str
+    project_id: SafeId = "default"
+    user_id: SafeId = "anonymous"
+    framework: Literal["static"] | None = None
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _trim_prompt(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        trimmed = value.strip()
+        if not trimmed:
+            raise ValueError("must not be empty")
+        if len(trimmed) > MAX_PROMPT_CHARS:
+            raise ValueError(f"must be at most {MAX_PROMPT_CHARS} characters, got {len(trimmed)}")
+        return trimmed
+
+
+class TaskInput(_Frozen):
+    prompt: str
+    context: str = ""
+    target_path: str
+    dependencies: tuple[SafeId, ...] = ()
+
+
+class Task(_Frozen):
+    """One unit of work; priority 1 is the most important, 5 the least."""
+
+    id: SafeId
+    type: TaskType
+    name: str
+    description: str
+    priority: int = Field(default=3, ge=1, le=5)
+    estimated_duration_s: int = Field(default=10, ge=0)
+    input: TaskInput
+
+
+class RecoveryStep(_Frozen):
+    """One rung of the cycle-recovery ladder that was applied to a plan."""
+
+    rung: Literal["A", "B", "C", "D", "E"]
+    action: str
+    detail: str
+
+
+class Plan(_Frozen):
+    build_id: SafeId
+    request: BuildRequest
+    summary: str
+    tasks: tuple[Task, ...]
+    recovery: tuple[RecoveryStep, ...] = ()
+    provider: str = "offline"
+    model: str = "offline"
+
+    def task(self, task_id: str) -> Task:
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+        raise KeyError(f"plan {self.build_id} has no task {task_id!r}")
+
+
+class FileArtifact(_Frozen):
+    path: str
+    sha256: str
+    size: int
+
+
+class TokenUsage(_Frozen):
+    """Tokens one or more provider calls used; cost is None when the model's price is unknown."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float | None = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+        )
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        cost = (
+            None
+            if self.cost_usd is None or other.cost_usd is None
+            else round(self.cost_usd + other.cost_usd, 10)
+        )
+        return TokenUsage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            cost_usd=cost,
+        )
+
+
+class TaskResult(_Frozen):
+    task_id: str
+    files: tuple[FileArtifact, ...]
+    usage: TokenUsage
+
+
+def new_build_id() -> str:
+    return "b" + secrets.token_hex(6)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """A one-line message naming each bad field, for users rather than developers."""
+    parts = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "request"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "string_pattern_mismatch":
+            message = "may contain only letters, digits, '_' and '-' (1-64 characters)"
+        parts.append(f"{field}: {message}")
+    return "; ".join(parts)
+
+
+def parse_build_request(**fields: object) -> BuildRequest:
+    """Validate a request, raising InvalidRequest with a readable message naming the field."""
+    try:
+        return BuildRequest.model_validate(fields)
+    except ValidationError as error:
+        raise InvalidRequest(describe_validation_error(error)) from None
+
+
+class InvalidRequest(ValueError):
+    """A build request that cannot be accepted; the message names the field."""

@@ -1,0 +1,1 @@
+"""Turning a provider's proposed tasks into a valid, acyclic plan."""

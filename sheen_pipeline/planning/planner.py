@@ -1,0 +1,67 @@
+"""Make a plan: ask the provider, check the tasks, and make the graph acyclic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sheen_pipeline.execution.workspace import check_relative_path
+from sheen_pipeline.models import BuildRequest, Plan, Task, TokenUsage
+from sheen_pipeline.planning.dag import (
+    LadderPolicy,
+    PlanInvalid,
+    check_tasks,
+    resolve_cycles,
+    with_dependencies,
+)
+from sheen_pipeline.providers.base import Provider
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    plan: Plan
+    usage: TokenUsage
+
+    @property
+    def warnings(self) -> list[str]:
+        """What a person should hear about: a plan that had to fall back to one-by-one."""
+        return [f"{s.action}: {s.detail}" for s in self.plan.recovery if s.rung == "C"]
+
+
+def make_plan(
+    request: BuildRequest, build_id: str, provider: Provider, policy: LadderPolicy
+) -> PlanOutcome:
+    draft = provider.plan(request)
+    usage = draft.usage
+    check_tasks(draft.tasks)
+    _check_target_paths(draft.tasks)
+
+    def ask_for_acyclic(tasks: tuple[Task, ...], cycles: list[list[str]]) -> tuple[Task, ...]:
+        nonlocal usage
+        repair = provider.repair_dependencies(tasks, cycles)
+        usage = usage + repair.usage
+        return tuple(
+            with_dependencies(t, repair.dependencies.get(t.id, t.input.dependencies)) for t in tasks
+        )
+
+    outcome = resolve_cycles(draft.tasks, policy, ask_for_acyclic)
+    plan = Plan(
+        build_id=build_id,
+        request=request,
+        summary=draft.summary,
+        tasks=outcome.tasks,
+        recovery=outcome.steps,
+        provider=provider.name,
+        model=provider.model,
+    )
+    return PlanOutcome(plan=plan, usage=usage)
+
+
+def _check_target_paths(tasks: tuple[Task, ...]) -> None:
+    problems = []
+    for task in tasks:
+        try:
+            check_relative_path(task.input.target_path)
+        except ValueError as error:
+            problems.append(f"task {task.id!r}: {error}")
+    if problems:
+        raise PlanInvalid("; ".join(problems))

@@ -1,0 +1,74 @@
+"""A deterministic provider that needs no network and no key: real sites from the prompt's words."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+
+from sheen_pipeline.models import BuildRequest, Plan, Task, TaskType, TokenUsage
+from sheen_pipeline.providers.base import DependencyRepair, GeneratedFiles, PlanDraft, ProviderError
+from sheen_pipeline.providers.offline import assets, pages, plans
+from sheen_pipeline.providers.offline.brief import SiteBrief, read_brief
+
+_FREE = TokenUsage()
+
+_RENDERERS: dict[str, Callable[[SiteBrief], str]] = {
+    plans.CONFIG_PATH: assets.site_config,
+    plans.STYLES_PATH: assets.stylesheet,
+    plans.FORMS_PATH: assets.forms_script,
+    plans.TODO_PATH: lambda _brief: assets.todo_script(),
+    plans.DASHBOARD_PATH: lambda _brief: assets.dashboard_script(),
+    plans.INDEX_PATH: pages.index_page,
+    plans.POST_PATH: pages.post_page,
+}
+
+
+def _brief_from_config(context_files: Mapping[str, str]) -> SiteBrief | None:
+    """The brief the config task wrote, so later tasks build on it rather than re-reading."""
+    raw = context_files.get(plans.CONFIG_PATH)
+    if raw is None:
+        return None
+    data = json.loads(raw)
+    return SiteBrief(
+        name=data["name"],
+        kind=data["kind"],
+        business=data.get("business"),
+        location=data.get("location"),
+        features=tuple(data.get("features", ())),
+    )
+
+
+class OfflineProvider:
+    name = "offline"
+    model = "offline"
+
+    def plan(self, request: BuildRequest) -> PlanDraft:
+        brief = read_brief(request.prompt)
+        return PlanDraft(
+            summary=f"A {brief.kind} site for {brief.name}",
+            tasks=plans.plan_tasks(brief, request.prompt),
+            usage=_FREE,
+        )
+
+    def generate_files(
+        self, task: Task, plan: Plan, request: BuildRequest, context_files: Mapping[str, str]
+    ) -> GeneratedFiles:
+        brief = _brief_from_config(context_files) or read_brief(request.prompt)
+        target = task.input.target_path
+        if task.type is TaskType.MODIFY_FILE:
+            return GeneratedFiles({target: pages.add_metadata(context_files[target], brief)}, _FREE)
+        renderer = _RENDERERS.get(target)
+        if renderer is None:
+            raise ProviderError(f"the offline provider has no template for {target!r}")
+        return GeneratedFiles({target: renderer(brief)}, _FREE)
+
+    def repair_dependencies(
+        self, tasks: tuple[Task, ...], cycles: list[list[str]]
+    ) -> DependencyRepair:
+        """Keep only dependencies on tasks listed earlier: always acyclic."""
+        seen: set[str] = set()
+        dependencies: dict[str, tuple[str, ...]] = {}
+        for task in tasks:
+            dependencies[task.id] = tuple(d for d in task.input.dependencies if d in seen)
+            seen.add(task.id)
+        return DependencyRepair(dependencies, _FREE)

@@ -1,0 +1,1 @@
+"""The app's own tables (SQLAlchemy Core, SQLite or Postgres)."""
