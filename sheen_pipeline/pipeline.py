@@ -89,11 +89,11 @@ class BuildPipeline:
         files = build_static(self.workspace_dir(plan.build_id), self.settings.dist_dir / plan.build_id)
         return BuildSummary(tuple(files), total_usage(results), len(plan.tasks))
 
-    def deploy_preview(self, plan: Plan) -> Deployment:
+    def deploy_preview(self, plan: Plan, summary: BuildSummary) -> Deployment:
         build_id = plan.build_id
         files = deploy_local(self.settings.dist_dir / build_id, self.settings.previews_dir, build_id)
         url = self.settings.preview_url(build_id)
-        self.store.set_status(build_id, BuildStatus.SUCCEEDED, preview_url=url)
+        self.store.set_status(build_id, BuildStatus.SUCCEEDED, preview_url=url, usage=summary.usage)
         started = self.store.get_build(build_id).created_at
         if started.tzinfo is None:
             started = started.replace(tzinfo=UTC)

@@ -79,7 +79,7 @@ def build_site(context: OpExecutionContext, results: list[TaskResult]) -> BuildS
 def deploy_preview(context: OpExecutionContext, summary: BuildSummary) -> str:
     """Publish dist to the preview server and record the preview as an asset of the project."""
     plan: Plan = context.resources.plan
-    deployment = _run_step(context, "deploy", lambda pipeline, plan: pipeline.deploy_preview(plan))
+    deployment = _run_step(context, "deploy", lambda pipeline, plan: pipeline.deploy_preview(plan, summary))
     usage = summary.usage
     context.log_event(
         AssetMaterialization(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 from dagster import DagsterInstance, DagsterRun
 from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
@@ -40,7 +42,12 @@ def local_origins(job_name: str) -> tuple[RemoteJobOrigin, JobPythonOrigin]:
     return remote, reconstructable_job(job_name).get_python_origin()
 
 
-def create_build_run(instance: DagsterInstance, plan: Plan, plan_run: DagsterRun) -> DagsterRun:
+def create_build_run(
+    instance: DagsterInstance,
+    plan: Plan,
+    plan_run: DagsterRun,
+    run_config: Mapping[str, Any] | None = None,
+) -> DagsterRun:
     """A not-yet-started run of the plan's job, with the plan run's origins and the build's tags."""
     job = make_build_job(plan)
     if plan_run.remote_job_origin is not None and plan_run.job_code_origin is not None:
@@ -50,7 +57,8 @@ def create_build_run(instance: DagsterInstance, plan: Plan, plan_run: DagsterRun
         remote_origin, code_origin = local_origins(job.name)
     return instance.create_run_for_job(
         job,
-        execution_plan=create_execution_plan(job),
+        execution_plan=create_execution_plan(job, run_config=run_config),
+        run_config=run_config,
         tags={**job.run_tags, PLAN_RUN_ID: plan_run.run_id},
         remote_job_origin=remote_origin,
         job_code_origin=code_origin,

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, create_engine, insert, select, update
 from sqlalchemy.engine import make_url
 
-from sheen_pipeline.models import BuildRequest, Plan
+from sheen_pipeline.models import BuildRequest, Plan, TokenUsage
 from sheen_pipeline.store.tables import builds, metadata, plans
 
 
@@ -35,6 +35,7 @@ class BuildRecord:
     status: BuildStatus
     preview_url: str | None
     error: str | None
+    usage: TokenUsage
     created_at: datetime
 
 
@@ -88,9 +89,12 @@ class BuildStore:
         *,
         preview_url: str | None = None,
         error: str | None = None,
+        usage: TokenUsage | None = None,
     ) -> None:
         with self.engine.begin() as conn:
-            self._set_status(conn, build_id, status, preview_url=preview_url, error=error)
+            self._set_status(
+                conn, build_id, status, preview_url=preview_url, error=error, usage=usage
+            )
 
     @staticmethod
     def _set_status(
@@ -100,10 +104,13 @@ class BuildStore:
         *,
         preview_url: str | None = None,
         error: str | None = None,
+        usage: TokenUsage | None = None,
     ) -> None:
         values: dict[str, object] = {"status": status.value, "updated_at": _now(), "error": error}
         if preview_url is not None:
             values["preview_url"] = preview_url
+        if usage is not None:
+            values["usage_json"] = usage.model_dump_json()
         result = conn.execute(update(builds).where(builds.c.build_id == build_id).values(**values))
         if result.rowcount == 0:
             raise UnknownBuild(f"no build {build_id!r}")
@@ -137,6 +144,7 @@ class BuildStore:
             status=BuildStatus(row.status),
             preview_url=row.preview_url,
             error=row.error,
+            usage=TokenUsage.model_validate_json(row.usage_json) if row.usage_json else TokenUsage(),
             created_at=row.created_at,
         )
 

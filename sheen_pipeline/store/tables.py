@@ -16,6 +16,7 @@ builds = Table(
     Column("status", String(32), nullable=False),
     Column("current_run_id", String(64)),
     Column("preview_url", Text),
+    Column("usage_json", Text),
     Column("error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),

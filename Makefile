@@ -1,0 +1,41 @@
+# The two commands a new user needs: `make run` and `make test`. Both create .venv on first use.
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+export DAGSTER_HOME := $(CURDIR)
+export SHEEN_HOME ?= $(CURDIR)/.sheen
+export PROMPT ?= a landing page for Blue Fern Coffee in Portland, with a signup form and a menu
+
+.PHONY: install run test lint dev clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+## run: build the sample PROMPT (or PROMPT="..."), print the preview URL, then serve it until Ctrl-C
+run: install
+	$(BIN)/sheen build "$$PROMPT"
+	$(BIN)/sheen serve
+
+## test: lint, type check and the whole test suite
+test: lint
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check sheen_pipeline tests
+	$(BIN)/ruff format --check sheen_pipeline tests
+	$(BIN)/mypy sheen_pipeline
+
+## dev: the Dagster UI (webserver + daemon) on this instance, plus the preview server
+dev: install
+	trap 'kill 0' EXIT INT TERM; \
+	$(BIN)/sheen serve & \
+	$(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf $(VENV) .sheen storage history schedules logs .logs_queue .nux .telemetry

@@ -1,0 +1,1 @@
+"""HTTP: the preview server (and, later, the build API)."""
