@@ -36,6 +36,23 @@ _DEFAULT_NAMES: dict[SiteKind, str] = {
     "site": "My Site",
 }
 
+_BUSINESS_WORDS: list[tuple[str, str]] = [
+    ("coffee", "coffee shop"),
+    ("café", "café"),
+    ("cafe", "café"),
+    ("bakery", "bakery"),
+    ("pizza", "pizzeria"),
+    ("restaurant", "restaurant"),
+    ("yoga", "yoga studio"),
+    ("gym", "gym"),
+    ("salon", "salon"),
+    ("book", "bookshop"),
+    ("agency", "agency"),
+    ("studio", "studio"),
+    ("shop", "shop"),
+    ("store", "store"),
+]
+
 _CAP_WORD = r"[A-Z][\w'&.\-]*"
 _NAME_AFTER = re.compile(
     rf"\b(?:for|called|named)\s+((?:{_CAP_WORD})(?:\s+(?:{_CAP_WORD}|&|of|the|and|de|la))*)"
@@ -83,7 +100,7 @@ def read_brief(prompt: str) -> SiteBrief:
     kind: SiteKind = next((k for k, words in _KIND_KEYWORDS if _contains(lowered, words)), "site")
     features = tuple(f for f, words in _FEATURE_KEYWORDS.items() if _contains(lowered, words))
     noun = _NOUN_AFTER.search(prompt)
-    business = noun.group(1).strip() if noun else None
+    business = noun.group(1).strip() if noun else _guess_business(lowered)
     location_match = _LOCATION.search(prompt)
     location = location_match.group(1) if location_match else None
     return SiteBrief(
@@ -93,6 +110,10 @@ def read_brief(prompt: str) -> SiteBrief:
         location=location,
         features=features,
     )
+
+
+def _guess_business(lowered: str) -> str | None:
+    return next((label for word, label in _BUSINESS_WORDS if word in lowered), None)
 
 
 def _find_name(prompt: str, business: str | None, kind: SiteKind) -> str:

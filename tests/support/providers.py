@@ -1,0 +1,38 @@
+"""Test providers, loaded through SHEEN_PROVIDER=tests.support.providers:<name>."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from sheen_pipeline.models import BuildRequest, Plan, Task
+from sheen_pipeline.providers.base import GeneratedFiles, ProviderError
+from sheen_pipeline.providers.offline import OfflineProvider
+
+
+class FlakyOfflineProvider(OfflineProvider):
+    """Fails the task named by SHEEN_TEST_FAIL_TASK once per build, then behaves.
+
+    The marker lives on disk so the failure is remembered across processes (run workers)."""
+
+    def generate_files(
+        self, task: Task, plan: Plan, request: BuildRequest, context_files: Mapping[str, str]
+    ) -> GeneratedFiles:
+        calls = Path(os.environ["SHEEN_HOME"]) / "calls" / plan.build_id
+        calls.mkdir(parents=True, exist_ok=True)
+        (calls / f"{task.id}.{len(list(calls.glob(task.id + '.*')))}").touch()
+        marker = Path(os.environ["SHEEN_HOME"]) / f"failed-{plan.build_id}-{task.id}"
+        if task.id == os.environ.get("SHEEN_TEST_FAIL_TASK") and not marker.exists():
+            marker.touch()
+            raise ProviderError(f"injected failure in task {task.id}")
+        return super().generate_files(task, plan, request, context_files)
+
+
+def calls_by_task(home: Path, build_id: str) -> dict[str, int]:
+    """How many times each task asked the provider for files."""
+    counts: dict[str, int] = {}
+    for path in (home / "calls" / build_id).iterdir():
+        task_id = path.name.rsplit(".", 1)[0]
+        counts[task_id] = counts.get(task_id, 0) + 1
+    return counts
