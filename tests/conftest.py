@@ -29,5 +29,7 @@ def pipeline(sheen_home: Path) -> BuildPipeline:
 
 @pytest.fixture
 def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
-    with instance_for_test(temp_dir=str(tmp_path / "dagster")) as test_instance:
+    dagster_home = tmp_path / "dagster"
+    dagster_home.mkdir()
+    with instance_for_test(temp_dir=str(dagster_home)) as test_instance:
         yield test_instance

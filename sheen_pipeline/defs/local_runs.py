@@ -70,14 +70,21 @@ def describe_event(event: DagsterEvent) -> str | None:
     if event.is_step_success:
         return f"{label} done"
     if event.is_step_failure:
-        data = event.step_failure_data
-        reason = (
-            data.user_failure_data.description
-            if data.user_failure_data and data.user_failure_data.description
-            else (data.error.message.strip() if data.error else "unknown error")
-        )
-        return f"{label} failed: {reason}"
+        return f"{label} failed: {_failure_reason(event)}"
     return None
+
+
+def _failure_reason(event: DagsterEvent) -> str:
+    """The user's words: a Failure's description, else the innermost error without its type."""
+    data = event.step_failure_data
+    if data.user_failure_data and data.user_failure_data.description:
+        return data.user_failure_data.description
+    error = data.error
+    if error is None:
+        return "unknown error"
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip().split(": ", 1)[-1]
 
 
 def _execute(instance: DagsterInstance, run: DagsterRun, report: Report) -> None:

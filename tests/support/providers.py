@@ -6,8 +6,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from sheen_pipeline.models import BuildRequest, Plan, Task
-from sheen_pipeline.providers.base import GeneratedFiles, ProviderError
+from sheen_pipeline.models import BuildRequest, Plan, Task, TokenUsage
+from sheen_pipeline.planning.dag import with_dependencies
+from sheen_pipeline.providers.base import DependencyRepair, GeneratedFiles, PlanDraft, ProviderError
 from sheen_pipeline.providers.offline import OfflineProvider
 
 
@@ -36,3 +37,18 @@ def calls_by_task(home: Path, build_id: str) -> dict[str, int]:
         task_id = path.name.rsplit(".", 1)[0]
         counts[task_id] = counts.get(task_id, 0) + 1
     return counts
+
+
+class CyclicOfflineProvider(OfflineProvider):
+    """Plans the offline tasks with a cycle added, and cannot repair it."""
+
+    def plan(self, request: BuildRequest) -> PlanDraft:
+        draft = super().plan(request)
+        first = draft.tasks[0]
+        looped = with_dependencies(first, (*first.input.dependencies, draft.tasks[-1].id))
+        return PlanDraft(draft.summary, (looped, *draft.tasks[1:]), draft.usage)
+
+    def repair_dependencies(
+        self, tasks: tuple[Task, ...], cycles: list[list[str]]
+    ) -> DependencyRepair:
+        return DependencyRepair({t.id: t.input.dependencies for t in tasks}, TokenUsage())

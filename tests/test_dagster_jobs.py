@@ -1,0 +1,191 @@
+"""Real Dagster runs on a temporary instance: plan_build, the per-build job, re-execution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    DagsterRunStatus,
+    ReexecutionOptions,
+    execute_job,
+)
+from dagster._core.execution.api import create_execution_plan, execute_run
+
+from sheen_pipeline.defs import sheen
+from sheen_pipeline.defs.build_job import make_build_job
+from sheen_pipeline.defs.launching import local_origins, reconstructable_job
+from sheen_pipeline.defs.local_runs import BuildOutcome, run_build
+from sheen_pipeline.defs.plan_job import plan_build
+from sheen_pipeline.defs.tags import BUILD_ID, LOCATION_NAME, PLAN_RUN_ID, PROJECT_ID, USER_ID
+from sheen_pipeline.models import parse_build_request
+from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.store.builds import BuildStatus
+from tests.conftest import FLAKY_PROVIDER
+from tests.support.providers import calls_by_task
+from tests.support.runs import started_steps, succeeded_steps
+
+PROMPT = "a landing page for Blue Fern Coffee in Portland, with a signup form"
+TASKS = {"config", "styles", "forms", "index_page", "page_metadata"}
+
+
+def build(instance: DagsterInstance, pipeline: BuildPipeline, **fields: str) -> tuple[BuildOutcome, list[str]]:
+    lines: list[str] = []
+    request = parse_build_request(prompt=PROMPT, **fields)
+    return run_build(instance, pipeline, request, lines.append), lines
+
+
+def test_whole_build_succeeds_and_records_the_preview_asset(
+    instance: DagsterInstance, pipeline: BuildPipeline, sheen_home: Path
+) -> None:
+    outcome, lines = build(instance, pipeline, project_id="coffee", user_id="u1")
+    assert outcome.status == "succeeded", outcome.error
+    assert outcome.build_id is not None
+    assert outcome.preview_url == f"http://127.0.0.1:8787/p/{outcome.build_id}/"
+    assert outcome.files == ["index.html", "js/forms.js", "site.json", "styles.css"]
+    assert outcome.task_count == 5 and outcome.usage.cost_usd == 0.0
+    page = (sheen_home / "previews" / outcome.build_id / "index.html").read_text()
+    assert "Blue Fern Coffee" in page
+
+    assert lines[:3] == ["planning started", "planning done", lines[2]]
+    assert lines[2].startswith("plan ready with 5 tasks")
+    assert "task forms done" in lines and lines[-2:] == ["deploy started", "deploy done"]
+
+    plan_run_id, build_run_id = outcome.dagster_run_ids
+    build_run = instance.get_run_by_id(build_run_id)
+    assert build_run is not None and build_run.status == DagsterRunStatus.SUCCESS
+    assert build_run.job_name == f"build_{outcome.build_id}"
+    assert build_run.tags[BUILD_ID] == outcome.build_id
+    assert (build_run.tags[PROJECT_ID], build_run.tags[USER_ID]) == ("coffee", "u1")
+    assert build_run.tags[PLAN_RUN_ID] == plan_run_id
+    assert build_run.remote_job_origin is not None
+    assert build_run.remote_job_origin.location_name == LOCATION_NAME
+    assert succeeded_steps(instance, build_run_id) == TASKS | {"build_site", "deploy_preview"}
+
+    event = instance.get_latest_materialization_event(AssetKey(["sheen", "coffee", "preview"]))
+    assert event is not None and event.asset_materialization is not None
+    metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    assert metadata["build_id"] == outcome.build_id
+    assert metadata["preview_url"] == outcome.preview_url
+    assert metadata["file_count"] == 4 and metadata["task_count"] == 5
+    assert metadata["cost_usd"] == 0.0 and metadata["total_tokens"] == 0
+    assert metadata["files"] == outcome.files
+    assert isinstance(metadata["duration_s"], float)
+
+
+def test_job_graph_matches_the_plan(pipeline: BuildPipeline, instance: DagsterInstance) -> None:
+    outcome, _ = build(instance, pipeline)
+    plan = pipeline.store.get_plan(outcome.build_id or "")
+    assert plan is not None
+    job = make_build_job(plan)
+    execution_plan = create_execution_plan(job)
+    for task in plan.tasks:
+        step = execution_plan.get_step_by_key(task.id)
+        assert set(step.get_execution_dependency_keys()) == set(task.input.dependencies)
+    build_step = execution_plan.get_step_by_key("build_site")
+    assert set(build_step.get_execution_dependency_keys()) == TASKS
+    assert make_build_job(plan).get_job_snapshot_id() == job.get_job_snapshot_id()
+
+
+def test_repository_serves_stored_plans_lazily(pipeline: BuildPipeline, instance: DagsterInstance) -> None:
+    outcome, _ = build(instance, pipeline)
+    name = f"build_{outcome.build_id}"
+    assert sheen.get_job(name).name == name
+    assert set(sheen.job_names) == {"plan_build", name}
+    assert not sheen.has_job("build_nothere")
+    assert sheen.has_job(name)
+
+
+def test_plan_build_queues_the_build_run_with_the_plan_runs_origin(
+    pipeline: BuildPipeline, instance: DagsterInstance
+) -> None:
+    remote, code = local_origins(plan_build.name)
+    run = instance.create_run_for_job(
+        plan_build,
+        run_config={"ops": {"validate_request": {"config": {"prompt": PROMPT}}}},
+        remote_job_origin=remote,
+        job_code_origin=code,
+    )
+    result = execute_run(reconstructable_job(plan_build.name), run, instance)
+    assert result.success
+    build_id = instance.get_run_by_id(run.run_id).tags[BUILD_ID]  # type: ignore[union-attr]
+    queued = instance.get_runs()
+    build_runs = [r for r in queued if r.job_name == f"build_{build_id}"]
+    assert len(build_runs) == 1
+    assert build_runs[0].status == DagsterRunStatus.QUEUED
+    assert build_runs[0].remote_job_origin.repository_origin == remote.repository_origin  # type: ignore[union-attr]
+    assert pipeline.store.get_build(build_id).status is BuildStatus.PLANNED
+
+
+def test_invalid_request_fails_the_plan_run_with_a_clear_reason(instance: DagsterInstance, sheen_home: Path) -> None:
+    result = plan_build.execute_in_process(
+        run_config={"ops": {"validate_request": {"config": {"prompt": "x", "user_id": "bad id"}}}},
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data
+    assert failure.user_failure_data is not None
+    assert "user_id: may contain only letters" in (failure.user_failure_data.description or "")
+
+
+def test_cycles_with_approval_required_block_the_plan(
+    instance: DagsterInstance, pipeline: BuildPipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:CyclicOfflineProvider")
+    monkeypatch.setenv("SHEEN_MAX_CYCLE_EDGES_TO_DROP", "0")
+    monkeypatch.setenv("SHEEN_SEQUENTIAL_FALLBACK", "false")
+    monkeypatch.setenv("SHEEN_REQUIRE_PLAN_APPROVAL", "true")
+    outcome, lines = build(instance, BuildPipeline.from_env())
+    assert outcome.status == "failed" and outcome.build_id is not None
+    assert any(line.startswith("planning failed: plan blocked") for line in lines)
+    record = pipeline.store.get_build(outcome.build_id)
+    assert record.status is BuildStatus.BLOCKED
+    assert "config -> " in (record.error or "")
+    assert pipeline.store.get_plan(outcome.build_id) is None
+
+
+def test_sequential_fallback_is_recorded_and_still_builds(
+    instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch, sheen_home: Path
+) -> None:
+    monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:CyclicOfflineProvider")
+    monkeypatch.setenv("SHEEN_MAX_CYCLE_EDGES_TO_DROP", "0")
+    outcome, lines = build(instance, BuildPipeline.from_env())
+    assert outcome.status == "succeeded", outcome.error
+    assert any(line.startswith("plan_warning: rung C") for line in lines)
+
+
+def test_reexecution_from_failure_reruns_only_the_failed_task_and_downstream(
+    instance: DagsterInstance, sheen_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHEEN_PROVIDER", FLAKY_PROVIDER)
+    monkeypatch.setenv("SHEEN_TEST_FAIL_TASK", "forms")
+    pipeline = BuildPipeline.from_env()
+    outcome, lines = build(instance, pipeline)
+    assert outcome.status == "failed"
+    assert outcome.error == "task forms failed: injected failure in task forms"
+    assert "task forms failed: injected failure in task forms" in lines
+    build_id = outcome.build_id or ""
+    first_run_id = outcome.dagster_run_ids[1]
+    assert succeeded_steps(instance, first_run_id) == {"config", "styles"}
+    assert "index_page" not in started_steps(instance, first_run_id)
+
+    first_run = instance.get_run_by_id(first_run_id)
+    assert first_run is not None
+    result = execute_job(
+        reconstructable_job(first_run.job_name),
+        instance,
+        reexecution_options=ReexecutionOptions.from_failure(first_run_id, instance),
+    )
+    assert result.success
+    assert started_steps(instance, result.run_id) == {
+        "forms", "index_page", "page_metadata", "build_site", "deploy_preview"
+    }
+    assert calls_by_task(sheen_home, build_id) == {
+        "config": 1, "styles": 1, "forms": 2, "index_page": 1, "page_metadata": 1
+    }
+    record = pipeline.store.get_build(build_id)
+    assert record.status is BuildStatus.SUCCEEDED and record.error is None
+    assert (sheen_home / "previews" / build_id / "index.html").is_file()
