@@ -1,0 +1,48 @@
+"""Child processes for end-to-end tests: each in its own process group, always stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+
+
+def child_env(overrides: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHEEN_", "DAGSTER_"))}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    env.update(overrides)
+    return env
+
+
+@contextmanager
+def running(args: Sequence[str], env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Start args in a new process group; on exit SIGINT the group, then SIGKILL after 20 s."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            list(args), cwd=REPO_ROOT, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield process
+        finally:
+            _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    for sig, grace in ((signal.SIGINT, 20), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace)
+            os.killpg(process.pid, signal.SIGKILL)  # stragglers left in the group
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
