@@ -1,0 +1,97 @@
+"""`sheen build` and `sheen serve` as a user runs them: subprocesses and a real HTTP GET."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import FLAKY_PROVIDER, REPO_ROOT
+from tests.support.processes import child_env, running
+from tests.support.waiting import free_port, wait_for
+
+SHEEN = str(Path(sys.executable).parent / "sheen")
+PROMPT = "a landing page for Blue Fern Coffee in Portland, with a signup form and a menu"
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    dagster_home = tmp_path / "dagster"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return child_env(
+        {
+            "DAGSTER_HOME": str(dagster_home),
+            "SHEEN_HOME": str(tmp_path / "sheen"),
+            "SHEEN_PREVIEW_PORT": str(free_port()),
+        }
+    )
+
+
+def sheen(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SHEEN, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_build_then_serve_the_preview(cli_env: dict[str, str], tmp_path: Path) -> None:
+    result = sheen(cli_env, "build", PROMPT, "--project-id", "fern", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "succeeded"
+    assert summary["task_count"] == 5
+    assert summary["cost_usd"] == 0.0
+    assert summary["tokens"]["input"] == 0 and summary["tokens"]["output"] == 0
+    assert "index.html" in summary["files"] and "styles.css" in summary["files"]
+    assert len(summary["dagster_run_ids"]) == 2
+    port = cli_env["SHEEN_PREVIEW_PORT"]
+    assert summary["preview_url"] == f"http://127.0.0.1:{port}/p/{summary['build_id']}/"
+    assert "plan ready with 5 tasks" in result.stderr
+    assert "task index_page done" in result.stderr
+
+    with running([SHEEN, "serve"], cli_env, tmp_path / "serve.log"):
+        def page() -> requests.Response | None:
+            try:
+                return requests.get(summary["preview_url"], timeout=5)
+            except requests.ConnectionError:
+                return None
+
+        response = wait_for(page, 60, "the preview server")
+        assert response.status_code == 200
+        assert "<h1>Blue Fern Coffee</h1>" in response.text
+        css = requests.get(summary["preview_url"] + "styles.css", timeout=5)
+        assert css.status_code == 200 and "text/css" in css.headers["content-type"]
+        listing = requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+        assert summary["build_id"] in listing.text
+        escape = requests.get(f"http://127.0.0.1:{port}/p/%2e%2e/sheen.db", timeout=5)
+        assert escape.status_code == 404
+
+
+def test_plain_output_ends_with_the_preview_url(cli_env: dict[str, str]) -> None:
+    result = sheen(cli_env, "build", "a todo app")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "planning started"
+    assert lines[-1].startswith("preview: http://127.0.0.1:")
+
+
+def test_invalid_request_is_refused_before_any_run(cli_env: dict[str, str]) -> None:
+    result = sheen(cli_env, "build", "   ", "--user-id", "no spaces")
+    assert result.returncode == 2
+    assert "invalid build request: prompt: must not be empty; user_id: may contain only" in (
+        result.stderr
+    )
+
+
+def test_failed_build_exits_non_zero_with_json(cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "SHEEN_PROVIDER": FLAKY_PROVIDER, "SHEEN_TEST_FAIL_TASK": "styles"}
+    result = sheen(env, "build", PROMPT, "--json")
+    assert result.returncode == 1
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "failed"
+    assert summary["preview_url"] is None
+    assert summary["error"] == "task styles failed: injected failure in task styles"
