@@ -42,7 +42,9 @@ def main() -> None:
 @click.option("--project-id", default="default", show_default=True)
 @click.option("--user-id", default="anonymous", show_default=True)
 @click.option("--framework", type=click.Choice(["static"]), default=None)
-@click.option("--json", "as_json", is_flag=True, help="End with one JSON line describing the build.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="End with one JSON line describing the build."
+)
 def build(prompt: str, project_id: str, user_id: str, framework: str | None, as_json: bool) -> None:
     """Plan, build and deploy PROMPT; prints progress, then the preview URL."""
     settings = _settings()
@@ -87,4 +89,6 @@ def serve(host: str | None, port: int | None) -> None:
     host = host or settings.preview_host
     port = port or settings.preview_port
     click.echo(f"Serving previews at http://{host}:{port}/p/<build_id>/ (Ctrl-C stops)")
-    uvicorn.run(create_preview_app(settings.previews_dir), host=host, port=port, log_level="warning")
+    uvicorn.run(
+        create_preview_app(settings.previews_dir), host=host, port=port, log_level="warning"
+    )

@@ -86,12 +86,16 @@ class BuildPipeline:
         return run_task(plan.task(task_id), plan, plan.request, self.provider, workspace, upstream)
 
     def build_site(self, plan: Plan, results: Sequence[TaskResult]) -> BuildSummary:
-        files = build_static(self.workspace_dir(plan.build_id), self.settings.dist_dir / plan.build_id)
+        files = build_static(
+            self.workspace_dir(plan.build_id), self.settings.dist_dir / plan.build_id
+        )
         return BuildSummary(tuple(files), total_usage(results), len(plan.tasks))
 
     def deploy_preview(self, plan: Plan, summary: BuildSummary) -> Deployment:
         build_id = plan.build_id
-        files = deploy_local(self.settings.dist_dir / build_id, self.settings.previews_dir, build_id)
+        files = deploy_local(
+            self.settings.dist_dir / build_id, self.settings.previews_dir, build_id
+        )
         url = self.settings.preview_url(build_id)
         self.store.set_status(build_id, BuildStatus.SUCCEEDED, preview_url=url, usage=summary.usage)
         started = self.store.get_build(build_id).created_at

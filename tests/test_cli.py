@@ -54,6 +54,7 @@ def test_build_then_serve_the_preview(cli_env: dict[str, str], tmp_path: Path) -
     assert "task index_page done" in result.stderr
 
     with running([SHEEN, "serve"], cli_env, tmp_path / "serve.log"):
+
         def page() -> requests.Response | None:
             try:
                 return requests.get(summary["preview_url"], timeout=5)

@@ -31,7 +31,9 @@ PROMPT = "a landing page for Blue Fern Coffee in Portland, with a signup form"
 TASKS = {"config", "styles", "forms", "index_page", "page_metadata"}
 
 
-def build(instance: DagsterInstance, pipeline: BuildPipeline, **fields: str) -> tuple[BuildOutcome, list[str]]:
+def build(
+    instance: DagsterInstance, pipeline: BuildPipeline, **fields: str
+) -> tuple[BuildOutcome, list[str]]:
     lines: list[str] = []
     request = parse_build_request(prompt=PROMPT, **fields)
     return run_build(instance, pipeline, request, lines.append), lines
@@ -89,7 +91,9 @@ def test_job_graph_matches_the_plan(pipeline: BuildPipeline, instance: DagsterIn
     assert make_build_job(plan).get_job_snapshot_id() == job.get_job_snapshot_id()
 
 
-def test_repository_serves_stored_plans_lazily(pipeline: BuildPipeline, instance: DagsterInstance) -> None:
+def test_repository_serves_stored_plans_lazily(
+    pipeline: BuildPipeline, instance: DagsterInstance
+) -> None:
     outcome, _ = build(instance, pipeline)
     name = f"build_{outcome.build_id}"
     assert sheen.get_job(name).name == name
@@ -119,7 +123,9 @@ def test_plan_build_queues_the_build_run_with_the_plan_runs_origin(
     assert pipeline.store.get_build(build_id).status is BuildStatus.PLANNED
 
 
-def test_invalid_request_fails_the_plan_run_with_a_clear_reason(instance: DagsterInstance, sheen_home: Path) -> None:
+def test_invalid_request_fails_the_plan_run_with_a_clear_reason(
+    instance: DagsterInstance, sheen_home: Path
+) -> None:
     result = plan_build.execute_in_process(
         run_config={"ops": {"validate_request": {"config": {"prompt": "x", "user_id": "bad id"}}}},
         instance=instance,
@@ -181,10 +187,18 @@ def test_reexecution_from_failure_reruns_only_the_failed_task_and_downstream(
     )
     assert result.success
     assert started_steps(instance, result.run_id) == {
-        "forms", "index_page", "page_metadata", "build_site", "deploy_preview"
+        "forms",
+        "index_page",
+        "page_metadata",
+        "build_site",
+        "deploy_preview",
     }
     assert calls_by_task(sheen_home, build_id) == {
-        "config": 1, "styles": 1, "forms": 2, "index_page": 1, "page_metadata": 1
+        "config": 1,
+        "styles": 1,
+        "forms": 2,
+        "index_page": 1,
+        "page_metadata": 1,
     }
     record = pipeline.store.get_build(build_id)
     assert record.status is BuildStatus.SUCCEEDED and record.error is None

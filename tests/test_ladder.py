@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sheen_pipeline.models import Task, TaskInput, TaskType, parse_build_request
+from sheen_pipeline.models import Task, TaskInput, TaskType, TokenUsage, parse_build_request
 from sheen_pipeline.planning.dag import (
     LadderPolicy,
     PlanBlocked,
@@ -16,7 +16,6 @@ from sheen_pipeline.planning.dag import (
 )
 from sheen_pipeline.planning.planner import make_plan
 from sheen_pipeline.providers.base import DependencyRepair, GeneratedFiles, PlanDraft
-from sheen_pipeline.models import TokenUsage
 
 
 def task(task_id: str, *deps: str, priority: int = 3) -> Task:
@@ -126,7 +125,9 @@ class CyclicProvider:
     def generate_files(self, *args: object) -> GeneratedFiles:
         raise NotImplementedError
 
-    def repair_dependencies(self, tasks: tuple[Task, ...], cycles: list[list[str]]) -> DependencyRepair:
+    def repair_dependencies(
+        self, tasks: tuple[Task, ...], cycles: list[list[str]]
+    ) -> DependencyRepair:
         return DependencyRepair({"a": (), "b": ("a",)}, TokenUsage(input_tokens=7))
 
 

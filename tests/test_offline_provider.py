@@ -6,6 +6,7 @@ import json
 import posixpath
 from pathlib import Path
 
+import networkx as nx
 import pytest
 
 from sheen_pipeline.execution.tasks import run_task
@@ -16,8 +17,6 @@ from sheen_pipeline.planning.planner import make_plan
 from sheen_pipeline.providers.offline import OfflineProvider
 from sheen_pipeline.providers.offline.brief import read_brief
 from tests.support.html_check import check_html
-
-import networkx as nx
 
 
 def build_offline(prompt: str, root: Path) -> tuple[Workspace, list[str]]:
@@ -36,7 +35,11 @@ def build_offline(prompt: str, root: Path) -> tuple[Workspace, list[str]]:
 @pytest.mark.parametrize(
     ("prompt", "kind", "name"),
     [
-        ("a landing page for Blue Fern Coffee in Portland, with a signup form", "landing", "Blue Fern Coffee"),
+        (
+            "a landing page for Blue Fern Coffee in Portland, with a signup form",
+            "landing",
+            "Blue Fern Coffee",
+        ),
         ("a portfolio for Ada Lovelace with a contact form", "portfolio", "Ada Lovelace"),
         ("a blog called Slow Mornings about tea", "blog", "Slow Mornings"),
         ("a todo app for Team Rocket", "todo", "Team Rocket"),
@@ -66,7 +69,10 @@ def test_plan_has_real_dependencies_and_task_types(tmp_path: Path) -> None:
     assert by_id["index_page"].input.dependencies == ("config", "styles", "forms")
     assert by_id["page_metadata"].type is TaskType.MODIFY_FILE
     assert {t.type for t in plan.tasks} >= {
-        TaskType.SETUP_CONFIG, TaskType.CREATE_FILE, TaskType.CREATE_COMPONENT, TaskType.MODIFY_FILE
+        TaskType.SETUP_CONFIG,
+        TaskType.CREATE_FILE,
+        TaskType.CREATE_COMPONENT,
+        TaskType.MODIFY_FILE,
     }
     assert plan.recovery == ()
 

@@ -44,7 +44,9 @@ class GraphQL:
         self.url = f"http://127.0.0.1:{port}/graphql"
 
     def __call__(self, query: str, **variables: Any) -> dict[str, Any]:
-        response = requests.post(self.url, json={"query": query, "variables": variables}, timeout=60)
+        response = requests.post(
+            self.url, json={"query": query, "variables": variables}, timeout=60
+        )
         response.raise_for_status()
         body: dict[str, Any] = response.json()
         assert "errors" not in body, body
@@ -164,5 +166,9 @@ def test_ui_reexecutes_ui_and_cli_builds_from_failure(
             build_id = child.tags[BUILD_ID]
             assert pipeline.store.get_build(build_id).status is BuildStatus.SUCCEEDED
             assert calls_by_task(Path(dev_env["SHEEN_HOME"]), build_id) == {
-                "config": 1, "styles": 1, "forms": 2, "index_page": 1, "page_metadata": 1
+                "config": 1,
+                "styles": 1,
+                "forms": 2,
+                "index_page": 1,
+                "page_metadata": 1,
             }

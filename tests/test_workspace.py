@@ -23,7 +23,8 @@ def workspace(root: Path) -> Workspace:
 
 def files_outside(tmp_path: Path, root: Path) -> list[Path]:
     return [
-        p for p in tmp_path.rglob("*")
+        p
+        for p in tmp_path.rglob("*")
         if p.is_file() and root.resolve() not in p.resolve().parents and "outside" not in p.name
     ]
 

@@ -1,12 +1,12 @@
 """The per-build job: one `run_task` node per planned task, then `build_site` and `deploy_preview`."""
 
-
 from collections.abc import Callable
 from typing import TypeVar
 
 from dagster import (
     AssetMaterialization,
     DependencyDefinition,
+    FloatMetadataValue,
     GraphDefinition,
     In,
     JobDefinition,
@@ -16,6 +16,7 @@ from dagster import (
     OpExecutionContext,
     Out,
     ResourceDefinition,
+    TextMetadataValue,
     in_process_executor,
     op,
 )
@@ -25,7 +26,6 @@ from sheen_pipeline.defs.tags import build_job_name, build_tags
 from sheen_pipeline.models import Plan, TaskResult
 from sheen_pipeline.pipeline import BuildPipeline, BuildSummary
 from sheen_pipeline.store.builds import BuildStatus
-
 
 T = TypeVar("T")
 
@@ -53,7 +53,9 @@ def run_task(context: OpExecutionContext, upstream: list[TaskResult]) -> TaskRes
     """Generate and write the files of the task this node is named after."""
     task_id = context.op_handle.name
     result = _run_step(
-        context, f"task {task_id}", lambda pipeline, plan: pipeline.run_task(plan, task_id, upstream)
+        context,
+        f"task {task_id}",
+        lambda pipeline, plan: pipeline.run_task(plan, task_id, upstream),
     )
     context.add_output_metadata(
         {
@@ -79,7 +81,9 @@ def build_site(context: OpExecutionContext, results: list[TaskResult]) -> BuildS
 def deploy_preview(context: OpExecutionContext, summary: BuildSummary) -> str:
     """Publish dist to the preview server and record the preview as an asset of the project."""
     plan: Plan = context.resources.plan
-    deployment = _run_step(context, "deploy", lambda pipeline, plan: pipeline.deploy_preview(plan, summary))
+    deployment = _run_step(
+        context, "deploy", lambda pipeline, plan: pipeline.deploy_preview(plan, summary)
+    )
     usage = summary.usage
     context.log_event(
         AssetMaterialization(
@@ -102,13 +106,16 @@ def deploy_preview(context: OpExecutionContext, summary: BuildSummary) -> str:
     return deployment.preview_url
 
 
-def _cost_metadata(cost_usd: float | None) -> MetadataValue[object]:
+def _cost_metadata(cost_usd: float | None) -> FloatMetadataValue | TextMetadataValue:
     """A float the UI can plot, or text when the model's price is unknown (never a fake 0)."""
     return MetadataValue.float(cost_usd) if cost_usd is not None else MetadataValue.text("unknown")
 
 
-def _task_dependencies(plan: Plan) -> dict[NodeInvocation, dict[str, MultiDependencyDefinition]]:
-    deps: dict[NodeInvocation, dict[str, MultiDependencyDefinition]] = {}
+Dependencies = dict[NodeInvocation, dict[str, DependencyDefinition | MultiDependencyDefinition]]
+
+
+def _task_dependencies(plan: Plan) -> Dependencies:
+    deps: Dependencies = {}
     for task in plan.tasks:
         upstream = [DependencyDefinition(dep) for dep in task.input.dependencies]
         deps[NodeInvocation("run_task", alias=task.id)] = (
@@ -119,7 +126,7 @@ def _task_dependencies(plan: Plan) -> dict[NodeInvocation, dict[str, MultiDepend
 
 def make_build_job(plan: Plan) -> JobDefinition:
     """A deterministic job from a stored plan: same plan, same job, in every process."""
-    dependencies: dict[NodeInvocation, dict[str, DependencyDefinition | MultiDependencyDefinition]] = {
+    dependencies: Dependencies = {
         **_task_dependencies(plan),
         NodeInvocation("build_site"): {
             "results": MultiDependencyDefinition([DependencyDefinition(t.id) for t in plan.tasks])
@@ -130,7 +137,7 @@ def make_build_job(plan: Plan) -> JobDefinition:
         name=build_job_name(plan.build_id),
         description=f"{plan.summary} ({len(plan.tasks)} tasks, planned by {plan.provider})",
         node_defs=[run_task, build_site, deploy_preview],
-        dependencies=dependencies,  # type: ignore[arg-type]
+        dependencies=dependencies,
     )
     return graph.to_job(
         resource_defs={

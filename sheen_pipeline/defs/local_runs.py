@@ -118,7 +118,9 @@ def run_build(
         outcome.error = pipeline.store.get_build(build_id).error if build_id else "planning failed"
         return outcome
     outcome.task_count = len(plan.tasks)
-    report(f"plan ready with {len(plan.tasks)} tasks (build {plan.build_id}, provider {plan.provider})")
+    report(
+        f"plan ready with {len(plan.tasks)} tasks (build {plan.build_id}, provider {plan.provider})"
+    )
     for step in plan.recovery:
         report(f"plan_warning: rung {step.rung}: {step.action}: {step.detail}")
 

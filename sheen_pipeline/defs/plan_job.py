@@ -1,6 +1,5 @@
 """The static `plan_build` job, launchable from the UI: validate, plan, submit the build's own run."""
 
-
 from dagster import (
     Config,
     Failure,
@@ -21,14 +20,14 @@ from sheen_pipeline.planning.dag import PlanBlocked
 from sheen_pipeline.planning.planner import PlanOutcome
 
 
-class BuildRequestConfig(Config):  # type: ignore[misc]
+class BuildRequestConfig(Config):
     prompt: str = Field(description="What to build, in plain words (at most 2000 characters).")
     project_id: str = Field(default="default", description="Letters, digits, '_' and '-'.")
     user_id: str = Field(default="anonymous", description="Letters, digits, '_' and '-'.")
     framework: str | None = Field(default=None, description="Leave empty, or 'static'.")
 
 
-class LaunchConfig(Config):  # type: ignore[misc]
+class LaunchConfig(Config):
     submit: bool = Field(
         default=True,
         description="Submit the build's run to the run queue. The CLI turns this off and runs it.",

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import AbstractSet
+from collections.abc import Set as AbstractSet
 
-from dagster import DagsterInvariantViolationError, JobDefinition, RepositoryData, repository
+from dagster import (
+    DagsterInvariantViolationError,
+    JobDefinition,
+    RepositoryData,
+    ResourceDefinition,
+    repository,
+)
 
 from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.build_job import make_build_job
@@ -18,7 +24,7 @@ from sheen_pipeline.store.builds import BuildStore
 log = logging.getLogger(__name__)
 
 
-class SheenRepositoryData(RepositoryData):  # type: ignore[misc]
+class SheenRepositoryData(RepositoryData):
     """Per-build jobs are read from the plan store when asked for, and cached (plans never change)."""
 
     def __init__(self) -> None:
@@ -34,7 +40,7 @@ class SheenRepositoryData(RepositoryData):  # type: ignore[misc]
             job = self._built[plan.build_id] = make_build_job(plan)
         return job
 
-    def get_top_level_resources(self) -> Mapping[str, object]:
+    def get_top_level_resources(self) -> Mapping[str, ResourceDefinition]:
         return {}
 
     def get_env_vars_by_top_level_resource(self) -> Mapping[str, AbstractSet[str]]:

@@ -7,7 +7,7 @@ from dagster import ConfigurableResource
 from sheen_pipeline.pipeline import BuildPipeline
 
 
-class SheenResource(ConfigurableResource):  # type: ignore[misc]
+class SheenResource(ConfigurableResource):  # type: ignore[type-arg]
     """Settings come from the environment so the UI, daemon and CLI all agree on them."""
 
     def pipeline(self) -> BuildPipeline:

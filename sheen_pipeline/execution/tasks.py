@@ -34,8 +34,12 @@ def run_task(
     workspace: Workspace,
     upstream: Sequence[TaskResult],
 ) -> TaskResult:
-    generated = provider.generate_files(task, plan, request, context_files(task, upstream, workspace))
+    generated = provider.generate_files(
+        task, plan, request, context_files(task, upstream, workspace)
+    )
     if not generated.files:
         raise TaskFailed(f"task {task.id!r}: the provider returned no files")
-    artifacts = tuple(workspace.write(path, generated.files[path]) for path in sorted(generated.files))
+    artifacts = tuple(
+        workspace.write(path, generated.files[path]) for path in sorted(generated.files)
+    )
     return TaskResult(task_id=task.id, files=artifacts, usage=generated.usage)

@@ -166,11 +166,15 @@ def resolve_cycles(
         remaining = find_cycles(answer)
         if not remaining:
             steps.append(
-                RecoveryStep(rung="B", action="provider removed cycles", detail=format_cycles(cycles))
+                RecoveryStep(
+                    rung="B", action="provider removed cycles", detail=format_cycles(cycles)
+                )
             )
             return LadderOutcome(answer, tuple(steps))
         steps.append(
-            RecoveryStep(rung="B", action="provider answer still cyclic", detail=format_cycles(remaining))
+            RecoveryStep(
+                rung="B", action="provider answer still cyclic", detail=format_cycles(remaining)
+            )
         )
 
     if policy.sequential_fallback:
@@ -184,6 +188,8 @@ def resolve_cycles(
         return LadderOutcome(_run_one_by_one(tasks), tuple(steps))
 
     if policy.require_approval:
-        steps.append(RecoveryStep(rung="D", action="blocked", detail=format_cycles(original_cycles)))
+        steps.append(
+            RecoveryStep(rung="D", action="blocked", detail=format_cycles(original_cycles))
+        )
         raise PlanBlocked(original_cycles, tuple(steps))
     raise PlanCyclic(original_cycles)

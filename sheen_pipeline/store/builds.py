@@ -122,9 +122,7 @@ class BuildStore:
             conn.execute(
                 update(builds)
                 .where(builds.c.build_id == build_id)
-                .where(
-                    (builds.c.current_run_id.is_(None)) | (builds.c.current_run_id != run_id)
-                )
+                .where((builds.c.current_run_id.is_(None)) | (builds.c.current_run_id != run_id))
                 .values(
                     status=BuildStatus.BUILDING.value,
                     current_run_id=run_id,
@@ -144,7 +142,9 @@ class BuildStore:
             status=BuildStatus(row.status),
             preview_url=row.preview_url,
             error=row.error,
-            usage=TokenUsage.model_validate_json(row.usage_json) if row.usage_json else TokenUsage(),
+            usage=TokenUsage.model_validate_json(row.usage_json)
+            if row.usage_json
+            else TokenUsage(),
             created_at=row.created_at,
         )
 

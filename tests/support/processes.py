@@ -20,11 +20,17 @@ def child_env(overrides: Mapping[str, str]) -> dict[str, str]:
 
 
 @contextmanager
-def running(args: Sequence[str], env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    args: Sequence[str], env: Mapping[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start args in a new process group; on exit SIGINT the group, then SIGKILL after 20 s."""
     with log.open("wb") as out:
         process = subprocess.Popen(
-            list(args), cwd=REPO_ROOT, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
+            list(args),
+            cwd=REPO_ROOT,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:

@@ -167,13 +167,16 @@ def dashboard_script() -> str:
 
 
 def site_config(brief: SiteBrief) -> str:
-    return json.dumps(
-        {
-            "name": brief.name,
-            "kind": brief.kind,
-            "business": brief.business,
-            "location": brief.location,
-            "features": list(brief.features),
-        },
-        indent=2,
-    ) + "\n"
+    return (
+        json.dumps(
+            {
+                "name": brief.name,
+                "kind": brief.kind,
+                "business": brief.business,
+                "location": brief.location,
+                "features": list(brief.features),
+            },
+            indent=2,
+        )
+        + "\n"
+    )

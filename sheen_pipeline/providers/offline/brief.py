@@ -17,7 +17,15 @@ _KIND_KEYWORDS: list[tuple[SiteKind, tuple[str, ...]]] = [
 ]
 
 _FEATURE_KEYWORDS: dict[str, tuple[str, ...]] = {
-    "signup_form": ("signup", "sign-up", "sign up", "newsletter", "waitlist", "subscribe", "register"),
+    "signup_form": (
+        "signup",
+        "sign-up",
+        "sign up",
+        "newsletter",
+        "waitlist",
+        "subscribe",
+        "register",
+    ),
     "contact_form": ("contact", "get in touch", "enquir", "inquir", "booking", "reservation"),
     "menu": ("menu",),
     "pricing": ("pricing", "prices", "plans"),

@@ -35,7 +35,9 @@ class _Section:
 
     @property
     def html(self) -> str:
-        return f'<section id="{self.section_id}">\n<h2>{_e(self.title)}</h2>\n{self.body}\n</section>'
+        return (
+            f'<section id="{self.section_id}">\n<h2>{_e(self.title)}</h2>\n{self.body}\n</section>'
+        )
 
     @property
     def link(self) -> str:
@@ -88,60 +90,133 @@ def _feature_sections(brief: SiteBrief) -> list[_Section]:
     where = f" in {brief.location}" if brief.location else ""
     sections = []
     if "menu" in brief.features:
-        sections.append(_section("menu", "Menu", _cards([(i, f"Made fresh at {brief.name}.") for i in _menu_items(brief)])))
+        sections.append(
+            _section(
+                "menu",
+                "Menu",
+                _cards([(i, f"Made fresh at {brief.name}.") for i in _menu_items(brief)]),
+            )
+        )
     if "pricing" in brief.features:
-        sections.append(_section("pricing", "Pricing", _cards([
-            ("Starter", "Everything you need to begin."),
-            ("Plus", "More of what you love, for regulars."),
-            ("Pro", f"The full {brief.name} experience."),
-        ])))
+        sections.append(
+            _section(
+                "pricing",
+                "Pricing",
+                _cards(
+                    [
+                        ("Starter", "Everything you need to begin."),
+                        ("Plus", "More of what you love, for regulars."),
+                        ("Pro", f"The full {brief.name} experience."),
+                    ]
+                ),
+            )
+        )
     if "gallery" in brief.features:
-        sections.append(_section("gallery", "Gallery", _cards([
-            (f"{brief.name} #{n}", "A moment worth sharing.") for n in (1, 2, 3)
-        ])))
+        sections.append(
+            _section(
+                "gallery",
+                "Gallery",
+                _cards([(f"{brief.name} #{n}", "A moment worth sharing.") for n in (1, 2, 3)]),
+            )
+        )
     if "testimonials" in brief.features:
-        sections.append(_section("testimonials", "What people say", _cards([
-            ("A regular", f"{brief.name} is the best part of my week."),
-            ("A newcomer", f"So glad I found {brief.name}{where}."),
-        ])))
+        sections.append(
+            _section(
+                "testimonials",
+                "What people say",
+                _cards(
+                    [
+                        ("A regular", f"{brief.name} is the best part of my week."),
+                        ("A newcomer", f"So glad I found {brief.name}{where}."),
+                    ]
+                ),
+            )
+        )
     if "hours" in brief.features:
-        sections.append(_section("hours", "Opening hours", "<p>Monday to Friday 7:00-18:00<br>Saturday and Sunday 8:00-16:00</p>"))
+        sections.append(
+            _section(
+                "hours",
+                "Opening hours",
+                "<p>Monday to Friday 7:00-18:00<br>Saturday and Sunday 8:00-16:00</p>",
+            )
+        )
     if "faq" in brief.features:
-        sections.append(_section("faq", "Questions", f"<dl><dt>Where is {_e(brief.name)}?</dt><dd>{_e(brief.location or 'Online, for now.')}</dd></dl>"))
+        sections.append(
+            _section(
+                "faq",
+                "Questions",
+                f"<dl><dt>Where is {_e(brief.name)}?</dt><dd>{_e(brief.location or 'Online, for now.')}</dd></dl>",
+            )
+        )
     return sections
 
 
 def _kind_sections(brief: SiteBrief) -> list[_Section]:
     if brief.kind == "todo":
-        return [_section("todos", "Your list", (
-            '<form id="todo-form" novalidate>\n<label>New item <input id="todo-input" required '
-            'minlength="1" maxlength="200" placeholder=" "></label>\n'
-            '<button type="submit">Add</button>\n</form>\n<ul id="todo-list" class="todo-list"></ul>'
-        ))]
-    if brief.kind == "dashboard":
-        series = [{"label": m, "value": v} for m, v in
-                  (("Jan", 42), ("Feb", 55), ("Mar", 61), ("Apr", 58), ("May", 73), ("Jun", 80))]
         return [
-            _section("metrics", "This quarter", _cards([
-                ("Visitors", "12,480"), ("Sign-ups", "1,032"), ("Conversion", "8.3%")
-            ])),
-            _section("trend", "Monthly trend", (
-                f'<script type="application/json" id="metrics">{script_json({"series": series})}</script>\n'
-                '<svg id="chart" class="chart" width="400" height="200" role="img" '
-                'aria-label="Monthly trend"></svg>'
-            )),
+            _section(
+                "todos",
+                "Your list",
+                (
+                    '<form id="todo-form" novalidate>\n<label>New item <input id="todo-input" required '
+                    'minlength="1" maxlength="200" placeholder=" "></label>\n'
+                    '<button type="submit">Add</button>\n</form>\n<ul id="todo-list" class="todo-list"></ul>'
+                ),
+            )
+        ]
+    if brief.kind == "dashboard":
+        series = [
+            {"label": m, "value": v}
+            for m, v in (
+                ("Jan", 42),
+                ("Feb", 55),
+                ("Mar", 61),
+                ("Apr", 58),
+                ("May", 73),
+                ("Jun", 80),
+            )
+        ]
+        return [
+            _section(
+                "metrics",
+                "This quarter",
+                _cards([("Visitors", "12,480"), ("Sign-ups", "1,032"), ("Conversion", "8.3%")]),
+            ),
+            _section(
+                "trend",
+                "Monthly trend",
+                (
+                    f'<script type="application/json" id="metrics">{script_json({"series": series})}</script>\n'
+                    '<svg id="chart" class="chart" width="400" height="200" role="img" '
+                    'aria-label="Monthly trend"></svg>'
+                ),
+            ),
         ]
     if brief.kind == "blog":
-        return [_section("posts", "Latest posts", (
-            f'<article class="card"><h3><a href="{POST_PATH}">Welcome to {_e(brief.name)}</a></h3>'
-            "<p>Why we started, and what comes next.</p></article>"
-        ))]
+        return [
+            _section(
+                "posts",
+                "Latest posts",
+                (
+                    f'<article class="card"><h3><a href="{POST_PATH}">Welcome to {_e(brief.name)}</a></h3>'
+                    "<p>Why we started, and what comes next.</p></article>"
+                ),
+            )
+        ]
     if brief.kind == "portfolio":
-        return [_section("work", "Selected work", _cards([
-            ("Project one", "A recent piece, start to finish."),
-            ("Project two", "A collaboration worth showing."),
-            ("Project three", "An experiment that became a favourite."),
-        ]))]
+        return [
+            _section(
+                "work",
+                "Selected work",
+                _cards(
+                    [
+                        ("Project one", "A recent piece, start to finish."),
+                        ("Project two", "A collaboration worth showing."),
+                        ("Project three", "An experiment that became a favourite."),
+                    ]
+                ),
+            )
+        ]
     what = brief.business or "team"
     where = f" in {brief.location}" if brief.location else ""
     return [_section("about", "About", f"<p>{_e(brief.name)} is a {_e(what)}{_e(where)}.</p>")]
@@ -175,7 +250,9 @@ def _page(title: str, header: str, body: str, stylesheet: str, scripts: list[str
 
 
 def index_page(brief: SiteBrief) -> str:
-    sections = _kind_sections(brief) + _feature_sections(brief) + [_form(f, brief) for f in brief.forms]
+    sections = (
+        _kind_sections(brief) + _feature_sections(brief) + [_form(f, brief) for f in brief.forms]
+    )
     links = "".join(section.link for section in sections)
     header = (
         f'<header class="hero">\n<h1>{_e(brief.name)}</h1>\n<p>{_e(brief.tagline)}</p>\n'
