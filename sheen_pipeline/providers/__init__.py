@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import importlib
 import logging
+from functools import cache
 
 from sheen_pipeline.config import ConfigError, Settings
 from sheen_pipeline.providers.base import Provider
 
 log = logging.getLogger(__name__)
+
+
+@cache
+def _announce_offline() -> None:
+    """Once per process, so a build's log says it once, not once per task."""
+    log.info("Using the offline provider: deterministic, no network, no API key needed.")
 
 
 def select_provider(settings: Settings) -> Provider:
@@ -17,7 +24,7 @@ def select_provider(settings: Settings) -> Provider:
     if name == "offline":
         from sheen_pipeline.providers.offline import OfflineProvider
 
-        log.info("Using the offline provider: deterministic, no network, no API key needed.")
+        _announce_offline()
         return OfflineProvider()
     if ":" in name:
         module_name, _, attribute = name.partition(":")
