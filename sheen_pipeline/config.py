@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -52,6 +52,14 @@ class Settings:
     max_cycle_edges_to_drop: int
     sequential_fallback: bool
     require_plan_approval: bool
+    model: str
+    max_tokens: int
+    llm_timeout_s: int
+    llm_max_retries: int
+    openai_base_url: str
+    prices: str
+    anthropic_api_key: str = field(default="", repr=False)
+    openai_api_key: str = field(default="", repr=False)
 
     @property
     def workspaces_dir(self) -> Path:
@@ -81,4 +89,17 @@ class Settings:
             max_cycle_edges_to_drop=_env_int("SHEEN_MAX_CYCLE_EDGES_TO_DROP", 3, minimum=0),
             sequential_fallback=_env_bool("SHEEN_SEQUENTIAL_FALLBACK", True),
             require_plan_approval=_env_bool("SHEEN_REQUIRE_PLAN_APPROVAL", False),
+            model=os.environ.get("SHEEN_MODEL", "").strip(),
+            max_tokens=_env_int("SHEEN_MAX_TOKENS", 16000),
+            llm_timeout_s=_env_int("SHEEN_LLM_TIMEOUT_S", 120),
+            llm_max_retries=_env_int("SHEEN_LLM_MAX_RETRIES", 3, minimum=0),
+            openai_base_url=os.environ.get("SHEEN_OPENAI_BASE_URL", "").strip(),
+            prices=os.environ.get("SHEEN_PRICES", ""),
+            anthropic_api_key=os.environ.get("ANTHROPIC_API_KEY", "").strip(),
+            openai_api_key=os.environ.get("SHEEN_OPENAI_API_KEY", "").strip(),
         )
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never appear in logs, events, metadata or errors."""
+        return tuple(s for s in (self.anthropic_api_key, self.openai_api_key) if s)

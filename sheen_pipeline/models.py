@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -81,36 +82,15 @@ class RecoveryStep(_Frozen):
     detail: str
 
 
-class Plan(_Frozen):
-    build_id: SafeId
-    request: BuildRequest
-    summary: str
-    tasks: tuple[Task, ...]
-    recovery: tuple[RecoveryStep, ...] = ()
-    provider: str = "offline"
-    model: str = "offline"
-
-    def task(self, task_id: str) -> Task:
-        for task in self.tasks:
-            if task.id == task_id:
-                return task
-        raise KeyError(f"plan {self.build_id} has no task {task_id!r}")
-
-
-class FileArtifact(_Frozen):
-    path: str
-    sha256: str
-    size: int
-
-
 class TokenUsage(_Frozen):
-    """Tokens one or more provider calls used; cost is None when the model's price is unknown."""
+    """Tokens one or more provider calls used. Cost is exact (Decimal), so per-task and per-build
+    totals add up to the cent; it is None when a model's price is unknown."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
-    cost_usd: float | None = 0.0
+    cost_usd: Decimal | None = Decimal(0)
 
     @property
     def total_tokens(self) -> int:
@@ -125,7 +105,7 @@ class TokenUsage(_Frozen):
         cost = (
             None
             if self.cost_usd is None or other.cost_usd is None
-            else round(self.cost_usd + other.cost_usd, 10)
+            else self.cost_usd + other.cost_usd
         )
         return TokenUsage(
             input_tokens=self.input_tokens + other.input_tokens,
@@ -136,10 +116,35 @@ class TokenUsage(_Frozen):
         )
 
 
+class Plan(_Frozen):
+    build_id: SafeId
+    request: BuildRequest
+    summary: str
+    tasks: tuple[Task, ...]
+    recovery: tuple[RecoveryStep, ...] = ()
+    provider: str = "offline"
+    model: str = "offline"
+    planning_usage: TokenUsage = TokenUsage()
+    planning_heals: int = 0
+
+    def task(self, task_id: str) -> Task:
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+        raise KeyError(f"plan {self.build_id} has no task {task_id!r}")
+
+
+class FileArtifact(_Frozen):
+    path: str
+    sha256: str
+    size: int
+
+
 class TaskResult(_Frozen):
     task_id: str
     files: tuple[FileArtifact, ...]
     usage: TokenUsage
+    heals: int = 0
 
 
 def new_build_id() -> str:

@@ -15,7 +15,7 @@ from sheen_pipeline.execution.tasks import run_task
 from sheen_pipeline.execution.workspace import Workspace
 from sheen_pipeline.models import BuildRequest, FileArtifact, Plan, TaskResult, TokenUsage
 from sheen_pipeline.planning.dag import LadderPolicy, PlanBlocked
-from sheen_pipeline.planning.planner import PlanOutcome, make_plan
+from sheen_pipeline.planning.planner import OnTask, PlanOutcome, make_plan
 from sheen_pipeline.providers import select_provider
 from sheen_pipeline.providers.base import Provider
 from sheen_pipeline.store.builds import BuildStatus, BuildStore
@@ -28,6 +28,7 @@ class BuildSummary:
     files: tuple[FileArtifact, ...]
     usage: TokenUsage
     task_count: int
+    heals: int
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,9 @@ class Deployment:
     duration_s: float
 
 
-def total_usage(results: Sequence[TaskResult]) -> TokenUsage:
-    return sum((r.usage for r in results), TokenUsage())
+def total_usage(plan: Plan, results: Sequence[TaskResult]) -> TokenUsage:
+    """Planning plus every task: the exact total of the calls made for this build."""
+    return sum((r.usage for r in results), plan.planning_usage)
 
 
 class BuildPipeline:
@@ -67,11 +69,11 @@ class BuildPipeline:
     def workspace_dir(self, build_id: str) -> Path:
         return self.settings.workspaces_dir / build_id
 
-    def plan(self, build_id: str, request: BuildRequest) -> PlanOutcome:
+    def plan(self, build_id: str, request: BuildRequest, on_task: OnTask) -> PlanOutcome:
         """Record the build, make and store its plan; a blocked or failed plan marks it so."""
         self.store.create_build(build_id, request)
         try:
-            outcome = make_plan(request, build_id, self.provider, self.ladder_policy)
+            outcome = make_plan(request, build_id, self.provider, self.ladder_policy, on_task)
         except PlanBlocked as blocked:
             self.store.set_status(build_id, BuildStatus.BLOCKED, error=str(blocked))
             raise
@@ -83,13 +85,14 @@ class BuildPipeline:
 
     def run_task(self, plan: Plan, task_id: str, upstream: Sequence[TaskResult]) -> TaskResult:
         workspace = Workspace(self.workspace_dir(plan.build_id), self.settings.max_file_bytes)
-        return run_task(plan.task(task_id), plan, plan.request, self.provider, workspace, upstream)
+        return run_task(plan.task(task_id), plan, self.provider, workspace, upstream)
 
     def build_site(self, plan: Plan, results: Sequence[TaskResult]) -> BuildSummary:
         files = build_static(
             self.workspace_dir(plan.build_id), self.settings.dist_dir / plan.build_id
         )
-        return BuildSummary(tuple(files), total_usage(results), len(plan.tasks))
+        heals = plan.planning_heals + sum(r.heals for r in results)
+        return BuildSummary(tuple(files), total_usage(plan, results), len(plan.tasks), heals)
 
     def deploy_preview(self, plan: Plan, summary: BuildSummary) -> Deployment:
         build_id = plan.build_id

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from sheen_pipeline.models import Task, TaskInput, TaskType, TokenUsage, parse_build_request
@@ -119,8 +121,8 @@ class CyclicProvider:
     name = "cyclic"
     model = "cyclic-1"
 
-    def plan(self, request: object) -> PlanDraft:
-        return PlanDraft("cyclic", (task("a", "b"), task("b", "a")), TokenUsage(input_tokens=5))
+    def stream_plan(self, request: object) -> Iterator[Task | PlanDraft]:
+        yield PlanDraft("cyclic", (task("a", "b"), task("b", "a")), TokenUsage(input_tokens=5))
 
     def generate_files(self, *args: object) -> GeneratedFiles:
         raise NotImplementedError
@@ -142,11 +144,11 @@ def test_planner_records_rungs_on_the_plan_and_counts_repair_usage() -> None:
 
 def test_planner_refuses_unsafe_target_paths() -> None:
     class EscapingProvider(CyclicProvider):
-        def plan(self, request: object) -> PlanDraft:
+        def stream_plan(self, request: object) -> Iterator[Task | PlanDraft]:
             bad = task("a").model_copy(
                 update={"input": TaskInput(prompt="p", target_path="../../etc/passwd")}
             )
-            return PlanDraft("bad", (bad,), TokenUsage())
+            yield PlanDraft("bad", (bad,), TokenUsage())
 
     with pytest.raises(PlanInvalid, match=r"task 'a': path '../../etc/passwd' climbs out"):
         make_plan(parse_build_request(prompt="x"), "b1", EscapingProvider(), LadderPolicy())

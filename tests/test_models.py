@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from sheen_pipeline.models import (
@@ -47,11 +49,11 @@ def test_unknown_framework_is_refused() -> None:
 
 
 def test_usage_adds_exactly_and_unknown_cost_stays_unknown() -> None:
-    a = TokenUsage(input_tokens=10, output_tokens=5, cache_read_tokens=3, cost_usd=0.1)
-    b = TokenUsage(input_tokens=1, output_tokens=2, cache_write_tokens=7, cost_usd=0.2)
+    a = TokenUsage(input_tokens=10, output_tokens=5, cache_read_tokens=3, cost_usd=Decimal("0.1"))
+    b = TokenUsage(input_tokens=1, output_tokens=2, cache_write_tokens=7, cost_usd=Decimal("0.2"))
     total = a + b
     assert (total.input_tokens, total.output_tokens) == (11, 7)
     assert (total.cache_read_tokens, total.cache_write_tokens) == (3, 7)
     assert total.total_tokens == 28
-    assert total.cost_usd == pytest.approx(0.3)
+    assert total.cost_usd == Decimal("0.3")  # exact, where floats would give 0.30000000000000004
     assert (a + TokenUsage(cost_usd=None)).cost_usd is None

@@ -28,7 +28,7 @@ def build_offline(prompt: str, root: Path) -> tuple[Workspace, list[str]]:
     for task_id in nx.topological_sort(dependency_graph(plan.tasks)):
         task = plan.task(task_id)
         upstream = [results[d] for d in task.input.dependencies]
-        results[task_id] = run_task(task, plan, plan.request, provider, workspace, upstream)
+        results[task_id] = run_task(task, plan, provider, workspace, upstream)
     return workspace, [t.id for t in plan.tasks]
 
 

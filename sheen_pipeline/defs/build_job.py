@@ -6,7 +6,6 @@ from typing import TypeVar
 from dagster import (
     AssetMaterialization,
     DependencyDefinition,
-    FloatMetadataValue,
     GraphDefinition,
     In,
     JobDefinition,
@@ -16,11 +15,11 @@ from dagster import (
     OpExecutionContext,
     Out,
     ResourceDefinition,
-    TextMetadataValue,
     in_process_executor,
     op,
 )
 
+from sheen_pipeline.defs.metadata import cost_metadata
 from sheen_pipeline.defs.resources import SheenResource
 from sheen_pipeline.defs.tags import build_job_name, build_tags
 from sheen_pipeline.models import Plan, TaskResult
@@ -61,7 +60,8 @@ def run_task(context: OpExecutionContext, upstream: list[TaskResult]) -> TaskRes
         {
             "files": MetadataValue.json([f.path for f in result.files]),
             "total_tokens": result.usage.total_tokens,
-            "cost_usd": _cost_metadata(result.usage.cost_usd),
+            "cost_usd": cost_metadata(result.usage.cost_usd),
+            "heals": result.heals,
         }
     )
     return result
@@ -97,18 +97,14 @@ def deploy_preview(context: OpExecutionContext, summary: BuildSummary) -> str:
                 "total_tokens": usage.total_tokens,
                 "input_tokens": usage.input_tokens,
                 "output_tokens": usage.output_tokens,
-                "cost_usd": _cost_metadata(usage.cost_usd),
+                "cost_usd": cost_metadata(usage.cost_usd),
+                "heals": summary.heals,
                 "task_count": summary.task_count,
                 "duration_s": deployment.duration_s,
             },
         )
     )
     return deployment.preview_url
-
-
-def _cost_metadata(cost_usd: float | None) -> FloatMetadataValue | TextMetadataValue:
-    """A float the UI can plot, or text when the model's price is unknown (never a fake 0)."""
-    return MetadataValue.float(cost_usd) if cost_usd is not None else MetadataValue.text("unknown")
 
 
 Dependencies = dict[NodeInvocation, dict[str, DependencyDefinition | MultiDependencyDefinition]]

@@ -39,7 +39,7 @@ class BuildOutcome:
             "preview_url": self.preview_url,
             "files": self.files,
             "task_count": self.task_count,
-            "cost_usd": self.usage.cost_usd,
+            "cost_usd": None if self.usage.cost_usd is None else float(self.usage.cost_usd),
             "tokens": {
                 "input": self.usage.input_tokens,
                 "output": self.usage.output_tokens,

@@ -13,9 +13,16 @@ from dagster import (
 from pydantic import Field
 
 from sheen_pipeline.defs.launching import create_build_run
+from sheen_pipeline.defs.metadata import cost_metadata
 from sheen_pipeline.defs.resources import SheenResource
-from sheen_pipeline.defs.tags import BUILD_ID, PROJECT_ID, USER_ID, build_job_name
-from sheen_pipeline.models import BuildRequest, InvalidRequest, new_build_id, parse_build_request
+from sheen_pipeline.defs.tags import BUILD_ID, MODEL, PROJECT_ID, PROVIDER, USER_ID, build_job_name
+from sheen_pipeline.models import (
+    BuildRequest,
+    InvalidRequest,
+    Task,
+    new_build_id,
+    parse_build_request,
+)
 from sheen_pipeline.planning.dag import PlanBlocked
 from sheen_pipeline.planning.planner import PlanOutcome
 
@@ -61,6 +68,8 @@ def _plan_metadata(outcome: PlanOutcome) -> dict[str, object]:
         "provider": plan.provider,
         "model": plan.model,
         "total_tokens": outcome.usage.total_tokens,
+        "cost_usd": cost_metadata(outcome.usage.cost_usd),
+        "heals": plan.planning_heals,
     }
 
 
@@ -72,10 +81,19 @@ def generate_plan(context: OpExecutionContext, sheen: SheenResource, request: Bu
         context.run_id,
         {BUILD_ID: build_id, PROJECT_ID: request.project_id, USER_ID: request.user_id},
     )
+    pipeline = sheen.pipeline()
+
+    def report_partial(task: Task) -> None:
+        context.log.info(
+            f"plan_partial: task {task.id} ({task.type.value} {task.input.target_path})"
+        )
+
     try:
-        outcome = sheen.pipeline().plan(build_id, request)
+        outcome = pipeline.plan(build_id, request, report_partial)
     except PlanBlocked as blocked:
         raise Failure(description=str(blocked)) from None
+    plan = outcome.plan
+    context.instance.add_run_tags(context.run_id, {PROVIDER: plan.provider, MODEL: plan.model})
     for warning in outcome.warnings:
         context.log.warning(f"plan_warning: {warning}")
     context.log.info(f"plan ready with {len(outcome.plan.tasks)} tasks for build {build_id}")

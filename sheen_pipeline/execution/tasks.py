@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sheen_pipeline.execution.workspace import Workspace
-from sheen_pipeline.models import BuildRequest, Plan, Task, TaskResult, TaskType
+from sheen_pipeline.models import Plan, Task, TaskResult, TaskType
 from sheen_pipeline.providers.base import Provider
 
 
@@ -29,17 +29,16 @@ def context_files(
 def run_task(
     task: Task,
     plan: Plan,
-    request: BuildRequest,
     provider: Provider,
     workspace: Workspace,
     upstream: Sequence[TaskResult],
 ) -> TaskResult:
-    generated = provider.generate_files(
-        task, plan, request, context_files(task, upstream, workspace)
-    )
+    generated = provider.generate_files(task, plan, context_files(task, upstream, workspace))
     if not generated.files:
         raise TaskFailed(f"task {task.id!r}: the provider returned no files")
     artifacts = tuple(
         workspace.write(path, generated.files[path]) for path in sorted(generated.files)
     )
-    return TaskResult(task_id=task.id, files=artifacts, usage=generated.usage)
+    return TaskResult(
+        task_id=task.id, files=artifacts, usage=generated.usage, heals=generated.heals
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sheen_pipeline.execution.workspace import check_relative_path
@@ -13,13 +14,16 @@ from sheen_pipeline.planning.dag import (
     resolve_cycles,
     with_dependencies,
 )
-from sheen_pipeline.providers.base import Provider
+from sheen_pipeline.providers.base import PlanDraft, Provider
 
 
 @dataclass(frozen=True)
 class PlanOutcome:
     plan: Plan
-    usage: TokenUsage
+
+    @property
+    def usage(self) -> TokenUsage:
+        return self.plan.planning_usage
 
     @property
     def warnings(self) -> list[str]:
@@ -27,10 +31,26 @@ class PlanOutcome:
         return [f"{s.action}: {s.detail}" for s in self.plan.recovery if s.rung == "C"]
 
 
+OnTask = Callable[[Task], None]
+
+
+def _receive_draft(provider: Provider, request: BuildRequest, on_task: OnTask) -> PlanDraft:
+    """Report each task as it streams in; the draft comes last."""
+    for item in provider.stream_plan(request):
+        if isinstance(item, PlanDraft):
+            return item
+        on_task(item)
+    raise RuntimeError(f"provider {provider.name} ended the plan stream without a plan")
+
+
 def make_plan(
-    request: BuildRequest, build_id: str, provider: Provider, policy: LadderPolicy
+    request: BuildRequest,
+    build_id: str,
+    provider: Provider,
+    policy: LadderPolicy,
+    on_task: OnTask = lambda _task: None,
 ) -> PlanOutcome:
-    draft = provider.plan(request)
+    draft = _receive_draft(provider, request, on_task)
     usage = draft.usage
     check_tasks(draft.tasks)
     _check_target_paths(draft.tasks)
@@ -52,8 +72,10 @@ def make_plan(
         recovery=outcome.steps,
         provider=provider.name,
         model=provider.model,
+        planning_usage=usage,
+        planning_heals=draft.heals,
     )
-    return PlanOutcome(plan=plan, usage=usage)
+    return PlanOutcome(plan=plan)
 
 
 def _check_target_paths(tasks: tuple[Task, ...]) -> None:

@@ -5,27 +5,44 @@ from __future__ import annotations
 import importlib
 import logging
 from functools import cache
+from typing import TYPE_CHECKING
 
 from sheen_pipeline.config import ConfigError, Settings
 from sheen_pipeline.providers.base import Provider
 
+if TYPE_CHECKING:
+    from sheen_pipeline.providers.llm import ChatTransport as LLMTransport
+
 log = logging.getLogger(__name__)
+
+PROVIDER_NAMES = ("anthropic", "openai", "offline")
 
 
 @cache
-def _announce_offline() -> None:
+def _announce(message: str) -> None:
     """Once per process, so a build's log says it once, not once per task."""
-    log.info("Using the offline provider: deterministic, no network, no API key needed.")
+    log.info(message)
+
+
+def provider_name(settings: Settings) -> str:
+    """SHEEN_PROVIDER, or Anthropic when ANTHROPIC_API_KEY is set, or offline."""
+    return settings.provider or ("anthropic" if settings.anthropic_api_key else "offline")
 
 
 def select_provider(settings: Settings) -> Provider:
-    """The provider named by SHEEN_PROVIDER: `offline` (the default) or `package.module:Factory`."""
-    name = settings.provider or "offline"
+    name = provider_name(settings)
     if name == "offline":
         from sheen_pipeline.providers.offline import OfflineProvider
 
-        _announce_offline()
+        _announce("Using the offline provider: deterministic, no network, no API key needed.")
         return OfflineProvider()
+    if name in ("anthropic", "openai"):
+        from sheen_pipeline.providers.llm import LLMProvider
+        from sheen_pipeline.providers.pricing import load_prices
+
+        transport = _anthropic(settings) if name == "anthropic" else _openai(settings)
+        _announce(f"Using the {name} provider with model {transport.model}.")
+        return LLMProvider(transport, load_prices(settings.prices).get(transport.model))
     if ":" in name:
         module_name, _, attribute = name.partition(":")
         try:
@@ -34,4 +51,38 @@ def select_provider(settings: Settings) -> Provider:
             raise ConfigError(f"SHEEN_PROVIDER={name!r} cannot be loaded: {error}") from None
         provider: Provider = factory()
         return provider
-    raise ConfigError(f"SHEEN_PROVIDER must be 'offline' or 'module:Factory', got {name!r}")
+    raise ConfigError(
+        f"SHEEN_PROVIDER must be one of {', '.join(PROVIDER_NAMES)} or 'module:Factory', got {name!r}"
+    )
+
+
+def _anthropic(settings: Settings) -> LLMTransport:
+    from sheen_pipeline.providers.anthropic_api import DEFAULT_MODEL, AnthropicTransport
+
+    if not settings.anthropic_api_key:
+        raise ConfigError("SHEEN_PROVIDER=anthropic needs ANTHROPIC_API_KEY")
+    return AnthropicTransport(
+        api_key=settings.anthropic_api_key,
+        model=settings.model or DEFAULT_MODEL,
+        max_tokens=settings.max_tokens,
+        timeout_s=settings.llm_timeout_s,
+        max_retries=settings.llm_max_retries,
+    )
+
+
+def _openai(settings: Settings) -> LLMTransport:
+    from sheen_pipeline.providers.openai_api import OpenAICompatibleTransport
+
+    if not settings.openai_base_url or not settings.model:
+        raise ConfigError(
+            "SHEEN_PROVIDER=openai needs SHEEN_OPENAI_BASE_URL (for example "
+            "http://127.0.0.1:11434/v1) and SHEEN_MODEL"
+        )
+    return OpenAICompatibleTransport(
+        base_url=settings.openai_base_url,
+        api_key=settings.openai_api_key,
+        model=settings.model,
+        max_tokens=settings.max_tokens,
+        timeout_s=settings.llm_timeout_s,
+        max_retries=settings.llm_max_retries,
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -11,17 +11,19 @@ from sheen_pipeline.models import BuildRequest, Plan, Task, TokenUsage
 
 @dataclass(frozen=True)
 class PlanDraft:
-    """The tasks a provider proposed, before validation and cycle recovery."""
+    """The tasks a provider proposed, before cycle recovery; heals counts repairs of its output."""
 
     summary: str
     tasks: tuple[Task, ...]
     usage: TokenUsage
+    heals: int = 0
 
 
 @dataclass(frozen=True)
 class GeneratedFiles:
     files: Mapping[str, str]
     usage: TokenUsage
+    heals: int = 0
 
 
 @dataclass(frozen=True)
@@ -33,17 +35,24 @@ class DependencyRepair:
 
 
 class ProviderError(RuntimeError):
-    """A provider call failed; the message is safe to show (it never contains a key)."""
+    """A provider call failed. The message is safe to show: it never contains a key.
+    `retryable` says whether the same call may succeed later (rate limit, overload, timeout)."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class Provider(Protocol):
     name: str
     model: str
 
-    def plan(self, request: BuildRequest) -> PlanDraft: ...
+    def stream_plan(self, request: BuildRequest) -> Iterator[Task | PlanDraft]:
+        """Yield each task as soon as it is complete, then the whole draft, last."""
+        ...
 
     def generate_files(
-        self, task: Task, plan: Plan, request: BuildRequest, context_files: Mapping[str, str]
+        self, task: Task, plan: Plan, context_files: Mapping[str, str]
     ) -> GeneratedFiles: ...
 
     def repair_dependencies(

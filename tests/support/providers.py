@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from sheen_pipeline.models import BuildRequest, Plan, Task, TokenUsage
@@ -18,7 +18,7 @@ class FlakyOfflineProvider(OfflineProvider):
     The marker lives on disk so the failure is remembered across processes (run workers)."""
 
     def generate_files(
-        self, task: Task, plan: Plan, request: BuildRequest, context_files: Mapping[str, str]
+        self, task: Task, plan: Plan, context_files: Mapping[str, str]
     ) -> GeneratedFiles:
         calls = Path(os.environ["SHEEN_HOME"]) / "calls" / plan.build_id
         calls.mkdir(parents=True, exist_ok=True)
@@ -27,7 +27,7 @@ class FlakyOfflineProvider(OfflineProvider):
         if task.id == os.environ.get("SHEEN_TEST_FAIL_TASK") and not marker.exists():
             marker.touch()
             raise ProviderError(f"injected failure in task {task.id}")
-        return super().generate_files(task, plan, request, context_files)
+        return super().generate_files(task, plan, context_files)
 
 
 def calls_by_task(home: Path, build_id: str) -> dict[str, int]:
@@ -42,11 +42,12 @@ def calls_by_task(home: Path, build_id: str) -> dict[str, int]:
 class CyclicOfflineProvider(OfflineProvider):
     """Plans the offline tasks with a cycle added, and cannot repair it."""
 
-    def plan(self, request: BuildRequest) -> PlanDraft:
-        draft = super().plan(request)
+    def stream_plan(self, request: BuildRequest) -> Iterator[Task | PlanDraft]:
+        *_, draft = super().stream_plan(request)
+        assert isinstance(draft, PlanDraft)
         first = draft.tasks[0]
         looped = with_dependencies(first, (*first.input.dependencies, draft.tasks[-1].id))
-        return PlanDraft(draft.summary, (looped, *draft.tasks[1:]), draft.usage)
+        yield PlanDraft(draft.summary, (looped, *draft.tasks[1:]), draft.usage)
 
     def repair_dependencies(
         self, tasks: tuple[Task, ...], cycles: list[list[str]]

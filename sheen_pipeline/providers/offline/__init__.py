@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from sheen_pipeline.models import BuildRequest, Plan, Task, TaskType, TokenUsage
 from sheen_pipeline.providers.base import DependencyRepair, GeneratedFiles, PlanDraft, ProviderError
@@ -42,18 +42,16 @@ class OfflineProvider:
     name = "offline"
     model = "offline"
 
-    def plan(self, request: BuildRequest) -> PlanDraft:
+    def stream_plan(self, request: BuildRequest) -> Iterator[Task | PlanDraft]:
         brief = read_brief(request.prompt)
-        return PlanDraft(
-            summary=f"A {brief.kind} site for {brief.name}",
-            tasks=plans.plan_tasks(brief, request.prompt),
-            usage=_FREE,
-        )
+        tasks = plans.plan_tasks(brief, request.prompt)
+        yield from tasks
+        yield PlanDraft(summary=f"A {brief.kind} site for {brief.name}", tasks=tasks, usage=_FREE)
 
     def generate_files(
-        self, task: Task, plan: Plan, request: BuildRequest, context_files: Mapping[str, str]
+        self, task: Task, plan: Plan, context_files: Mapping[str, str]
     ) -> GeneratedFiles:
-        brief = _brief_from_config(context_files) or read_brief(request.prompt)
+        brief = _brief_from_config(context_files) or read_brief(plan.request.prompt)
         target = task.input.target_path
         if task.type is TaskType.MODIFY_FILE:
             return GeneratedFiles({target: pages.add_metadata(context_files[target], brief)}, _FREE)

@@ -1,0 +1,104 @@
+"""Transport over the official Anthropic SDK: structured output, streaming, prompt caching."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anthropic
+
+from sheen_pipeline.models import TokenUsage
+from sheen_pipeline.providers.base import ProviderError
+from sheen_pipeline.providers.healing import Completion
+from sheen_pipeline.providers.prompts import Message, SystemBlock
+from sheen_pipeline.redaction import redact
+
+DEFAULT_MODEL = "claude-sonnet-5-5"
+
+
+def _usage(usage: Any) -> TokenUsage:
+    return TokenUsage(
+        input_tokens=usage.input_tokens or 0,
+        output_tokens=usage.output_tokens or 0,
+        cache_write_tokens=getattr(usage, "cache_creation_input_tokens", None) or 0,
+        cache_read_tokens=getattr(usage, "cache_read_input_tokens", None) or 0,
+    )
+
+
+def _text(message: Any) -> str:
+    return "".join(block.text for block in message.content if block.type == "text")
+
+
+def _api_message(error: anthropic.APIStatusError) -> str:
+    body = error.body if isinstance(error.body, dict) else {}
+    detail = body.get("error", {}) if isinstance(body.get("error"), dict) else {}
+    return str(detail.get("message") or error.message)
+
+
+class AnthropicTransport:
+    name = "anthropic"
+
+    def __init__(
+        self, api_key: str, model: str, max_tokens: int, timeout_s: int, max_retries: int
+    ) -> None:
+        self.model = model
+        self.max_tokens = max_tokens
+        self.timeout_s = timeout_s
+        self._secrets = (api_key,)
+        # base_url comes from ANTHROPIC_BASE_URL when set; the SDK retries 408/409/429/5xx,
+        # overload (529), timeouts and connection errors with exponential backoff.
+        self._client = anthropic.Anthropic(
+            api_key=api_key, timeout=float(timeout_s), max_retries=max_retries
+        )
+
+    def _params(
+        self, system: list[SystemBlock], messages: list[Message], schema: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "system": [
+                {"type": "text", "text": block.text}
+                | ({"cache_control": {"type": "ephemeral"}} if block.cache else {})
+                for block in system
+            ],
+            "messages": messages,
+            "output_config": {"format": {"type": "json_schema", "schema": schema}},
+        }
+
+    @contextmanager
+    def _translated_errors(self) -> Iterator[None]:
+        """SDK errors become ProviderErrors whose messages never contain the key."""
+        try:
+            yield
+        except anthropic.APIStatusError as error:
+            status = error.status_code
+            retryable = status in (408, 409, 429) or status >= 500
+            message = f"Anthropic API error {status}: {_api_message(error)}"
+            raise ProviderError(redact(message, self._secrets), retryable=retryable) from None
+        except anthropic.APITimeoutError:
+            raise ProviderError(
+                f"Anthropic API timed out after {self.timeout_s}s", retryable=True
+            ) from None
+        except anthropic.APIConnectionError as error:
+            message = f"cannot reach the Anthropic API: {error}"
+            raise ProviderError(redact(message, self._secrets), retryable=True) from None
+
+    def complete(
+        self, system: list[SystemBlock], messages: list[Message], schema: dict[str, Any]
+    ) -> Completion:
+        with self._translated_errors():
+            message = self._client.messages.create(**self._params(system, messages, schema))
+        return Completion(_text(message), _usage(message.usage))
+
+    def stream(
+        self, system: list[SystemBlock], messages: list[Message], schema: dict[str, Any]
+    ) -> Iterator[str | Completion]:
+        with (
+            self._translated_errors(),
+            self._client.messages.stream(**self._params(system, messages, schema)) as stream,
+        ):
+            yield from stream.text_stream
+            message = stream.get_final_message()
+        yield Completion(_text(message), _usage(message.usage))

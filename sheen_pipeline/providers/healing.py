@@ -1,0 +1,70 @@
+"""Validate model output; repair it locally, then re-ask at most twice with the error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from pydantic import ValidationError
+
+from sheen_pipeline.models import TokenUsage
+from sheen_pipeline.providers.base import ProviderError
+from sheen_pipeline.providers.json_repair import repair_json
+
+T = TypeVar("T")
+
+MAX_REASKS = 2
+MAX_ERROR_CHARS = 1500
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A model's raw answer and what it cost."""
+
+    text: str
+    usage: TokenUsage
+
+
+@dataclass(frozen=True)
+class Healed(Generic[T]):
+    value: T
+    usage: TokenUsage
+    heals: int
+
+
+def describe(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        text = "; ".join(
+            f"{'.'.join(str(p) for p in item['loc']) or 'answer'}: {item['msg']}"
+            for item in error.errors()
+        )
+    else:
+        text = str(error)
+    return text[:MAX_ERROR_CHARS]
+
+
+def heal(
+    first: Completion,
+    validate: Callable[[str], T],
+    reask: Callable[[str, str], Completion],
+    what: str,
+) -> Healed[T]:
+    """Each local repair or re-ask that was needed counts as one heal."""
+    text, usage, heals = first.text, first.usage, 0
+    for reasks in range(MAX_REASKS + 1):
+        try:
+            return Healed(validate(text), usage, heals)
+        except ValueError as error:
+            problem = describe(error)
+        try:
+            return Healed(validate(repair_json(text)), usage, heals + 1)
+        except ValueError:
+            pass
+        if reasks == MAX_REASKS:
+            break
+        answer = reask(text, problem)
+        text, usage, heals = answer.text, usage + answer.usage, heals + 1
+    raise ProviderError(
+        f"{what}: the model's answer is still invalid after {MAX_REASKS} re-asks: {problem}"
+    )

@@ -1,0 +1,157 @@
+"""Transport for OpenAI-compatible servers (vLLM, llama.cpp server, Ollama) over plain requests."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+
+from sheen_pipeline.models import TokenUsage
+from sheen_pipeline.providers.base import ProviderError
+from sheen_pipeline.providers.healing import Completion
+from sheen_pipeline.providers.prompts import Message, SystemBlock
+from sheen_pipeline.redaction import redact
+
+RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
+BACKOFF_BASE_S = 0.5
+BACKOFF_MAX_S = 8.0
+
+
+def _usage(usage: dict[str, Any] | None) -> TokenUsage:
+    usage = usage or {}
+    prompt = int(usage.get("prompt_tokens") or 0)
+    cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+    return TokenUsage(
+        input_tokens=prompt - cached,
+        cache_read_tokens=cached,
+        output_tokens=int(usage.get("completion_tokens") or 0),
+    )
+
+
+def _retry_after(response: requests.Response | None) -> float | None:
+    if response is None:
+        return None
+    try:
+        return min(float(response.headers.get("retry-after", "")), BACKOFF_MAX_S)
+    except ValueError:
+        return None
+
+
+class OpenAICompatibleTransport:
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        model: str,
+        max_tokens: int,
+        timeout_s: int,
+        max_retries: int,
+    ) -> None:
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.max_tokens = max_tokens
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self._secrets = (api_key,)
+        self._session = requests.Session()
+        if api_key:
+            self._session.headers["Authorization"] = f"Bearer {api_key}"
+
+    def _body(
+        self,
+        system: list[SystemBlock],
+        messages: list[Message],
+        schema: dict[str, Any],
+        stream: bool,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "messages": [
+                {"role": "system", "content": "\n\n".join(b.text for b in system)},
+                *messages,
+            ],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": schema.get("title", "answer"),
+                    "schema": schema,
+                    "strict": True,
+                },
+            },
+        }
+        if stream:
+            body |= {"stream": True, "stream_options": {"include_usage": True}}
+        return body
+
+    def _post(self, body: dict[str, Any]) -> requests.Response:
+        """POST with bounded retries and exponential backoff with jitter on transient errors."""
+        for attempt in range(self.max_retries + 1):
+            last_attempt = attempt == self.max_retries
+            response: requests.Response | None = None
+            try:
+                response = self._session.post(
+                    self.url, json=body, timeout=self.timeout_s, stream=bool(body.get("stream"))
+                )
+            except requests.Timeout:
+                problem = f"timed out after {self.timeout_s}s"
+            except requests.ConnectionError as error:
+                problem = f"cannot connect: {error}"
+            else:
+                if response.status_code < 400:
+                    return response
+                problem = f"HTTP {response.status_code}: {response.text[:500]}"
+                if response.status_code not in RETRYABLE_STATUS:
+                    raise self._error(problem, retryable=False)
+            if last_attempt:
+                raise self._error(problem, retryable=True)
+            delay = _retry_after(response) or min(BACKOFF_BASE_S * 2**attempt, BACKOFF_MAX_S)
+            time.sleep(delay * (1 - 0.25 * random.random()))
+        raise AssertionError("unreachable")
+
+    def _error(self, problem: str, retryable: bool) -> ProviderError:
+        message = redact(f"OpenAI-compatible server {self.url}: {problem}", self._secrets)
+        return ProviderError(message, retryable=retryable)
+
+    def complete(
+        self, system: list[SystemBlock], messages: list[Message], schema: dict[str, Any]
+    ) -> Completion:
+        data = self._post(self._body(system, messages, schema, stream=False)).json()
+        try:
+            text = data["choices"][0]["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError):
+            raise self._error(f"unexpected answer: {str(data)[:300]}", retryable=False) from None
+        return Completion(text, _usage(data.get("usage")))
+
+    def stream(
+        self, system: list[SystemBlock], messages: list[Message], schema: dict[str, Any]
+    ) -> Iterator[str | Completion]:
+        response = self._post(self._body(system, messages, schema, stream=True))
+        parts: list[str] = []
+        usage = TokenUsage()
+        try:
+            for line in response.iter_lines(decode_unicode=True):
+                if not line or not line.startswith("data:"):
+                    continue
+                payload = line.removeprefix("data:").strip()
+                if payload == "[DONE]":
+                    break
+                chunk = json.loads(payload)
+                if chunk.get("usage"):
+                    usage = _usage(chunk["usage"])
+                for choice in chunk.get("choices") or []:
+                    text = (choice.get("delta") or {}).get("content")
+                    if text:
+                        parts.append(text)
+                        yield text
+        except requests.RequestException as error:
+            raise self._error(f"stream broke: {error}", retryable=True) from None
+        finally:
+            response.close()
+        yield Completion("".join(parts), usage)
