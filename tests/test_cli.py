@@ -3,39 +3,21 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import FLAKY_PROVIDER, REPO_ROOT
-from tests.support.processes import child_env, running
-from tests.support.waiting import free_port, wait_for
+from tests.conftest import FLAKY_PROVIDER
+from tests.support.processes import SHEEN, running, sheen, sheen_cli_env
+from tests.support.waiting import wait_for
 
-SHEEN = str(Path(sys.executable).parent / "sheen")
 PROMPT = "a landing page for Blue Fern Coffee in Portland, with a signup form and a menu"
 
 
 @pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
-    dagster_home = tmp_path / "dagster"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    return child_env(
-        {
-            "DAGSTER_HOME": str(dagster_home),
-            "SHEEN_HOME": str(tmp_path / "sheen"),
-            "SHEEN_PREVIEW_PORT": str(free_port()),
-        }
-    )
-
-
-def sheen(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [SHEEN, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
+    return sheen_cli_env(tmp_path)
 
 
 def test_build_then_serve_the_preview(cli_env: dict[str, str], tmp_path: Path) -> None:

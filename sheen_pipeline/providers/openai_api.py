@@ -136,7 +136,7 @@ class OpenAICompatibleTransport:
         parts: list[str] = []
         usage = TokenUsage()
         try:
-            for line in response.iter_lines(decode_unicode=True):
+            for line in response.iter_lines(chunk_size=None, decode_unicode=True):
                 if not line or not line.startswith("data:"):
                     continue
                 payload = line.removeprefix("data:").strip()

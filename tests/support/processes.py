@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
+from tests.support.waiting import free_port
 
 
 def child_env(overrides: Mapping[str, str]) -> dict[str, str]:
@@ -52,3 +54,27 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+SHEEN = str(Path(sys.executable).parent / "sheen")
+
+
+def sheen_cli_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """Environment for a `sheen` subprocess with its own Dagster instance and SHEEN_HOME."""
+    dagster_home = tmp_path / "dagster"
+    dagster_home.mkdir(exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return child_env(
+        {
+            "DAGSTER_HOME": str(dagster_home),
+            "SHEEN_HOME": str(tmp_path / "sheen"),
+            "SHEEN_PREVIEW_PORT": str(free_port()),
+            **overrides,
+        }
+    )
+
+
+def sheen(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SHEEN, *args], cwd=REPO_ROOT, env=dict(env), capture_output=True, text=True, timeout=300
+    )

@@ -1,0 +1,47 @@
+"""`sheen build` end to end against local servers speaking the Anthropic and OpenAI wire formats."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+
+from sheen_pipeline.defs.tags import MODEL, PROVIDER
+from tests.providers.conftest import llm_env
+from tests.support.fake_llm import AnthropicWire, FakeLLMServer, OpenAIWire
+from tests.support.processes import sheen, sheen_cli_env
+
+PROMPT = "a landing page for Blue Fern Coffee in Portland, with a signup form"
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "openai"])
+def test_sheen_build_against_a_real_wire_format(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeLLMServer(AnthropicWire() if kind == "anthropic" else OpenAIWire()) as server:
+        env = sheen_cli_env(tmp_path, **llm_env(kind, server))
+        result = sheen(env, "build", PROMPT, "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "succeeded"
+    titles = [r.schema_title for r in server.requests]
+    assert titles == ["PlanSpec"] + ["FilesSpec"] * summary["task_count"]
+    calls = len(titles)
+    # Every call returned 1000 input and 500 output tokens at $3 / $15 per million.
+    assert summary["tokens"]["input"] == 1000 * calls and summary["tokens"]["output"] == 500 * calls
+    assert Decimal(str(summary["cost_usd"])) == Decimal("0.0105") * calls
+    page = (tmp_path / "sheen" / "previews" / summary["build_id"] / "index.html").read_text()
+    assert "<h1>Blue Fern Coffee</h1>" in page
+
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    with DagsterInstance.get() as instance:
+        for run_id in summary["dagster_run_ids"]:
+            run = instance.get_run_by_id(run_id)
+            assert run is not None
+            assert run.tags[PROVIDER] == kind
+            assert run.tags[MODEL] == (
+                "claude-sonnet-5-5" if kind == "anthropic" else "llama-3.3-70b"
+            )

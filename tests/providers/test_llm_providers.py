@@ -1,0 +1,241 @@
+"""Both real providers, unmocked (the Anthropic SDK; requests for OpenAI-compatible servers),
+against local servers speaking their wire formats."""
+
+from __future__ import annotations
+
+import json
+import threading
+from decimal import Decimal
+
+import pytest
+
+from sheen_pipeline.models import Plan, Task, parse_build_request
+from sheen_pipeline.planning.dag import LadderPolicy, find_cycles
+from sheen_pipeline.planning.planner import make_plan
+from sheen_pipeline.providers.base import PlanDraft, ProviderError
+from sheen_pipeline.providers.offline import OfflineProvider
+from sheen_pipeline.providers.schemas import FilesSpec, PlanSpec, TaskSpec
+from tests.providers.conftest import LLM
+from tests.support.fake_llm import Reply, Usage
+
+PROMPT = "a landing page for Blue Fern Coffee in Portland, with a signup form"
+SONNET = {"input": Decimal(3), "output": Decimal(15)}
+
+
+def offline_plan() -> Plan:
+    request = parse_build_request(prompt=PROMPT)
+    return make_plan(request, "b1", OfflineProvider(), LadderPolicy()).plan
+
+
+def plan_json(tasks: tuple[Task, ...] | None = None) -> str:
+    tasks = tasks if tasks is not None else offline_plan().tasks
+    return PlanSpec(
+        summary="A landing page", tasks=[TaskSpec.from_task(t) for t in tasks]
+    ).model_dump_json()
+
+
+def files_json(path: str = "styles.css", content: str = "body { color: red; }") -> str:
+    return json.dumps({"files": [{"path": path, "content": content}]})
+
+
+def collect_plan(llm: LLM) -> tuple[list[Task], PlanDraft]:
+    *tasks, draft = llm.provider().stream_plan(parse_build_request(prompt=PROMPT))
+    assert isinstance(draft, PlanDraft)
+    return [t for t in tasks if isinstance(t, Task)], draft
+
+
+def test_streamed_plan_reports_each_task_before_the_rest_arrives(llm: LLM) -> None:
+    text = plan_json()
+    first_task_end = text.index("},{") + 1  # the first task object is complete here
+    received = threading.Event()
+    waited: list[bool] = []
+
+    def gate(next_chunk: int) -> None:
+        if next_chunk == 1:
+            waited.append(received.wait(timeout=15))
+
+    llm.server.then(
+        Reply(text, chunks=[text[:first_task_end], text[first_task_end:]], between_chunks=gate)
+    )
+    tasks: list[Task] = []
+    for item in llm.provider().stream_plan(parse_build_request(prompt=PROMPT)):
+        if isinstance(item, Task):
+            tasks.append(item)
+            received.set()
+        else:
+            draft = item
+    assert waited == [True], "the first task was not reported while the stream was held open"
+    assert [t.id for t in tasks] == [t.id for t in offline_plan().tasks]
+    assert draft.tasks == offline_plan().tasks and draft.heals == 0
+
+
+def test_plan_request_carries_model_schema_and_auth(llm: LLM) -> None:
+    collect_plan(llm)
+    (request,) = llm.server.requests
+    assert request.body["stream"] is True
+    assert request.headers["authorization"] == f"Bearer {llm.key}"
+    assert PROMPT in request.text
+    if llm.kind == "anthropic":
+        assert request.path == "/v1/messages"
+        assert request.body["model"] == "claude-sonnet-5-5"
+        assert request.body["output_config"] == {
+            "format": {"type": "json_schema", "schema": PlanSpec.model_json_schema()}
+        }
+        assert "temperature" not in request.body
+    else:
+        assert request.path == "/v1/chat/completions"
+        assert request.body["model"] == "llama-3.3-70b"
+        assert request.body["response_format"] == {
+            "type": "json_schema",
+            "json_schema": {
+                "name": "PlanSpec",
+                "schema": PlanSpec.model_json_schema(),
+                "strict": True,
+            },
+        }
+        assert request.body["stream_options"] == {"include_usage": True}
+
+
+def test_task_gets_plan_and_upstream_files_with_shared_block_cached(llm: LLM) -> None:
+    plan = offline_plan()
+    llm.server.then(Reply(files_json("index.html", "<!DOCTYPE html><title>x</title>")))
+    context = {
+        "styles.css": "body { color: #2f5d50; }",
+        "site.json": '{"name": "Blue Fern Coffee"}',
+    }
+    result = llm.provider().generate_files(plan.task("index_page"), plan, context)
+    assert dict(result.files) == {"index.html": "<!DOCTYPE html><title>x</title>"}
+    (request,) = llm.server.requests
+    user = request.body["messages"][-1]["content"]
+    assert '"id": "index_page"' in user and "body { color: #2f5d50; }" in user
+    if llm.kind == "anthropic":
+        instructions, shared = request.body["system"]
+        assert "cache_control" not in instructions
+        assert shared["cache_control"] == {"type": "ephemeral"}
+        assert all(f'"id": "{t.id}"' in shared["text"] for t in plan.tasks)
+        assert PROMPT in shared["text"]
+        assert request.body["output_config"]["format"]["schema"] == FilesSpec.model_json_schema()
+    else:
+        assert request.body["messages"][0]["role"] == "system"
+        assert '"id": "page_metadata"' in request.body["messages"][0]["content"]
+
+
+def test_cost_is_exact_from_returned_usage_including_cache_tokens(llm: LLM) -> None:
+    plan = offline_plan()
+    usage = Usage(input=1200, output=800, cache_write=3000, cache_read=5000)
+    if llm.kind == "openai":
+        usage.cache_write = 0  # the OpenAI wire format has no cache writes
+    llm.server.then(Reply(files_json(), usage=usage))
+    result = llm.provider().generate_files(plan.task("styles"), plan, {})
+    expected = (
+        usage.input * SONNET["input"]
+        + usage.output * SONNET["output"]
+        + usage.cache_write * SONNET["input"] * Decimal("1.25")
+        + usage.cache_read * SONNET["input"] * Decimal("0.1")
+    ) / 1_000_000
+    assert result.usage.cost_usd == expected
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (1200, 800)
+    assert (result.usage.cache_read_tokens, result.usage.cache_write_tokens) == (
+        5000,
+        usage.cache_write,
+    )
+
+
+def test_unknown_model_cost_is_unknown_not_zero(llm: LLM, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHEEN_MODEL", "mystery-model-1")
+    plan = offline_plan()
+    result = llm.provider().generate_files(plan.task("styles"), plan, {})
+    assert result.usage.cost_usd is None
+    assert result.usage.input_tokens == 1000
+
+
+def test_overload_is_retried_with_backoff(llm: LLM) -> None:
+    overloaded = Reply(
+        "Overloaded", status=529, error_type="overloaded_error", headers={"retry-after": "0.05"}
+    )
+    llm.server.then(overloaded, overloaded)
+    plan = offline_plan()
+    result = llm.provider().generate_files(plan.task("styles"), plan, {})
+    assert "styles.css" in result.files
+    assert len(llm.server.requests) == 3
+
+
+def test_retries_are_bounded(llm: LLM) -> None:
+    overloaded = Reply(
+        "Overloaded", status=529, error_type="overloaded_error", headers={"retry-after": "0.01"}
+    )
+    llm.server.then(*[overloaded] * 3)
+    plan = offline_plan()
+    with pytest.raises(ProviderError) as error:
+        llm.provider().generate_files(plan.task("styles"), plan, {})
+    assert error.value.retryable
+    assert len(llm.server.requests) == 3  # 1 try + SHEEN_LLM_MAX_RETRIES=2
+
+
+@pytest.mark.parametrize("status", [400, 401, 403])
+def test_client_errors_fail_fast_and_never_show_the_key(llm: LLM, status: int) -> None:
+    llm.server.then(
+        Reply(f"invalid key {llm.key}", status=status, error_type="authentication_error")
+    )
+    plan = offline_plan()
+    with pytest.raises(ProviderError) as error:
+        llm.provider().generate_files(plan.task("styles"), plan, {})
+    assert not error.value.retryable
+    assert str(status) in str(error.value)
+    assert llm.key not in str(error.value) and "[REDACTED]" in str(error.value)
+    assert len(llm.server.requests) == 1
+
+
+def test_fenced_json_with_trailing_comma_is_repaired_locally(llm: LLM) -> None:
+    llm.server.then(Reply('```json\n{"files": [{"path": "styles.css", "content": "a {}"},],}\n```'))
+    plan = offline_plan()
+    result = llm.provider().generate_files(plan.task("styles"), plan, {})
+    assert dict(result.files) == {"styles.css": "a {}"}
+    assert result.heals == 1 and len(llm.server.requests) == 1
+
+
+def test_invalid_answer_is_re_asked_with_the_error(llm: LLM) -> None:
+    llm.server.then(Reply('{"files": [{"path": "../escape.css"}]}'))
+    plan = offline_plan()
+    result = llm.provider().generate_files(plan.task("styles"), plan, {})
+    assert "styles.css" in result.files and result.heals == 1
+    _first, second = llm.server.requests
+    messages = second.body["messages"]
+    assert messages[-2] == {
+        "role": "assistant",
+        "content": '{"files": [{"path": "../escape.css"}]}',
+    }
+    assert "files.0.content: Field required" in messages[-1]["content"]
+    assert result.usage.input_tokens == 2000  # both calls counted
+
+
+def test_healing_gives_up_after_two_re_asks_saying_what_was_wrong(llm: LLM) -> None:
+    llm.server.then(*[Reply('{"files": []}')] * 3)
+    plan = offline_plan()
+    with pytest.raises(
+        ProviderError, match=r"task styles: .* after 2 re-asks: files: at least one file"
+    ):
+        llm.provider().generate_files(plan.task("styles"), plan, {})
+    assert len(llm.server.requests) == 3
+
+
+def test_truncated_plan_is_healed(llm: LLM) -> None:
+    text = plan_json()
+    llm.server.then(Reply(text[: text.rindex("}]")] + "},"))  # cut after the last task, mid-array
+    _, draft = collect_plan(llm)
+    assert [t.id for t in draft.tasks] == [t.id for t in offline_plan().tasks]
+    assert draft.heals == 1
+
+
+def test_a_cycle_from_the_model_goes_down_the_ladder(llm: LLM) -> None:
+    tasks = offline_plan().tasks
+    first = tasks[0].model_copy(
+        update={"input": tasks[0].input.model_copy(update={"dependencies": ("page_metadata",)})}
+    )
+    llm.server.then(Reply(plan_json((first, *tasks[1:]))))
+    request = parse_build_request(prompt=PROMPT)
+    outcome = make_plan(request, "b1", llm.provider(), LadderPolicy(max_edges_to_drop=0))
+    assert [step.rung for step in outcome.plan.recovery] == ["A", "B"]
+    assert not find_cycles(outcome.plan.tasks)
+    assert [r.schema_title for r in llm.server.requests] == ["PlanSpec", "DependenciesSpec"]
+    assert outcome.usage.input_tokens == 2000

@@ -1,0 +1,304 @@
+"""Local HTTP servers that speak the Anthropic Messages API and the OpenAI chat completions API
+(JSON and Server-Sent Events), record every request, and answer from a script or, by default,
+with the offline provider's plans and files in the real wire formats."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from sheen_pipeline.models import BuildRequest, Plan
+from sheen_pipeline.providers.offline import OfflineProvider
+from sheen_pipeline.providers.schemas import DependenciesSpec, FilesSpec, PlanSpec, TaskSpec
+
+
+@dataclass
+class Recorded:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+    @property
+    def schema_title(self) -> str:
+        if "output_config" in self.body:
+            return str(self.body["output_config"]["format"]["schema"]["title"])
+        return str(self.body["response_format"]["json_schema"]["schema"]["title"])
+
+    @property
+    def text(self) -> str:
+        """Everything the request says, system and messages, as one string."""
+        system = self.body.get("system", [])
+        parts = [b["text"] for b in system] if isinstance(system, list) else [str(system)]
+        parts += [str(m["content"]) for m in self.body["messages"]]
+        return "\n".join(parts)
+
+
+@dataclass
+class Usage:
+    input: int = 1000
+    output: int = 500
+    cache_write: int = 0
+    cache_read: int = 0
+
+
+@dataclass
+class Reply:
+    """A scripted answer: text (as JSON or streamed), an error status, or a raw body."""
+
+    text: str = ""
+    usage: Usage = field(default_factory=Usage)
+    status: int = 200
+    error_type: str = "api_error"
+    headers: dict[str, str] = field(default_factory=dict)
+    chunks: list[str] | None = None
+    # Called between streamed chunks, with the index of the next chunk: lets a test gate a stream.
+    between_chunks: Callable[[int], None] | None = None
+
+
+Responder = Callable[[Recorded], Reply]
+
+_REQUEST = re.compile(r"<request>\n(.*?)\n</request>", re.DOTALL)
+_FENCED = re.compile(r"```json\n(.*?)\n```", re.DOTALL)
+_FILE = re.compile(r'<file path="([^"]+)">\n(.*?)\n</file>', re.DOTALL)
+
+
+def offline_answer(request: Recorded) -> Reply:
+    """What a well-behaved model would answer, made by the offline provider."""
+    prompt = _REQUEST.search(request.text)
+    build = BuildRequest(prompt=prompt.group(1) if prompt else "a site")
+    offline = OfflineProvider()
+    title = request.schema_title
+    if title == PlanSpec.__name__:
+        *_, draft = offline.stream_plan(build)
+        spec = PlanSpec(summary=draft.summary, tasks=[TaskSpec.from_task(t) for t in draft.tasks])  # type: ignore[union-attr]
+        return Reply(spec.model_dump_json())
+    if title == FilesSpec.__name__:
+        task = TaskSpec.model_validate_json(_FENCED.findall(request.text)[-1]).to_task()
+        plan = Plan(build_id="fake", request=build, summary="fake", tasks=(task,))
+        context = dict(_FILE.findall(request.text))
+        files = offline.generate_files(task, plan, context).files
+        return Reply(json.dumps({"files": [{"path": p, "content": c} for p, c in files.items()]}))
+    if title == DependenciesSpec.__name__:
+        specs = [TaskSpec.model_validate(t) for t in json.loads(_FENCED.findall(request.text)[-1])]
+        seen: set[str] = set()
+        tasks = []
+        for spec in specs:
+            tasks.append(
+                {"id": spec.id, "dependencies": [d for d in spec.dependencies if d in seen]}
+            )
+            seen.add(spec.id)
+        return Reply(json.dumps({"tasks": tasks}))
+    raise AssertionError(f"unexpected schema {title}")
+
+
+def split(text: str, parts: int) -> list[str]:
+    size = max(1, len(text) // parts)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FakeLLMServer
+    protocol_version = "HTTP/1.1"  # streams are sent chunked, as real servers do
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length", "0"))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        recorded = Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+        reply = self.server.next_reply(recorded)
+        wire = self.server.wire
+        if reply.status != 200:
+            self._send_json(reply.status, wire.error(reply), reply.headers)
+        elif body.get("stream"):
+            self._send_stream(wire.stream_events(reply), reply)
+        else:
+            self._send_json(200, wire.message(reply, body.get("model", "")), reply.headers)
+
+    def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_stream(self, events: Iterator[str | int], reply: Reply) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for event in events:
+            if isinstance(event, int):
+                if reply.between_chunks:
+                    reply.between_chunks(event)
+                continue
+            data = event.encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+
+class AnthropicWire:
+    @staticmethod
+    def _usage(usage: Usage) -> dict[str, int]:
+        return {
+            "input_tokens": usage.input,
+            "output_tokens": usage.output,
+            "cache_creation_input_tokens": usage.cache_write,
+            "cache_read_input_tokens": usage.cache_read,
+        }
+
+    def message(self, reply: Reply, model: str) -> dict[str, Any]:
+        return {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": reply.text}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": self._usage(reply.usage),
+        }
+
+    def error(self, reply: Reply) -> dict[str, Any]:
+        return {"type": "error", "error": {"type": reply.error_type, "message": reply.text}}
+
+    def stream_events(self, reply: Reply) -> Iterator[str | int]:
+        def event(name: str, data: dict[str, Any]) -> str:
+            return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+
+        start = self.message(Reply("", reply.usage), "fake") | {"content": [], "stop_reason": None}
+        start["usage"] = self._usage(reply.usage) | {"output_tokens": 1}
+        yield event("message_start", {"type": "message_start", "message": start})
+        yield event(
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+        )
+        for index, chunk in enumerate(reply.chunks or split(reply.text, 8)):
+            yield index
+            yield event(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": chunk},
+                },
+            )
+        yield event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        yield event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": reply.usage.output},
+            },
+        )
+        yield event("message_stop", {"type": "message_stop"})
+
+
+class OpenAIWire:
+    @staticmethod
+    def _usage(usage: Usage) -> dict[str, Any]:
+        return {
+            "prompt_tokens": usage.input + usage.cache_read,
+            "completion_tokens": usage.output,
+            "total_tokens": usage.input + usage.cache_read + usage.output,
+            "prompt_tokens_details": {"cached_tokens": usage.cache_read},
+        }
+
+    def message(self, reply: Reply, model: str) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 0,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": reply.text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": self._usage(reply.usage),
+        }
+
+    def error(self, reply: Reply) -> dict[str, Any]:
+        return {"error": {"type": reply.error_type, "message": reply.text}}
+
+    def stream_events(self, reply: Reply) -> Iterator[str | int]:
+        def data(payload: dict[str, Any]) -> str:
+            return f"data: {json.dumps(payload)}\n\n"
+
+        for index, chunk in enumerate(reply.chunks or split(reply.text, 8)):
+            yield index
+            yield data(
+                {
+                    "id": "c",
+                    "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": {"content": chunk}, "finish_reason": None}],
+                }
+            )
+        yield data(
+            {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "choices": [],
+                "usage": self._usage(reply.usage),
+            }
+        )
+        yield "data: [DONE]\n\n"
+
+
+class FakeLLMServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self, wire: AnthropicWire | OpenAIWire, default: Responder = offline_answer
+    ) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.wire = wire
+        self.default = default
+        self.script: deque[Responder] = deque()
+        self.requests: list[Recorded] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def next_reply(self, request: Recorded) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            responder = self.script.popleft() if self.script else self.default
+        return responder(request)
+
+    def then(self, *replies: Reply | Responder) -> FakeLLMServer:
+        """Answer the next requests with these, in order, before falling back to the default."""
+        for reply in replies:
+            self.script.append(reply if callable(reply) else (lambda _r, reply=reply: reply))
+        return self
+
+    def __enter__(self) -> FakeLLMServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
