@@ -27,6 +27,19 @@ def _env_int(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be above 0, got {value}")
+    return value
+
+
 def _env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None:
@@ -58,8 +71,17 @@ class Settings:
     llm_max_retries: int
     openai_base_url: str
     prices: str
+    webhook_url: str = ""
+    webhook_max_attempts: int = 5
+    webhook_backoff_s: float = 1.0
+    webhook_timeout_s: float = 5.0
+    webhook_rate_per_s: int = 10
+    ingress_rate_per_min: int = 10
+    ingress_max_body_bytes: int = 16_384
     anthropic_api_key: str = field(default="", repr=False)
     openai_api_key: str = field(default="", repr=False)
+    webhook_secret: str = field(default="", repr=False)
+    ingress_secret: str = field(default="", repr=False)
 
     @property
     def workspaces_dir(self) -> Path:
@@ -97,9 +119,28 @@ class Settings:
             prices=os.environ.get("SHEEN_PRICES", ""),
             anthropic_api_key=os.environ.get("ANTHROPIC_API_KEY", "").strip(),
             openai_api_key=os.environ.get("SHEEN_OPENAI_API_KEY", "").strip(),
+            webhook_url=os.environ.get("SHEEN_WEBHOOK_URL", "").strip(),
+            webhook_secret=os.environ.get("SHEEN_WEBHOOK_SECRET", "").strip(),
+            webhook_max_attempts=_env_int("SHEEN_WEBHOOK_MAX_ATTEMPTS", 5),
+            webhook_backoff_s=_env_float("SHEEN_WEBHOOK_BACKOFF_S", 1.0),
+            webhook_timeout_s=_env_float("SHEEN_WEBHOOK_TIMEOUT_S", 5.0),
+            webhook_rate_per_s=_env_int("SHEEN_WEBHOOK_RATE_PER_S", 10),
+            ingress_secret=os.environ.get("SHEEN_INGRESS_SECRET", "").strip(),
+            ingress_rate_per_min=_env_int("SHEEN_INGRESS_RATE_PER_MIN", 10),
+            ingress_max_body_bytes=_env_int("SHEEN_INGRESS_MAX_BODY_BYTES", 16_384),
         )
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in logs, events, metadata or errors."""
-        return tuple(s for s in (self.anthropic_api_key, self.openai_api_key) if s)
+        candidates = (
+            self.anthropic_api_key,
+            self.openai_api_key,
+            self.webhook_secret,
+            self.ingress_secret,
+        )
+        return tuple(s for s in candidates if s)
+
+    @property
+    def webhooks_enabled(self) -> bool:
+        return bool(self.webhook_url and self.webhook_secret)

@@ -11,9 +11,11 @@ from pathlib import Path
 from sheen_pipeline.build.static import build_static
 from sheen_pipeline.config import Settings
 from sheen_pipeline.deploy.local import deploy_local
+from sheen_pipeline.events.runtime import event_log
+from sheen_pipeline.events.types import EventType
 from sheen_pipeline.execution.tasks import run_task
 from sheen_pipeline.execution.workspace import Workspace
-from sheen_pipeline.models import BuildRequest, FileArtifact, Plan, TaskResult, TokenUsage
+from sheen_pipeline.models import BuildRequest, FileArtifact, Plan, Task, TaskResult, TokenUsage
 from sheen_pipeline.planning.dag import LadderPolicy, PlanBlocked
 from sheen_pipeline.planning.planner import OnTask, PlanOutcome, make_plan
 from sheen_pipeline.providers import select_provider
@@ -43,12 +45,25 @@ def total_usage(plan: Plan, results: Sequence[TaskResult]) -> TokenUsage:
     return sum((r.usage for r in results), plan.planning_usage)
 
 
+def usage_data(usage: TokenUsage) -> dict[str, object]:
+    """Token counts and cost as event data (cost as a string: exact, or null when unknown)."""
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "cost_usd": None if usage.cost_usd is None else str(usage.cost_usd),
+    }
+
+
 class BuildPipeline:
-    """One object per process: settings, the app store and the provider."""
+    """One object per process: settings, the app store, the event log and the provider.
+    Every step it runs is reported as a stored build event."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = BuildStore(settings.database_url)
+        self.events = event_log(settings)
 
     @classmethod
     def from_env(cls) -> BuildPipeline:
@@ -69,25 +84,82 @@ class BuildPipeline:
     def workspace_dir(self, build_id: str) -> Path:
         return self.settings.workspaces_dir / build_id
 
-    def plan(self, build_id: str, request: BuildRequest, on_task: OnTask) -> PlanOutcome:
+    def plan(
+        self, build_id: str, request: BuildRequest, on_task: OnTask = lambda _task: None
+    ) -> PlanOutcome:
         """Record the build, make and store its plan; a blocked or failed plan marks it so."""
         self.store.create_build(build_id, request)
+        self.events.emit(
+            build_id,
+            EventType.BUILD_STARTED,
+            project_id=request.project_id,
+            user_id=request.user_id,
+            prompt=request.prompt,
+        )
+
+        def partial(task: Task) -> None:
+            self.events.emit(build_id, EventType.PLAN_PARTIAL, task=task.model_dump(mode="json"))
+            on_task(task)
+
         try:
-            outcome = make_plan(request, build_id, self.provider, self.ladder_policy, on_task)
+            outcome = make_plan(request, build_id, self.provider, self.ladder_policy, partial)
         except PlanBlocked as blocked:
             self.store.set_status(build_id, BuildStatus.BLOCKED, error=str(blocked))
+            self.events.emit(
+                build_id,
+                EventType.PLAN_BLOCKED,
+                cycles=blocked.cycles,
+                recovery=[step.model_dump() for step in blocked.steps],
+            )
             raise
         except Exception as error:
-            self.store.set_status(build_id, BuildStatus.FAILED, error=f"planning failed: {error}")
+            self.fail(build_id, f"planning failed: {error}")
             raise
-        self.store.save_plan(outcome.plan)
+        plan = outcome.plan
+        self.store.save_plan(plan)
+        for warning in outcome.warnings:
+            self.events.emit(build_id, EventType.PLAN_WARNING, warning=warning)
+        self.events.emit(
+            build_id,
+            EventType.PLAN_GENERATED,
+            summary=plan.summary,
+            tasks=[task.model_dump(mode="json") for task in plan.tasks],
+            recovery=[step.model_dump() for step in plan.recovery],
+            provider=plan.provider,
+            model=plan.model,
+            usage=usage_data(plan.planning_usage),
+        )
         return outcome
 
+    def start_run(self, build_id: str, run_id: str) -> None:
+        """A run of the build's job starts its first step: say so when it is a re-execution."""
+        previous = self.store.start_run(build_id, run_id)
+        if previous in (BuildStatus.FAILED, BuildStatus.SUCCEEDED):
+            self.events.emit(build_id, EventType.BUILD_STARTED, run_id=run_id, reexecution=True)
+
     def run_task(self, plan: Plan, task_id: str, upstream: Sequence[TaskResult]) -> TaskResult:
+        task = plan.task(task_id)
+        self.events.emit(plan.build_id, EventType.TASK_STARTED, task_id=task_id, name=task.name)
         workspace = Workspace(self.workspace_dir(plan.build_id), self.settings.max_file_bytes)
-        return run_task(plan.task(task_id), plan, self.provider, workspace, upstream)
+        try:
+            result = run_task(task, plan, self.provider, workspace, upstream)
+        except Exception as error:
+            self.events.emit(
+                plan.build_id, EventType.TASK_FAILED, task_id=task_id, error=str(error)
+            )
+            raise
+        self.events.emit(
+            plan.build_id,
+            EventType.TASK_COMPLETED,
+            task_id=task_id,
+            files=[artifact.model_dump() for artifact in result.files],
+            usage=usage_data(result.usage),
+            heals=result.heals,
+        )
+        return result
 
     def build_site(self, plan: Plan, results: Sequence[TaskResult]) -> BuildSummary:
+        self.events.emit(plan.build_id, EventType.BUILD_STEP_STARTED, builder="static")
         files = build_static(
             self.workspace_dir(plan.build_id), self.settings.dist_dir / plan.build_id
         )
@@ -96,6 +168,7 @@ class BuildPipeline:
 
     def deploy_preview(self, plan: Plan, summary: BuildSummary) -> Deployment:
         build_id = plan.build_id
+        self.events.emit(build_id, EventType.DEPLOY_STARTED, target="local")
         files = deploy_local(
             self.settings.dist_dir / build_id, self.settings.previews_dir, build_id
         )
@@ -105,7 +178,17 @@ class BuildPipeline:
         if started.tzinfo is None:
             started = started.replace(tzinfo=UTC)
         duration = (datetime.now(UTC) - started).total_seconds()
+        self.events.emit(
+            build_id,
+            EventType.BUILD_COMPLETED,
+            preview_url=url,
+            files=[f.path for f in files],
+            usage=usage_data(summary.usage),
+            duration_s=round(duration, 3),
+        )
         return Deployment(url, tuple(files), round(duration, 3))
 
-    def mark(self, build_id: str, status: BuildStatus, error: str | None = None) -> None:
-        self.store.set_status(build_id, status, error=error)
+    def fail(self, build_id: str, reason: str) -> None:
+        """Mark the build failed and emit build_failed, once per run however many steps fail."""
+        if self.store.mark_failed(build_id, reason):
+            self.events.emit(build_id, EventType.BUILD_FAILED, reason=reason)

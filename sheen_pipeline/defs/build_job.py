@@ -24,7 +24,6 @@ from sheen_pipeline.defs.resources import SheenResource
 from sheen_pipeline.defs.tags import build_job_name, build_tags
 from sheen_pipeline.models import Plan, TaskResult
 from sheen_pipeline.pipeline import BuildPipeline, BuildSummary
-from sheen_pipeline.store.builds import BuildStatus
 
 T = TypeVar("T")
 
@@ -35,11 +34,11 @@ def _run_step(
     """Run one step of the build, recording a failure on the build before Dagster sees it."""
     plan: Plan = context.resources.plan
     pipeline: BuildPipeline = context.resources.sheen.pipeline()
-    pipeline.store.start_run(plan.build_id, context.run_id)
+    pipeline.start_run(plan.build_id, context.run_id)
     try:
         return work(pipeline, plan)
     except Exception as error:
-        pipeline.mark(plan.build_id, BuildStatus.FAILED, f"{step} failed: {error}")
+        pipeline.fail(plan.build_id, f"{step} failed: {error}")
         raise
 
 

@@ -115,11 +115,14 @@ class BuildStore:
         if result.rowcount == 0:
             raise UnknownBuild(f"no build {build_id!r}")
 
-    def start_run(self, build_id: str, run_id: str) -> None:
-        """Mark the build as building when a new run of it starts; later steps of that run
-        leave the status alone, so a failure they recorded is not overwritten."""
+    def start_run(self, build_id: str, run_id: str) -> BuildStatus | None:
+        """Mark the build as building when a new run of it starts, returning the status it had;
+        None for later steps of the same run, which leave a failure they recorded alone."""
         with self.engine.begin() as conn:
-            conn.execute(
+            previous = conn.execute(
+                select(builds.c.status).where(builds.c.build_id == build_id)
+            ).scalar_one()
+            result = conn.execute(
                 update(builds)
                 .where(builds.c.build_id == build_id)
                 .where((builds.c.current_run_id.is_(None)) | (builds.c.current_run_id != run_id))
@@ -130,6 +133,17 @@ class BuildStore:
                     updated_at=_now(),
                 )
             )
+        return BuildStatus(previous) if result.rowcount == 1 else None
+
+    def mark_failed(self, build_id: str, error: str) -> bool:
+        """True when this call moved the build to failed (so it is reported once)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(builds)
+                .where(builds.c.build_id == build_id, builds.c.status != BuildStatus.FAILED.value)
+                .values(status=BuildStatus.FAILED.value, error=error, updated_at=_now())
+            )
+        return result.rowcount == 1
 
     def get_build(self, build_id: str) -> BuildRecord:
         with self.engine.connect() as conn:

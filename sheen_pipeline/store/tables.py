@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, ForeignKey, MetaData, String, Table, Text
+from sqlalchemy import Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -28,4 +28,51 @@ plans = Table(
     Column("build_id", String(64), ForeignKey("builds.build_id"), primary_key=True),
     Column("plan_json", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+build_events = Table(
+    "build_events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # the cursor
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("build_id", String(64), nullable=False, index=True),
+    Column("type", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("data_json", Text, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("event_seq", Integer, ForeignKey("build_events.seq"), primary_key=True),
+    Column("build_id", String(64), nullable=False, index=True),
+    Column("status", String(16), nullable=False, index=True),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),  # unix seconds
+    Column("leased_until", Float, nullable=False, default=0.0),
+    Column("last_error", Text),
+    Column("delivered_at", Float),
+)
+
+rate_windows = Table(
+    "rate_windows",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("window_start", Float, nullable=False),
+    Column("count", Integer, nullable=False),
+)
+
+build_requests = Table(
+    "build_requests",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("build_id", String(64), nullable=False, unique=True),
+    Column("user_id", String(64), nullable=False, index=True),
+    Column("project_id", String(64), nullable=False),
+    Column("prompt", Text, nullable=False),
+    Column("framework", String(32)),
+    Column("status", String(32), nullable=False, index=True),
+    Column("error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

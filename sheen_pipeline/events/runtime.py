@@ -1,0 +1,56 @@
+"""One event log per process, with a background webhook dispatcher when webhooks are set."""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+from functools import cache
+
+from sheen_pipeline.config import Settings
+from sheen_pipeline.events.delivery import WebhookConfig, WebhookDispatcher
+from sheen_pipeline.events.log import EventLog
+from sheen_pipeline.store.builds import engine_for
+
+EXIT_FLUSH_S = 2.0
+
+
+def webhook_config(settings: Settings) -> WebhookConfig:
+    return WebhookConfig(
+        url=settings.webhook_url,
+        secret=settings.webhook_secret,
+        max_attempts=settings.webhook_max_attempts,
+        backoff_s=settings.webhook_backoff_s,
+        timeout_s=settings.webhook_timeout_s,
+        rate_per_s=settings.webhook_rate_per_s,
+    )
+
+
+@cache
+def event_log(settings: Settings) -> EventLog:
+    """Events of this process; with webhooks, a daemon thread delivers them as they happen,
+    so a slow receiver never holds up a build. What it has not sent when the process ends is
+    left pending in the outbox for the next dispatcher (`sheen serve` runs one)."""
+    engine = engine_for(settings.database_url)
+    if not settings.webhooks_enabled:
+        return EventLog(engine, webhooks_enabled=False, secrets=settings.secrets)
+    wake, stop = threading.Event(), threading.Event()
+    events = EventLog(engine, webhooks_enabled=True, secrets=settings.secrets, on_emit=wake.set)
+    dispatcher = WebhookDispatcher(engine, events, webhook_config(settings))
+    threading.Thread(
+        target=dispatcher.run, args=(stop, wake), name="sheen-webhooks", daemon=True
+    ).start()
+    atexit.register(_flush_then_stop, dispatcher, stop, wake)
+    return events
+
+
+def _flush_then_stop(
+    dispatcher: WebhookDispatcher, stop: threading.Event, wake: threading.Event
+) -> None:
+    """Give deliveries that are due a moment to go out before the process ends."""
+    deadline = time.monotonic() + EXIT_FLUSH_S
+    while time.monotonic() < deadline and dispatcher.next_due_in() == 0.0:
+        wake.set()
+        time.sleep(0.05)
+    stop.set()
+    wake.set()
