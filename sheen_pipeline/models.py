@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from decimal import Decimal
 from enum import StrEnum
@@ -169,6 +170,14 @@ def parse_build_request(**fields: object) -> BuildRequest:
         return BuildRequest.model_validate(fields)
     except ValidationError as error:
         raise InvalidRequest(describe_validation_error(error)) from None
+
+
+def parse_build_id(value: str) -> str:
+    if not re.fullmatch(SAFE_ID_PATTERN, value):
+        raise InvalidRequest(
+            "build_id: may contain only letters, digits, '_' and '-' (1-64 characters)"
+        )
+    return value
 
 
 class InvalidRequest(ValueError):

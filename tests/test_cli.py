@@ -58,7 +58,7 @@ def test_plain_output_ends_with_the_preview_url(cli_env: dict[str, str]) -> None
     result = sheen(cli_env, "build", "a todo app")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert lines[0] == "planning started"
+    assert lines[0] == "planning"
     assert lines[-1].startswith("preview: http://127.0.0.1:")
 
 

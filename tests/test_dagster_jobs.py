@@ -51,9 +51,22 @@ def test_whole_build_succeeds_and_records_the_preview_asset(
     page = (sheen_home / "previews" / outcome.build_id / "index.html").read_text()
     assert "Blue Fern Coffee" in page
 
-    assert lines[:3] == ["planning started", "planning done", lines[2]]
-    assert lines[2].startswith("plan ready with 5 tasks")
-    assert "task forms done" in lines and lines[-2:] == ["deploy started", "deploy done"]
+    assert lines[0] == "planning"
+    assert lines[1] == "plan_partial: task config (setup_config site.json)"
+    assert [line.split()[2] for line in lines[1:6]] == [
+        "config",
+        "styles",
+        "forms",
+        "index_page",
+        "page_metadata",
+    ]
+    assert lines[6] == "plan ready with 5 tasks (provider offline, model offline)"
+    assert "task forms done: js/forms.js" in lines
+    assert lines[-3:] == [
+        "build started (static)",
+        "deploy started (local)",
+        f"build completed: {outcome.preview_url} (cost $0)",
+    ]
 
     plan_run_id, build_run_id = outcome.dagster_run_ids
     build_run = instance.get_run_by_id(build_run_id)
@@ -146,7 +159,7 @@ def test_cycles_with_approval_required_block_the_plan(
     monkeypatch.setenv("SHEEN_REQUIRE_PLAN_APPROVAL", "true")
     outcome, lines = build(instance, BuildPipeline.from_env())
     assert outcome.status == "failed" and outcome.build_id is not None
-    assert any(line.startswith("planning failed: plan blocked") for line in lines)
+    assert any(line.startswith("plan blocked, waiting for approval: cycles") for line in lines)
     record = pipeline.store.get_build(outcome.build_id)
     assert record.status is BuildStatus.BLOCKED
     assert "config -> " in (record.error or "")
@@ -160,7 +173,7 @@ def test_sequential_fallback_is_recorded_and_still_builds(
     monkeypatch.setenv("SHEEN_MAX_CYCLE_EDGES_TO_DROP", "0")
     outcome, lines = build(instance, BuildPipeline.from_env())
     assert outcome.status == "succeeded", outcome.error
-    assert any(line.startswith("plan_warning: rung C") for line in lines)
+    assert any(line.startswith("plan_warning: running tasks one by one") for line in lines)
 
 
 def test_reexecution_from_failure_reruns_only_the_failed_task_and_downstream(
@@ -173,6 +186,7 @@ def test_reexecution_from_failure_reruns_only_the_failed_task_and_downstream(
     assert outcome.status == "failed"
     assert outcome.error == "task forms failed: injected failure in task forms"
     assert "task forms failed: injected failure in task forms" in lines
+    assert "build failed: task forms failed: injected failure in task forms" in lines
     build_id = outcome.build_id or ""
     first_run_id = outcome.dagster_run_ids[1]
     assert succeeded_steps(instance, first_run_id) == {"config", "styles"}

@@ -6,15 +6,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagster import DagsterEvent, DagsterInstance, DagsterRun, DagsterRunStatus
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 from dagster._core.execution.api import execute_run_iterator
 
 from sheen_pipeline.defs.launching import create_build_run, local_origins, reconstructable_job
 from sheen_pipeline.defs.plan_job import plan_build
-from sheen_pipeline.defs.tags import BUILD_ID
+from sheen_pipeline.events.format import describe
+from sheen_pipeline.events.types import BuildEvent
 from sheen_pipeline.fsutil import regular_files
-from sheen_pipeline.models import BuildRequest, TokenUsage
+from sheen_pipeline.models import BuildRequest, TokenUsage, new_build_id
 from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.store.builds import UnknownBuild
 
 Report = Callable[[str], None]
 
@@ -52,81 +54,62 @@ class BuildOutcome:
         }
 
 
-_STEP_LABELS = {"generate_plan": "planning", "build_site": "build", "deploy_preview": "deploy"}
+def _planning_error(pipeline: BuildPipeline, build_id: str) -> str:
+    try:
+        return pipeline.store.get_build(build_id).error or "planning failed"
+    except UnknownBuild:
+        return "planning failed before the build was recorded"
 
 
-def _step_label(step_key: str) -> str:
-    return _STEP_LABELS.get(step_key, f"task {step_key}")
-
-
-def describe_event(event: DagsterEvent) -> str | None:
-    """One progress line for the step events a person cares about, None for the rest."""
-    step = event.step_key
-    if step is None or step in {"validate_request", "launch_build"}:
-        return None
-    label = _step_label(step)
-    if event.is_step_start:
-        return f"{label} started"
-    if event.is_step_success:
-        return f"{label} done"
-    if event.is_step_failure:
-        return f"{label} failed: {_failure_reason(event)}"
-    return None
-
-
-def _failure_reason(event: DagsterEvent) -> str:
-    """The user's words: a Failure's description, else the innermost error without its type."""
-    data = event.step_failure_data
-    if data.user_failure_data and data.user_failure_data.description:
-        return data.user_failure_data.description
-    error = data.error
-    if error is None:
-        return "unknown error"
-    while error.cause is not None:
-        error = error.cause
-    return error.message.strip().split(": ", 1)[-1]
-
-
-def _execute(instance: DagsterInstance, run: DagsterRun, report: Report) -> None:
-    for event in execute_run_iterator(reconstructable_job(run.job_name), run, instance):
-        line = describe_event(event)
-        if line:
-            report(line)
+def _execute(instance: DagsterInstance, run: DagsterRun) -> None:
+    for _event in execute_run_iterator(reconstructable_job(run.job_name), run, instance):
+        pass
 
 
 def run_build(
     instance: DagsterInstance, pipeline: BuildPipeline, request: BuildRequest, report: Report
 ) -> BuildOutcome:
-    """Plan, then build and deploy, each as a Dagster run executed here; never raises on failure."""
+    """Plan, then build and deploy, each as a Dagster run executed here; never raises on failure.
+    Progress comes from the build's events: the ops run in this process and share its event log."""
+    build_id = new_build_id()
+
+    def report_own(event: BuildEvent) -> None:
+        if event.build_id == build_id:
+            report(describe(event))
+
+    stop_listening = pipeline.events.add_listener(report_own)
+    try:
+        return _run_plan_then_build(instance, pipeline, request, build_id)
+    finally:
+        stop_listening()
+
+
+def _run_plan_then_build(
+    instance: DagsterInstance, pipeline: BuildPipeline, request: BuildRequest, build_id: str
+) -> BuildOutcome:
     remote, code = local_origins(plan_build.name)
     run_config = {
         **QUIET_LOGGERS,
         "ops": {
-            "validate_request": {"config": request.model_dump()},
+            "validate_request": {"config": {**request.model_dump(), "build_id": build_id}},
             "launch_build": {"config": {"submit": False}},
         },
     }
     plan_run = instance.create_run_for_job(
         plan_build, run_config=run_config, remote_job_origin=remote, job_code_origin=code
     )
-    _execute(instance, plan_run, report)
+    _execute(instance, plan_run)
     plan_run = instance.get_run_by_id(plan_run.run_id) or plan_run
-    build_id = plan_run.tags.get(BUILD_ID)
     outcome = BuildOutcome(build_id=build_id, status="failed", dagster_run_ids=[plan_run.run_id])
-    plan = pipeline.store.get_plan(build_id) if build_id else None
+    plan = pipeline.store.get_plan(build_id)
     if plan_run.status != DagsterRunStatus.SUCCESS or plan is None:
-        outcome.error = pipeline.store.get_build(build_id).error if build_id else "planning failed"
+        outcome.error = _planning_error(pipeline, build_id)
         return outcome
     outcome.task_count = len(plan.tasks)
-    report(
-        f"plan ready with {len(plan.tasks)} tasks (build {plan.build_id}, provider {plan.provider})"
-    )
-    for step in plan.recovery:
-        report(f"plan_warning: rung {step.rung}: {step.action}: {step.detail}")
 
     build_run = create_build_run(instance, plan, plan_run, run_config=QUIET_LOGGERS)
     outcome.dagster_run_ids.append(build_run.run_id)
-    _execute(instance, build_run, report)
+    _execute(instance, build_run)
     record = pipeline.store.get_build(plan.build_id)
     outcome.status = record.status.value
     outcome.error = record.error

@@ -1,5 +1,7 @@
 """The static `plan_build` job, launchable from the UI: validate, plan, submit the build's own run."""
 
+from dataclasses import dataclass
+
 from dagster import (
     Config,
     Failure,
@@ -21,6 +23,7 @@ from sheen_pipeline.models import (
     InvalidRequest,
     Task,
     new_build_id,
+    parse_build_id,
     parse_build_request,
 )
 from sheen_pipeline.planning.dag import PlanBlocked
@@ -32,6 +35,9 @@ class BuildRequestConfig(Config):
     project_id: str = Field(default="default", description="Letters, digits, '_' and '-'.")
     user_id: str = Field(default="anonymous", description="Letters, digits, '_' and '-'.")
     framework: str | None = Field(default=None, description="Leave empty, or 'static'.")
+    build_id: str | None = Field(
+        default=None, description="Leave empty for a new id; callers that need it up front set it."
+    )
 
 
 class LaunchConfig(Config):
@@ -41,13 +47,22 @@ class LaunchConfig(Config):
     )
 
 
-@op(out=Out(BuildRequest))
-def validate_request(config: BuildRequestConfig) -> BuildRequest:
+@dataclass(frozen=True)
+class BuildTicket:
+    build_id: str
+    request: BuildRequest
+
+
+@op(out=Out(BuildTicket))
+def validate_request(config: BuildRequestConfig) -> BuildTicket:
     """Refuse a bad request before anything is spent on it."""
+    fields = config.model_dump(exclude={"build_id"})
     try:
-        return parse_build_request(**config.model_dump())
+        request = parse_build_request(**fields)
+        build_id = parse_build_id(config.build_id) if config.build_id else new_build_id()
     except InvalidRequest as error:
         raise Failure(description=f"invalid build request: {error}") from None
+    return BuildTicket(build_id, request)
 
 
 def _plan_metadata(outcome: PlanOutcome) -> dict[str, object]:
@@ -74,9 +89,9 @@ def _plan_metadata(outcome: PlanOutcome) -> dict[str, object]:
 
 
 @op(out=Out(str))
-def generate_plan(context: OpExecutionContext, sheen: SheenResource, request: BuildRequest) -> str:
+def generate_plan(context: OpExecutionContext, sheen: SheenResource, ticket: BuildTicket) -> str:
     """Ask the provider for a plan, check it, make it acyclic and store it; returns the build id."""
-    build_id = new_build_id()
+    build_id, request = ticket.build_id, ticket.request
     context.instance.add_run_tags(
         context.run_id,
         {BUILD_ID: build_id, PROJECT_ID: request.project_id, USER_ID: request.user_id},

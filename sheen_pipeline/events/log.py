@@ -16,6 +16,8 @@ from sheen_pipeline.events.types import BuildEvent, EventType
 from sheen_pipeline.redaction import redact
 from sheen_pipeline.store.tables import build_events, webhook_deliveries
 
+Listener = Callable[[BuildEvent], None]
+
 
 def _redacted(value: Any, secrets: tuple[str, ...]) -> Any:
     if isinstance(value, str):
@@ -46,12 +48,17 @@ class EventLog:
         *,
         webhooks_enabled: bool,
         secrets: Iterable[str] = (),
-        on_emit: Callable[[], None] = lambda: None,
     ) -> None:
         self.engine = engine
         self.webhooks_enabled = webhooks_enabled
         self.secrets = tuple(secrets)
-        self.on_emit = on_emit
+        self.listeners: list[Listener] = []
+
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Call listener with each event this process emits, after it is stored; returns a
+        function that removes it."""
+        self.listeners.append(listener)
+        return lambda: self.listeners.remove(listener)
 
     def emit(self, build_id: str, event_type: EventType, **data: Any) -> BuildEvent:
         event_id, created_at = uuid.uuid4().hex, datetime.now(UTC)
@@ -78,8 +85,7 @@ class EventLog:
                         leased_until=0.0,
                     )
                 )
-        self.on_emit()
-        return BuildEvent(
+        event = BuildEvent(
             seq=seq,
             id=event_id,
             build_id=build_id,
@@ -87,6 +93,9 @@ class EventLog:
             timestamp=created_at,
             data=json.loads(data_json),
         )
+        for listener in list(self.listeners):
+            listener(event)
+        return event
 
     def after(self, build_id: str, cursor: int = 0, limit: int = 500) -> list[BuildEvent]:
         """Events of a build with seq greater than cursor, oldest first."""

@@ -35,7 +35,8 @@ def event_log(settings: Settings) -> EventLog:
     if not settings.webhooks_enabled:
         return EventLog(engine, webhooks_enabled=False, secrets=settings.secrets)
     wake, stop = threading.Event(), threading.Event()
-    events = EventLog(engine, webhooks_enabled=True, secrets=settings.secrets, on_emit=wake.set)
+    events = EventLog(engine, webhooks_enabled=True, secrets=settings.secrets)
+    events.add_listener(lambda _event: wake.set())
     dispatcher = WebhookDispatcher(engine, events, webhook_config(settings))
     threading.Thread(
         target=dispatcher.run, args=(stop, wake), name="sheen-webhooks", daemon=True

@@ -31,7 +31,7 @@ def test_reader_yields_each_task_once_whatever_the_chunking() -> None:
         {
             "summary": 'has {"tasks": [{"fake": 1}]} inside a string',
             "tasks": [
-                {"id": "a", "note": "braces } { and \\\" quotes", "deps": []},
+                {"id": "a", "note": 'braces } { and \\" quotes', "deps": []},
                 {"id": "b", "nested": {"deep": [1, {"x": 2}]}, "deps": ["a"]},
             ],
             "other": [{"id": "not-a-task"}],
@@ -39,5 +39,7 @@ def test_reader_yields_each_task_once_whatever_the_chunking() -> None:
     )
     for size in (1, 3, 17, len(text)):
         reader = StreamedTaskReader()
-        found = [task for i in range(0, len(text), size) for task in reader.feed(text[i : i + size])]
+        found = [
+            task for i in range(0, len(text), size) for task in reader.feed(text[i : i + size])
+        ]
         assert [task["id"] for task in found] == ["a", "b"], size
