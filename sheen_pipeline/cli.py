@@ -6,11 +6,15 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from sheen_pipeline.config import ConfigError, Settings
 from sheen_pipeline.models import InvalidRequest, parse_build_request
+
+if TYPE_CHECKING:
+    from sheen_pipeline.events.delivery import WebhookDispatcher
 
 
 def _ensure_dagster_home(settings: Settings) -> None:
@@ -80,15 +84,114 @@ def build(prompt: str, project_id: str, user_id: str, framework: str | None, as_
 @click.option("--host", default=None, help="Defaults to SHEEN_PREVIEW_HOST (127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Defaults to SHEEN_PREVIEW_PORT (8787).")
 def serve(host: str | None, port: int | None) -> None:
-    """Serve every deployed preview under /p/<build_id>/ until Ctrl-C."""
+    """Serve previews under /p/<build_id>/ and the build API under /api/ until Ctrl-C; also
+    delivers pending webhooks when they are configured."""
     import uvicorn
+    from dagster import DagsterInstance
 
-    from sheen_pipeline.api.preview import create_preview_app
+    from sheen_pipeline.api.app import create_app
+    from sheen_pipeline.defs.submit import submit_plan_run
+    from sheen_pipeline.models import BuildRequest
 
     settings = _settings()
+    _ensure_dagster_home(settings)
+    instance = DagsterInstance.get()
+
+    def launch(request_id: str, build_id: str, request: BuildRequest) -> None:
+        submit_plan_run(instance, request_id, build_id, request)
+
     host = host or settings.preview_host
     port = port or settings.preview_port
-    click.echo(f"Serving previews at http://{host}:{port}/p/<build_id>/ (Ctrl-C stops)")
-    uvicorn.run(
-        create_preview_app(settings.previews_dir), host=host, port=port, log_level="warning"
+    click.echo(f"Serving previews at http://{host}:{port}/p/<build_id>/ and the API at /api/")
+    click.echo("Ctrl-C stops.")
+    uvicorn.run(create_app(settings, launch), host=host, port=port, log_level="warning")
+
+
+@main.command()
+@click.argument("build_id")
+@click.option("--follow", is_flag=True, help="Keep printing new events until the build ends.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def events(build_id: str, follow: bool, as_json: bool) -> None:
+    """Print the events of BUILD_ID."""
+    import time
+
+    from sheen_pipeline.events.format import describe
+    from sheen_pipeline.events.runtime import event_log
+    from sheen_pipeline.events.types import TERMINAL_TYPES
+
+    log = event_log(_settings())
+    cursor = 0
+    while True:
+        batch = log.after(build_id, cursor)
+        for event in batch:
+            cursor = event.seq
+            line = (
+                json.dumps(event.payload())
+                if as_json
+                else (f"{event.seq:>6} {event.timestamp:%H:%M:%S} {describe(event)}")
+            )
+            click.echo(line)
+            if event.type in TERMINAL_TYPES and follow:
+                return
+        if not follow:
+            if cursor == 0:
+                raise click.ClickException(f"no events for build {build_id}")
+            return
+        time.sleep(0.5)
+
+
+@main.group()
+def webhooks() -> None:
+    """Webhook deliveries: status and redelivery of dead ones."""
+
+
+def _dispatcher() -> WebhookDispatcher:
+    from sheen_pipeline.events.delivery import WebhookDispatcher
+    from sheen_pipeline.events.log import EventLog
+    from sheen_pipeline.events.runtime import webhook_config
+    from sheen_pipeline.store.builds import engine_for
+
+    settings = _settings()
+    if not settings.webhooks_enabled:
+        raise click.UsageError("set SHEEN_WEBHOOK_URL and SHEEN_WEBHOOK_SECRET first")
+    engine = engine_for(settings.database_url)
+    events = EventLog(engine, webhooks_enabled=True, secrets=settings.secrets)
+    return WebhookDispatcher(engine, events, webhook_config(settings))
+
+
+@webhooks.command("status")
+@click.option("--build-id", default=None)
+def webhooks_status(build_id: str | None) -> None:
+    """Count deliveries by state (pending, delivered, dead)."""
+    counts = _dispatcher().counts(build_id)
+    for state in ("pending", "delivered", "dead"):
+        click.echo(f"{state}: {counts.get(state, 0)}")
+
+
+@webhooks.command("redeliver")
+@click.option("--build-id", default=None, help="Only this build's dead deliveries.")
+@click.option(
+    "--wait",
+    "wait_s",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds to keep delivering before leaving the rest to `sheen serve`.",
+)
+def webhooks_redeliver(build_id: str | None, wait_s: float) -> None:
+    """Send dead deliveries again, with a fresh count of attempts."""
+    import time
+
+    dispatcher = _dispatcher()
+    click.echo(f"{dispatcher.redeliver(build_id)} deliveries queued again")
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        dispatcher.deliver_due()
+        due = dispatcher.next_due_in()
+        if due is None:
+            break
+        time.sleep(min(max(due, 0.05), 1.0))
+    counts = dispatcher.counts(build_id)
+    click.echo(
+        ", ".join(f"{state}: {counts.get(state, 0)}" for state in ("pending", "delivered", "dead"))
     )

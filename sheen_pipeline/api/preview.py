@@ -1,18 +1,17 @@
-"""Serves every deployed preview under /p/<build_id>/, straight from SHEEN_HOME/previews."""
+"""Every deployed preview under /p/<build_id>/, straight from SHEEN_HOME/previews."""
 
 from __future__ import annotations
 
 from html import escape
 from pathlib import Path
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 
-def create_preview_app(previews_dir: Path) -> Starlette:
+def preview_routes(previews_dir: Path) -> list[BaseRoute]:
     previews_dir.mkdir(parents=True, exist_ok=True)
 
     async def index(_request: Request) -> HTMLResponse:
@@ -32,10 +31,8 @@ def create_preview_app(previews_dir: Path) -> Starlette:
     async def health(_request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
-    return Starlette(
-        routes=[
-            Route("/", index),
-            Route("/healthz", health),
-            Mount("/p", StaticFiles(directory=previews_dir, html=True, follow_symlink=False)),
-        ]
-    )
+    return [
+        Route("/", index),
+        Route("/healthz", health),
+        Mount("/p", StaticFiles(directory=previews_dir, html=True, follow_symlink=False)),
+    ]

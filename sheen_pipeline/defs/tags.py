@@ -10,6 +10,7 @@ USER_ID = "sheen/user_id"
 PROVIDER = "sheen/provider"
 MODEL = "sheen/model"
 PLAN_RUN_ID = "sheen/plan_run_id"
+REQUEST_ID = "sheen/request_id"
 
 BUILD_JOB_PREFIX = "build_"
 LOCATION_NAME = "sheen_pipeline"

@@ -13,6 +13,7 @@ from sheen_pipeline.events.log import EventLog
 from sheen_pipeline.store.builds import engine_for
 
 EXIT_FLUSH_S = 2.0
+_stops: list[threading.Event] = []
 
 
 def webhook_config(settings: Settings) -> WebhookConfig:
@@ -55,3 +56,11 @@ def _flush_then_stop(
         time.sleep(0.05)
     stop.set()
     wake.set()
+
+
+def stop_dispatchers() -> None:
+    """Stop this process's background dispatchers and forget their event logs."""
+    for stop in _stops:
+        stop.set()
+    _stops.clear()
+    event_log.cache_clear()

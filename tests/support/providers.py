@@ -10,6 +10,7 @@ from sheen_pipeline.models import BuildRequest, Plan, Task, TokenUsage
 from sheen_pipeline.planning.dag import with_dependencies
 from sheen_pipeline.providers.base import DependencyRepair, GeneratedFiles, PlanDraft, ProviderError
 from sheen_pipeline.providers.offline import OfflineProvider
+from tests.support.waiting import wait_for
 
 
 class FlakyOfflineProvider(OfflineProvider):
@@ -53,3 +54,16 @@ class CyclicOfflineProvider(OfflineProvider):
         self, tasks: tuple[Task, ...], cycles: list[list[str]]
     ) -> DependencyRepair:
         return DependencyRepair({t.id: t.input.dependencies for t in tasks}, TokenUsage())
+
+
+class GatedOfflineProvider(OfflineProvider):
+    """Holds the task named by SHEEN_TEST_GATE_TASK until the file SHEEN_HOME/gate-open exists,
+    so a test can watch a build while it is running."""
+
+    def generate_files(
+        self, task: Task, plan: Plan, context_files: Mapping[str, str]
+    ) -> GeneratedFiles:
+        if task.id == os.environ.get("SHEEN_TEST_GATE_TASK"):
+            gate = Path(os.environ["SHEEN_HOME"]) / "gate-open"
+            wait_for(gate.exists, 120, f"the gate of task {task.id}")
+        return super().generate_files(task, plan, context_files)

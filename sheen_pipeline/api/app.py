@@ -1,0 +1,28 @@
+"""The HTTP server of `sheen serve`: previews under /p/, the build API under /api/."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from sheen_pipeline.api.builds import BuildsApi
+from sheen_pipeline.api.ingress import Launch, make_ingress
+from sheen_pipeline.api.preview import preview_routes
+from sheen_pipeline.config import Settings
+from sheen_pipeline.events.runtime import event_log
+from sheen_pipeline.store.builds import BuildStore
+from sheen_pipeline.store.requests import RequestStore
+
+
+def create_app(settings: Settings, launch: Launch) -> Starlette:
+    api = BuildsApi(
+        BuildStore(settings.database_url), RequestStore(settings.database_url), event_log(settings)
+    )
+    routes = [
+        Route("/api/builds", make_ingress(settings, launch), methods=["POST"]),
+        Route("/api/builds/{build_id}", api.status),
+        Route("/api/builds/{build_id}/events", api.events_after),
+        Route("/api/builds/{build_id}/stream", api.stream),
+        *preview_routes(settings.previews_dir),
+    ]
+    return Starlette(routes=routes)

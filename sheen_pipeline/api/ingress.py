@@ -1,0 +1,101 @@
+"""POST /api/builds: a signed, validated, rate-limited way for the main app to ask for a build."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from sheen_pipeline.config import Settings
+from sheen_pipeline.events.signing import WebhookVerificationError, verify_webhook
+from sheen_pipeline.models import BuildRequest, InvalidRequest, new_build_id, parse_build_request
+from sheen_pipeline.redaction import redact
+from sheen_pipeline.store.builds import engine_for
+from sheen_pipeline.store.rate import take
+from sheen_pipeline.store.requests import RequestStore, new_request_id
+
+Launch = Callable[[str, str, BuildRequest], None]
+"""Start the build of (request_id, build_id, request); raise to refuse it."""
+
+ALLOWED_FIELDS = {"prompt", "project_id", "user_id", "framework"}
+
+
+class TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge
+    return bytes(body)
+
+
+def _error(status: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def make_ingress(
+    settings: Settings, launch: Launch
+) -> Callable[[Request], Awaitable[JSONResponse]]:
+    requests = RequestStore(settings.database_url)
+    engine = engine_for(settings.database_url)
+
+    async def create_build(request: Request) -> JSONResponse:
+        if not settings.ingress_secret:
+            return _error(503, "ingress is disabled: set SHEEN_INGRESS_SECRET")
+        try:
+            body = await _read_body(request, settings.ingress_max_body_bytes)
+        except TooLarge:
+            return _error(413, f"body over {settings.ingress_max_body_bytes} bytes")
+        try:
+            verify_webhook(body, dict(request.headers), settings.ingress_secret)
+        except WebhookVerificationError as error:
+            return _error(401, f"unauthorized: {error}")
+        try:
+            fields = json.loads(body)
+        except ValueError:
+            return _error(422, "body: not valid JSON")
+        if not isinstance(fields, dict):
+            return _error(422, "body: must be a JSON object")
+        unknown = sorted(set(fields) - ALLOWED_FIELDS)
+        if unknown:
+            return _error(422, f"{unknown[0]}: unknown field")
+        try:
+            build_request = parse_build_request(**fields)
+        except InvalidRequest as error:
+            return _error(422, str(error))
+        name = f"ingress:{build_request.user_id}"
+        if not take(engine, name, settings.ingress_rate_per_min, 60.0):
+            return _error(
+                429, "too many requests from this user; try again later", **{"Retry-After": "60"}
+            )
+        request_id, build_id = new_request_id(), new_build_id()
+        requests.add(request_id, build_id, build_request)
+        try:
+            launch(request_id, build_id, build_request)
+        except Exception as error:
+            reason = redact(f"could not start the build: {error}", settings.secrets)
+            requests.set_status(request_id, "failed", reason)
+            return _error(503, reason)
+        base = f"/api/builds/{build_id}"
+        return JSONResponse(
+            {
+                "request_id": request_id,
+                "build_id": build_id,
+                "status": "pending",
+                "status_url": base,
+                "events_url": f"{base}/events",
+                "stream_url": f"{base}/stream",
+            },
+            status_code=202,
+        )
+
+    return create_build

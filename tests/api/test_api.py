@@ -1,0 +1,220 @@
+"""The HTTP API over a real server on loopback: signed ingress, status, events, live stream."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from dagster import DagsterInstance
+
+from sheen_pipeline.api.app import create_app
+from sheen_pipeline.config import Settings
+from sheen_pipeline.defs.local_runs import BuildOutcome, run_build
+from sheen_pipeline.events.signing import signed_headers
+from sheen_pipeline.models import BuildRequest, parse_build_request
+from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.store.builds import engine_for
+from sheen_pipeline.store.requests import RequestStore
+from tests.support.processes import sheen, sheen_cli_env
+from tests.support.server import serving
+from tests.support.waiting import wait_for
+
+SECRET = "ingress-secret-0123456789"
+PROMPT = "a landing page for Blue Fern Coffee with a signup form"
+
+
+class Api:
+    def __init__(self, base: str, launched: list[tuple[str, str, BuildRequest]]) -> None:
+        self.base = base
+        self.launched = launched
+
+    def post(
+        self,
+        payload: object,
+        secret: str = SECRET,
+        now: float | None = None,
+        raw: bytes | None = None,
+    ) -> requests.Response:
+        body = raw if raw is not None else json.dumps(payload).encode()
+        return requests.post(
+            f"{self.base}/api/builds",
+            data=body,
+            headers=signed_headers(secret, body, now),
+            timeout=10,
+        )
+
+
+@pytest.fixture
+def api(sheen_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    monkeypatch.setenv("SHEEN_INGRESS_SECRET", SECRET)
+    monkeypatch.setenv("SHEEN_INGRESS_RATE_PER_MIN", "3")
+    launched: list[tuple[str, str, BuildRequest]] = []
+    app = create_app(Settings.from_env(), lambda *args: launched.append(args))
+    with serving(app) as base:
+        yield Api(base, launched)
+
+
+def test_signed_request_is_accepted_and_stored(api: Api, sheen_home: Path) -> None:
+    response = api.post({"prompt": "  a blog about tea ", "project_id": "tea", "user_id": "u1"})
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert answer["status"] == "pending"
+    assert answer["status_url"] == f"/api/builds/{answer['build_id']}"
+    ((request_id, build_id, request),) = api.launched
+    assert (request_id, build_id) == (answer["request_id"], answer["build_id"])
+    assert request == BuildRequest(prompt="a blog about tea", project_id="tea", user_id="u1")
+    stored = RequestStore(Settings.from_env().database_url).by_build(build_id)
+    assert stored is not None and stored.status == "pending" and stored.request == request
+    status = requests.get(f"{api.base}{answer['status_url']}", timeout=10).json()
+    assert status["status"] == "pending" and status["request_id"] == request_id
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"secret": "wrong-secret"}, "signature does not match"),
+        ({"now": 1_000_000_000}, "outside the tolerance window"),
+    ],
+)
+def test_bad_signatures_are_refused(api: Api, kwargs: dict[str, object], reason: str) -> None:
+    response = api.post({"prompt": "a site"}, **kwargs)  # type: ignore[arg-type]
+    assert response.status_code == 401
+    assert reason in response.json()["error"]
+    assert api.launched == []
+
+
+def test_unsigned_request_is_refused(api: Api) -> None:
+    response = requests.post(f"{api.base}/api/builds", json={"prompt": "a site"}, timeout=10)
+    assert response.status_code == 401 and "missing" in response.json()["error"]
+
+
+def test_oversized_body_is_refused(api: Api) -> None:
+    response = api.post({"prompt": "x" * 20_000})
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        ({"prompt": "   "}, "prompt: must not be empty"),
+        ({"prompt": "x" * 2001}, "prompt: must be at most 2000 characters"),
+        ({"prompt": "a site", "user_id": "../root"}, "user_id: may contain only letters"),
+        ({"prompt": "a site", "admin": True}, "admin: unknown field"),
+        ({}, "prompt: Field required"),
+        (["a list"], "body: must be a JSON object"),
+    ],
+)
+def test_invalid_bodies_name_the_field(api: Api, payload: object, error: str) -> None:
+    response = api.post(payload)
+    assert response.status_code == 422
+    assert error in response.json()["error"]
+
+
+def test_not_json_is_refused(api: Api) -> None:
+    response = api.post(None, raw=b"{not json")
+    assert response.status_code == 422 and "not valid JSON" in response.json()["error"]
+
+
+def test_too_many_requests_from_one_user(api: Api) -> None:
+    statuses = [api.post({"prompt": "a site", "user_id": "busy"}).status_code for _ in range(4)]
+    assert statuses == [202, 202, 202, 429]
+    assert api.post({"prompt": "a site", "user_id": "other"}).status_code == 202
+    assert len(api.launched) == 4
+
+
+def test_unknown_build_is_404(api: Api) -> None:
+    for path in ("", "/events", "/stream"):
+        assert requests.get(f"{api.base}/api/builds/bnothere{path}", timeout=10).status_code == 404
+
+
+def build_in_thread(instance: DagsterInstance) -> tuple[threading.Thread, list[BuildOutcome]]:
+    outcomes: list[BuildOutcome] = []
+    pipeline = BuildPipeline.from_env()
+
+    def work() -> None:
+        request = parse_build_request(prompt=PROMPT)
+        outcomes.append(run_build(instance, pipeline, request, lambda _line: None))
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    return thread, outcomes
+
+
+def sse_events(response: requests.Response) -> Iterator[dict[str, Any]]:
+    """Parsed SSE frames, as they arrive: the event's payload plus the frame's id."""
+    frame: dict[str, str] = {}
+    for line in response.iter_lines(chunk_size=None, decode_unicode=True):
+        if line:
+            key, _, value = line.partition(": ")
+            frame[key] = value
+            continue
+        if "data" in frame:
+            yield {"frame_id": int(frame["id"]), **json.loads(frame["data"])}
+        frame = {}
+
+
+def any_build_id(settings: Settings) -> str | None:
+    with engine_for(settings.database_url).connect() as conn:
+        return conn.exec_driver_sql("select build_id from build_events limit 1").scalar()
+
+
+def test_stream_is_live_and_resumes_after_reconnect(
+    api: Api, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch, sheen_home: Path
+) -> None:
+    monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:GatedOfflineProvider")
+    monkeypatch.setenv("SHEEN_TEST_GATE_TASK", "index_page")
+    thread, outcomes = build_in_thread(instance)
+    build_id = wait_for(lambda: any_build_id(Settings.from_env()), 60, "the build to start")
+
+    first: list[dict[str, Any]] = []
+    with requests.get(f"{api.base}/api/builds/{build_id}/stream", stream=True, timeout=60) as live:
+        assert live.headers["content-type"].startswith("text/event-stream")
+        for event in sse_events(live):
+            first.append(event)
+            if event["type"] == "task_started" and event["data"]["task_id"] == "index_page":
+                break
+    assert outcomes == []  # the build is held at index_page: these events arrived live
+    assert first[0]["type"] == "build_started"
+
+    (sheen_home / "gate-open").touch()
+    resume = {"Last-Event-ID": str(first[-1]["seq"])}
+    url = f"{api.base}/api/builds/{build_id}/stream"
+    with requests.get(url, headers=resume, stream=True, timeout=60) as reconnected:
+        rest = list(sse_events(reconnected))
+    thread.join(timeout=120)
+    assert outcomes and outcomes[0].status == "succeeded"
+    assert rest[-1]["type"] == "build_completed"
+    streamed = [e["seq"] for e in first + rest]
+    assert streamed == sorted(set(streamed))  # nothing twice, nothing out of order
+    assert all(e["frame_id"] == e["seq"] for e in first + rest)
+    stored = requests.get(f"{api.base}/api/builds/{build_id}/events", timeout=10).json()
+    assert [e["seq"] for e in stored["events"]] == streamed  # nothing missed across the reconnect
+
+    page = requests.get(
+        f"{api.base}/api/builds/{build_id}/events",
+        params={"since": streamed[2], "limit": 3},
+        timeout=10,
+    ).json()
+    assert [e["seq"] for e in page["events"]] == streamed[3:6]
+    assert page["next_cursor"] == streamed[5]
+    status = requests.get(f"{api.base}/api/builds/{build_id}", timeout=10).json()
+    assert status["status"] == "succeeded" and status["preview_url"].endswith(f"/p/{build_id}/")
+    assert status["usage"]["cost_usd"] == "0"
+
+
+def test_sheen_events_prints_a_finished_build(tmp_path: Path) -> None:
+    env = sheen_cli_env(tmp_path)
+    built = sheen(env, "build", PROMPT, "--json")
+    build_id = json.loads(built.stdout.splitlines()[-1])["build_id"]
+    result = sheen(env, "events", build_id)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith("planning") and "build completed: http://127.0.0.1:" in lines[-1]
+    followed = sheen(env, "events", build_id, "--follow", "--json")
+    assert json.loads(followed.stdout.splitlines()[-1])["type"] == "build_completed"
+    assert sheen(env, "events", "bnothere").returncode == 1

@@ -1,0 +1,133 @@
+"""Webhook delivery to real receivers on loopback: unreliable, slow and dead ones."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+
+from sheen_pipeline.config import Settings
+from sheen_pipeline.defs.local_runs import run_build
+from sheen_pipeline.events.delivery import WebhookDispatcher
+from sheen_pipeline.events.runtime import event_log, stop_dispatchers, webhook_config
+from sheen_pipeline.events.signing import EVENT_ID_HEADER, verify_webhook
+from sheen_pipeline.events.types import EventType
+from sheen_pipeline.models import parse_build_request
+from sheen_pipeline.pipeline import BuildPipeline
+from tests.support.processes import sheen, sheen_cli_env
+from tests.support.receiver import Receiver
+from tests.support.waiting import wait_for
+
+SECRET = "whsec-0123456789abcdef"
+PROMPT = "a landing page for Blue Fern Coffee with a signup form"
+
+
+@pytest.fixture
+def webhook_env(sheen_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    monkeypatch.setenv("SHEEN_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("SHEEN_WEBHOOK_BACKOFF_S", "0.05")
+    monkeypatch.setenv("SHEEN_WEBHOOK_MAX_ATTEMPTS", "8")
+    monkeypatch.setenv("SHEEN_WEBHOOK_TIMEOUT_S", "2")
+    monkeypatch.setenv("SHEEN_WEBHOOK_RATE_PER_S", "50")
+    yield monkeypatch
+    stop_dispatchers()
+
+
+def all_settled(pipeline: BuildPipeline) -> bool:
+    dispatcher = WebhookDispatcher(
+        pipeline.events.engine, pipeline.events, webhook_config(pipeline.settings)
+    )
+    return dispatcher.counts().get("pending", 0) == 0
+
+
+def test_unreliable_receiver_gets_every_event_once_in_order(
+    webhook_env: pytest.MonkeyPatch, instance: DagsterInstance
+) -> None:
+    def flaky(number: int) -> int:
+        if number % 3 == 0:
+            time.sleep(0.2)  # a slow answer
+        return 500 if number % 2 else 200  # every other request fails
+
+    with Receiver(flaky) as receiver:
+        webhook_env.setenv("SHEEN_WEBHOOK_URL", receiver.url)
+        pipeline = BuildPipeline.from_env()
+        outcome = run_build(instance, pipeline, parse_build_request(prompt=PROMPT), lambda _: None)
+        assert outcome.status == "succeeded"
+        wait_for(lambda: all_settled(pipeline), 60, "every webhook to be delivered")
+        accepted = receiver.accepted()
+
+    events = pipeline.events.after(outcome.build_id or "")
+    assert len(events) >= 15
+    assert len(receiver.received) > len(events)  # failures were retried
+    first_seen: dict[str, int] = {}
+    for record in accepted:
+        verify_webhook(record.body, record.headers, SECRET)
+        payload = json.loads(record.body)
+        assert record.headers[EVENT_ID_HEADER] == payload["id"]
+        first_seen.setdefault(payload["id"], payload["seq"])
+    assert set(first_seen) == {event.id for event in events}  # each id processed once after dedup
+    seqs = list(first_seen.values())
+    assert seqs == sorted(seqs)  # delivered in event order
+    assert json.loads(accepted[-1].body)["type"] == EventType.BUILD_COMPLETED
+
+
+def test_a_stuck_receiver_does_not_hold_up_the_build(
+    webhook_env: pytest.MonkeyPatch, instance: DagsterInstance
+) -> None:
+    release = threading.Event()
+
+    def stuck(_number: int) -> int:
+        release.wait(30)
+        return 200
+
+    with Receiver(stuck) as receiver:
+        webhook_env.setenv("SHEEN_WEBHOOK_URL", receiver.url)
+        webhook_env.setenv("SHEEN_WEBHOOK_TIMEOUT_S", "30")
+        pipeline = BuildPipeline.from_env()
+        outcome = run_build(instance, pipeline, parse_build_request(prompt=PROMPT), lambda _: None)
+        assert outcome.status == "succeeded"
+        assert len(receiver.received) == 1 and not release.is_set()  # still holding the first
+        release.set()
+        wait_for(lambda: all_settled(pipeline), 60, "the held deliveries to go out")
+        assert len(receiver.accepted()) == len(pipeline.events.after(outcome.build_id or ""))
+
+
+def test_dead_deliveries_are_kept_and_redelivered_by_the_cli(
+    webhook_env: pytest.MonkeyPatch, sheen_home: Path, tmp_path: Path
+) -> None:
+    healthy = threading.Event()
+    with Receiver(lambda _n: 200 if healthy.is_set() else 503) as receiver:
+        webhook_env.setenv("SHEEN_WEBHOOK_URL", receiver.url)
+        webhook_env.setenv("SHEEN_WEBHOOK_MAX_ATTEMPTS", "2")
+        settings = Settings.from_env()
+        log = event_log(settings)
+        emitted = [log.emit("bdead", EventType.BUILD_STARTED, n=n) for n in range(3)]
+        dispatcher = WebhookDispatcher(log.engine, log, webhook_config(settings))
+        wait_for(lambda: dispatcher.counts().get("dead") == 3, 30, "three dead deliveries")
+        with log.engine.connect() as conn:
+            errors = (
+                conn.exec_driver_sql("select last_error from webhook_deliveries").scalars().all()
+            )
+        assert errors == ["HTTP 503"] * 3
+
+        healthy.set()
+        env = sheen_cli_env(tmp_path, **{k: v for k, v in webhook_env_vars(settings).items()})
+        result = sheen(env, "webhooks", "redeliver", "--build-id", "bdead")
+        assert result.returncode == 0, result.stderr
+        assert "3 deliveries queued again" in result.stdout
+        assert "pending: 0, delivered: 3, dead: 0" in result.stdout
+        delivered = [json.loads(r.body)["id"] for r in receiver.accepted()]
+        assert delivered == [event.id for event in emitted]
+
+
+def webhook_env_vars(settings: Settings) -> dict[str, str]:
+    return {
+        "SHEEN_HOME": str(settings.home),
+        "SHEEN_WEBHOOK_URL": settings.webhook_url,
+        "SHEEN_WEBHOOK_SECRET": settings.webhook_secret,
+    }
