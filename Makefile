@@ -31,11 +31,12 @@ lint: install
 	$(BIN)/ruff format --check sheen_pipeline tests
 	$(BIN)/mypy sheen_pipeline
 
-## dev: the Dagster UI (webserver + daemon) on this instance, plus the preview server
+## dev: the Dagster UI (webserver + daemon, sensors on) on this instance, plus `sheen serve`
 dev: install
+	$(BIN)/sheen init
 	trap 'kill 0' EXIT INT TERM; \
 	$(BIN)/sheen serve & \
-	$(BIN)/dagster dev -w workspace.yaml
+	SHEEN_DAGSTER_WEBSERVER_URL=http://127.0.0.1:3000 $(BIN)/dagster dev -w workspace.yaml -p 3000
 
 clean:
 	rm -rf $(VENV) .sheen storage history schedules logs .logs_queue .nux .telemetry

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -14,6 +15,7 @@ from sheen_pipeline.config import ConfigError, Settings
 from sheen_pipeline.models import InvalidRequest, parse_build_request
 
 if TYPE_CHECKING:
+    from sheen_pipeline.defs.local_runs import BuildOutcome
     from sheen_pipeline.events.delivery import WebhookDispatcher
 
 
@@ -63,21 +65,30 @@ def build(prompt: str, project_id: str, user_id: str, framework: str | None, as_
     from dagster import DagsterInstance
 
     from sheen_pipeline.defs.local_runs import run_build
+    from sheen_pipeline.defs.pools import set_pool_limits
     from sheen_pipeline.pipeline import BuildPipeline
 
     def report(line: str) -> None:
         click.echo(line, err=as_json)
 
     with DagsterInstance.get() as instance:
+        set_pool_limits(instance, settings, only_missing=True)
         outcome = run_build(instance, BuildPipeline(settings), request, report)
+    _finish(outcome, report, as_json)
+
+
+def _finish(outcome: BuildOutcome, report: Callable[[str], None], as_json: bool) -> NoReturn:
+    """Last lines and exit code: 0 succeeded, 3 waiting for approval, 1 failed."""
     if outcome.status == "succeeded":
         report(f"build {outcome.build_id} succeeded: {len(outcome.files)} files")
         report(f"preview: {outcome.preview_url}")
+    elif outcome.status == "awaiting_approval":
+        report(f"build {outcome.build_id} awaits approval: sheen approve {outcome.build_id}")
     else:
         report(f"build {outcome.build_id or '(none)'} failed: {outcome.error}")
     if as_json:
         click.echo(json.dumps(outcome.as_json()))
-    sys.exit(0 if outcome.status == "succeeded" else 1)
+    sys.exit({"succeeded": 0, "awaiting_approval": 3}.get(outcome.status, 1))
 
 
 @main.command()
@@ -87,24 +98,15 @@ def serve(host: str | None, port: int | None) -> None:
     """Serve previews under /p/<build_id>/ and the build API under /api/ until Ctrl-C; also
     delivers pending webhooks when they are configured."""
     import uvicorn
-    from dagster import DagsterInstance
 
     from sheen_pipeline.api.app import create_app
-    from sheen_pipeline.defs.submit import submit_plan_run
-    from sheen_pipeline.models import BuildRequest
 
     settings = _settings()
-    _ensure_dagster_home(settings)
-    instance = DagsterInstance.get()
-
-    def launch(request_id: str, build_id: str, request: BuildRequest) -> None:
-        submit_plan_run(instance, request_id, build_id, request)
-
     host = host or settings.preview_host
     port = port or settings.preview_port
     click.echo(f"Serving previews at http://{host}:{port}/p/<build_id>/ and the API at /api/")
     click.echo("Ctrl-C stops.")
-    uvicorn.run(create_app(settings, launch), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
 @main.command()
@@ -195,3 +197,109 @@ def webhooks_redeliver(build_id: str | None, wait_s: float) -> None:
     click.echo(
         ", ".join(f"{state}: {counts.get(state, 0)}" for state in ("pending", "delivered", "dead"))
     )
+
+
+@main.command()
+def init() -> None:
+    """Create the app tables and set the concurrency pool limits (plan, llm) on the instance."""
+    from dagster import DagsterInstance
+
+    from sheen_pipeline.defs.pools import set_pool_limits
+    from sheen_pipeline.store.builds import engine_for
+
+    settings = _settings()
+    engine_for(settings.database_url)
+    _ensure_dagster_home(settings)
+    with DagsterInstance.get() as instance:
+        applied = set_pool_limits(instance, settings, only_missing=False)
+    click.echo("pools: " + ", ".join(f"{pool}={limit}" for pool, limit in applied.items()))
+
+
+@main.command()
+@click.argument("prompt")
+@click.option("--project-id", default="default", show_default=True)
+@click.option("--user-id", default="anonymous", show_default=True)
+@click.option("--framework", type=click.Choice(["static"]), default=None)
+def submit(prompt: str, project_id: str, user_id: str, framework: str | None) -> None:
+    """Queue PROMPT in build_requests; the build_requests_sensor (make dev) starts it."""
+    from sheen_pipeline.models import new_build_id
+    from sheen_pipeline.store.requests import RequestStore, new_request_id
+
+    settings = _settings()
+    try:
+        request = parse_build_request(
+            prompt=prompt, project_id=project_id, user_id=user_id, framework=framework
+        )
+    except InvalidRequest as error:
+        raise click.UsageError(f"invalid build request: {error}") from None
+    record = RequestStore(settings.database_url).add(request, new_request_id(), new_build_id())
+    click.echo(f"request {record.request_id} queued as build {record.build_id}")
+
+
+@main.command()
+@click.argument("request_or_build_id", required=False)
+@click.option("--limit", type=int, default=20, show_default=True)
+def status(request_or_build_id: str | None, limit: int) -> None:
+    """Show build requests and where they are (pending, planning, awaiting_approval, building,
+    succeeded, failed)."""
+    from sheen_pipeline.store.requests import RequestStore
+
+    store = RequestStore(_settings().database_url)
+    if request_or_build_id:
+        record = store.find(request_or_build_id)
+        if record is None:
+            raise click.ClickException(f"no request or build {request_or_build_id}")
+        records = [record]
+    else:
+        records = store.recent(limit)
+    for record in records:
+        error = f"  {record.error}" if record.error else ""
+        click.echo(
+            f"{record.request_id}  {record.build_id}  {record.status:<17} "
+            f"{record.updated_at:%Y-%m-%d %H:%M:%S}  {record.prompt[:40]!r}{error}"
+        )
+
+
+@main.command()
+@click.argument("build_id")
+@click.option("--here", is_flag=True, help="Run the build in this process instead of the queue.")
+@click.option("--json", "as_json", is_flag=True)
+def approve(build_id: str, here: bool, as_json: bool) -> None:
+    """Approve a planned build: its job is queued (or, with --here, run now)."""
+    from dagster import DagsterInstance
+
+    from sheen_pipeline.approval import ApprovalError
+    from sheen_pipeline.approval import approve as approve_plan
+    from sheen_pipeline.defs.launching import create_build_run
+    from sheen_pipeline.defs.local_runs import plan_run_of, run_approved_build
+    from sheen_pipeline.pipeline import BuildPipeline
+
+    settings = _settings()
+    _ensure_dagster_home(settings)
+    pipeline = BuildPipeline(settings)
+    try:
+        plan = approve_plan(pipeline, build_id)
+    except (ApprovalError, LookupError) as error:
+        raise click.ClickException(str(error)) from None
+    with DagsterInstance.get() as instance:
+        if here:
+            _finish(run_approved_build(instance, pipeline, plan, click.echo), click.echo, as_json)
+        run = create_build_run(instance, plan, plan_run_of(instance, build_id))
+        instance.submit_run(run.run_id, workspace=None)  # type: ignore[arg-type]
+    click.echo(f"approved: run {run.run_id} of {run.job_name} queued")
+
+
+@main.command()
+@click.argument("build_id")
+@click.option("--reason", default="rejected by an operator", show_default=True)
+def reject(build_id: str, reason: str) -> None:
+    """Reject a planned build: it ends with build_failed."""
+    from sheen_pipeline.approval import ApprovalError
+    from sheen_pipeline.approval import reject as reject_plan
+    from sheen_pipeline.pipeline import BuildPipeline
+
+    try:
+        reject_plan(BuildPipeline(_settings()), build_id, reason)
+    except (ApprovalError, LookupError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"rejected build {build_id}")

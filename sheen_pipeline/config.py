@@ -71,6 +71,10 @@ class Settings:
     llm_max_retries: int
     openai_base_url: str
     prices: str
+    plan_approval_ttl_s: int = 300
+    pool_plan_limit: int = 2
+    pool_llm_limit: int = 5
+    dagster_webserver_url: str = ""
     webhook_url: str = ""
     webhook_max_attempts: int = 5
     webhook_backoff_s: float = 1.0
@@ -119,6 +123,10 @@ class Settings:
             prices=os.environ.get("SHEEN_PRICES", ""),
             anthropic_api_key=os.environ.get("ANTHROPIC_API_KEY", "").strip(),
             openai_api_key=os.environ.get("SHEEN_OPENAI_API_KEY", "").strip(),
+            plan_approval_ttl_s=_env_int("SHEEN_PLAN_APPROVAL_TTL_S", 300),
+            pool_plan_limit=_env_int("SHEEN_POOL_PLAN_LIMIT", 2),
+            pool_llm_limit=_env_int("SHEEN_POOL_LLM_LIMIT", 5),
+            dagster_webserver_url=os.environ.get("SHEEN_DAGSTER_WEBSERVER_URL", "").strip(),
             webhook_url=os.environ.get("SHEEN_WEBHOOK_URL", "").strip(),
             webhook_secret=os.environ.get("SHEEN_WEBHOOK_SECRET", "").strip(),
             webhook_max_attempts=_env_int("SHEEN_WEBHOOK_MAX_ATTEMPTS", 5),

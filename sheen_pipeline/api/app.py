@@ -6,7 +6,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from sheen_pipeline.api.builds import BuildsApi
-from sheen_pipeline.api.ingress import Launch, make_ingress
+from sheen_pipeline.api.ingress import make_ingress
 from sheen_pipeline.api.preview import preview_routes
 from sheen_pipeline.config import Settings
 from sheen_pipeline.events.runtime import event_log
@@ -14,12 +14,12 @@ from sheen_pipeline.store.builds import BuildStore
 from sheen_pipeline.store.requests import RequestStore
 
 
-def create_app(settings: Settings, launch: Launch) -> Starlette:
+def create_app(settings: Settings) -> Starlette:
     api = BuildsApi(
         BuildStore(settings.database_url), RequestStore(settings.database_url), event_log(settings)
     )
     routes = [
-        Route("/api/builds", make_ingress(settings, launch), methods=["POST"]),
+        Route("/api/builds", make_ingress(settings), methods=["POST"]),
         Route("/api/builds/{build_id}", api.status),
         Route("/api/builds/{build_id}/events", api.events_after),
         Route("/api/builds/{build_id}/stream", api.stream),

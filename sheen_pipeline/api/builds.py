@@ -34,7 +34,7 @@ class BuildsApi:
         try:
             record = self.builds.get_build(build_id)
         except UnknownBuild:
-            pending = self.requests.by_build(build_id)
+            pending = self.requests.find(build_id)
             if pending is None:
                 return None
             return {

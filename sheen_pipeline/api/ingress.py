@@ -5,19 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from sheen_pipeline.config import Settings
 from sheen_pipeline.events.signing import WebhookVerificationError, verify_webhook
-from sheen_pipeline.models import BuildRequest, InvalidRequest, new_build_id, parse_build_request
-from sheen_pipeline.redaction import redact
+from sheen_pipeline.models import InvalidRequest, new_build_id, parse_build_request
 from sheen_pipeline.store.builds import engine_for
 from sheen_pipeline.store.rate import take
 from sheen_pipeline.store.requests import RequestStore, new_request_id
-
-Launch = Callable[[str, str, BuildRequest], None]
-"""Start the build of (request_id, build_id, request); raise to refuse it."""
 
 ALLOWED_FIELDS = {"prompt", "project_id", "user_id", "framework"}
 
@@ -42,9 +39,8 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def make_ingress(
-    settings: Settings, launch: Launch
-) -> Callable[[Request], Awaitable[JSONResponse]]:
+def make_ingress(settings: Settings) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """Valid requests become rows of build_requests; the build_requests_sensor starts them."""
     requests = RequestStore(settings.database_url)
     engine = engine_for(settings.database_url)
 
@@ -73,18 +69,14 @@ def make_ingress(
         except InvalidRequest as error:
             return _error(422, str(error))
         name = f"ingress:{build_request.user_id}"
-        if not take(engine, name, settings.ingress_rate_per_min, 60.0):
+        if not await run_in_threadpool(take, engine, name, settings.ingress_rate_per_min, 60.0):
             return _error(
                 429, "too many requests from this user; try again later", **{"Retry-After": "60"}
             )
-        request_id, build_id = new_request_id(), new_build_id()
-        requests.add(request_id, build_id, build_request)
-        try:
-            launch(request_id, build_id, build_request)
-        except Exception as error:
-            reason = redact(f"could not start the build: {error}", settings.secrets)
-            requests.set_status(request_id, "failed", reason)
-            return _error(503, reason)
+        record = await run_in_threadpool(
+            requests.add, build_request, new_request_id(), new_build_id()
+        )
+        request_id, build_id = record.request_id, record.build_id
         base = f"/api/builds/{build_id}"
         return JSONResponse(
             {

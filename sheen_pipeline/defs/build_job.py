@@ -19,7 +19,9 @@ from dagster import (
     op,
 )
 
+from sheen_pipeline.approval import check_may_run
 from sheen_pipeline.defs.metadata import cost_metadata
+from sheen_pipeline.defs.pools import LLM_POOL
 from sheen_pipeline.defs.resources import SheenResource
 from sheen_pipeline.defs.tags import build_job_name, build_tags
 from sheen_pipeline.models import Plan, TaskResult
@@ -34,8 +36,9 @@ def _run_step(
     """Run one step of the build, recording a failure on the build before Dagster sees it."""
     plan: Plan = context.resources.plan
     pipeline: BuildPipeline = context.resources.sheen.pipeline()
-    pipeline.start_run(plan.build_id, context.run_id)
     try:
+        check_may_run(pipeline, plan.build_id)
+        pipeline.start_run(plan.build_id, context.run_id)
         return work(pipeline, plan)
     except Exception as error:
         pipeline.fail(plan.build_id, f"{step} failed: {error}")
@@ -46,6 +49,7 @@ def _run_step(
     ins={"upstream": In(list, default_value=[], description="Results of the tasks this one needs")},
     out=Out(TaskResult),
     required_resource_keys={"sheen", "plan"},
+    pool=LLM_POOL,
 )
 def run_task(context: OpExecutionContext, upstream: list[TaskResult]) -> TaskResult:
     """Generate and write the files of the task this node is named after."""

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from dagster._core.execution.api import execute_run_iterator
 
 from sheen_pipeline.defs.launching import create_build_run, local_origins, reconstructable_job
 from sheen_pipeline.defs.plan_job import plan_build
+from sheen_pipeline.defs.tags import BUILD_ID
 from sheen_pipeline.events.format import describe
 from sheen_pipeline.events.types import BuildEvent
 from sheen_pipeline.fsutil import regular_files
-from sheen_pipeline.models import BuildRequest, TokenUsage, new_build_id
+from sheen_pipeline.models import BuildRequest, Plan, TokenUsage, new_build_id
 from sheen_pipeline.pipeline import BuildPipeline
-from sheen_pipeline.store.builds import UnknownBuild
+from sheen_pipeline.store.builds import BuildStatus, UnknownBuild
 
 Report = Callable[[str], None]
 
@@ -66,12 +68,9 @@ def _execute(instance: DagsterInstance, run: DagsterRun) -> None:
         pass
 
 
-def run_build(
-    instance: DagsterInstance, pipeline: BuildPipeline, request: BuildRequest, report: Report
-) -> BuildOutcome:
-    """Plan, then build and deploy, each as a Dagster run executed here; never raises on failure.
-    Progress comes from the build's events: the ops run in this process and share its event log."""
-    build_id = new_build_id()
+@contextmanager
+def _reporting(pipeline: BuildPipeline, build_id: str, report: Report) -> Iterator[None]:
+    """Progress comes from the build's events: the ops run in this process and share its log."""
 
     def report_own(event: BuildEvent) -> None:
         if event.build_id == build_id:
@@ -79,34 +78,69 @@ def run_build(
 
     stop_listening = pipeline.events.add_listener(report_own)
     try:
-        return _run_plan_then_build(instance, pipeline, request, build_id)
+        yield
     finally:
         stop_listening()
 
 
-def _run_plan_then_build(
-    instance: DagsterInstance, pipeline: BuildPipeline, request: BuildRequest, build_id: str
+def run_build(
+    instance: DagsterInstance, pipeline: BuildPipeline, request: BuildRequest, report: Report
 ) -> BuildOutcome:
-    remote, code = local_origins(plan_build.name)
-    run_config = {
-        **QUIET_LOGGERS,
-        "ops": {
-            "validate_request": {"config": {**request.model_dump(), "build_id": build_id}},
-            "launch_build": {"config": {"submit": False}},
-        },
-    }
-    plan_run = instance.create_run_for_job(
-        plan_build, run_config=run_config, remote_job_origin=remote, job_code_origin=code
-    )
-    _execute(instance, plan_run)
-    plan_run = instance.get_run_by_id(plan_run.run_id) or plan_run
-    outcome = BuildOutcome(build_id=build_id, status="failed", dagster_run_ids=[plan_run.run_id])
-    plan = pipeline.store.get_plan(build_id)
-    if plan_run.status != DagsterRunStatus.SUCCESS or plan is None:
-        outcome.error = _planning_error(pipeline, build_id)
-        return outcome
-    outcome.task_count = len(plan.tasks)
+    """Plan, then build and deploy, each as a Dagster run executed here; never raises on failure.
+    A plan that needs approval stops here with status awaiting_approval."""
+    build_id = new_build_id()
+    with _reporting(pipeline, build_id, report):
+        remote, code = local_origins(plan_build.name)
+        run_config = {
+            **QUIET_LOGGERS,
+            "ops": {
+                "validate_request": {"config": {**request.model_dump(), "build_id": build_id}},
+                "launch_build": {"config": {"submit": False}},
+            },
+        }
+        plan_run = instance.create_run_for_job(
+            plan_build, run_config=run_config, remote_job_origin=remote, job_code_origin=code
+        )
+        _execute(instance, plan_run)
+        plan_run = instance.get_run_by_id(plan_run.run_id) or plan_run
+        outcome = BuildOutcome(build_id, status="failed", dagster_run_ids=[plan_run.run_id])
+        plan = pipeline.store.get_plan(build_id)
+        if plan_run.status != DagsterRunStatus.SUCCESS or plan is None:
+            outcome.error = _planning_error(pipeline, build_id)
+            return outcome
+        outcome.task_count = len(plan.tasks)
+        if pipeline.store.get_build(build_id).status is BuildStatus.AWAITING_APPROVAL:
+            outcome.status = BuildStatus.AWAITING_APPROVAL.value
+            return outcome
+        return _run_build_job(instance, pipeline, plan, plan_run, outcome)
 
+
+def run_approved_build(
+    instance: DagsterInstance, pipeline: BuildPipeline, plan: Plan, report: Report
+) -> BuildOutcome:
+    """Run an approved plan's job here, as `sheen approve --here` does."""
+    plan_run = plan_run_of(instance, plan.build_id)
+    outcome = BuildOutcome(plan.build_id, "failed", task_count=len(plan.tasks))
+    with _reporting(pipeline, plan.build_id, report):
+        return _run_build_job(instance, pipeline, plan, plan_run, outcome)
+
+
+def plan_run_of(instance: DagsterInstance, build_id: str) -> DagsterRun:
+    runs = instance.get_runs(
+        RunsFilter(job_name=plan_build.name, tags={BUILD_ID: build_id}), limit=1
+    )
+    if not runs:
+        raise LookupError(f"no plan_build run for build {build_id}")
+    return runs[0]
+
+
+def _run_build_job(
+    instance: DagsterInstance,
+    pipeline: BuildPipeline,
+    plan: Plan,
+    plan_run: DagsterRun,
+    outcome: BuildOutcome,
+) -> BuildOutcome:
     build_run = create_build_run(instance, plan, plan_run, run_config=QUIET_LOGGERS)
     outcome.dagster_run_ids.append(build_run.run_id)
     _execute(instance, build_run)
@@ -114,7 +148,7 @@ def _run_plan_then_build(
     outcome.status = record.status.value
     outcome.error = record.error
     outcome.usage = record.usage
-    if record.preview_url and record.status.value == "succeeded":
+    if record.preview_url and record.status is BuildStatus.SUCCEEDED:
         outcome.preview_url = record.preview_url
         preview = pipeline.settings.previews_dir / plan.build_id
         outcome.files = [p.relative_to(preview).as_posix() for p in regular_files(preview)]

@@ -16,8 +16,10 @@ from pydantic import Field
 
 from sheen_pipeline.defs.launching import create_build_run
 from sheen_pipeline.defs.metadata import cost_metadata
+from sheen_pipeline.defs.pools import PLAN_POOL
 from sheen_pipeline.defs.resources import SheenResource
 from sheen_pipeline.defs.tags import BUILD_ID, MODEL, PROJECT_ID, PROVIDER, USER_ID, build_job_name
+from sheen_pipeline.defs.webserver import reload_code_location
 from sheen_pipeline.models import (
     BuildRequest,
     InvalidRequest,
@@ -88,7 +90,7 @@ def _plan_metadata(outcome: PlanOutcome) -> dict[str, object]:
     }
 
 
-@op(out=Out(str))
+@op(out=Out(str), pool=PLAN_POOL)
 def generate_plan(context: OpExecutionContext, sheen: SheenResource, ticket: BuildTicket) -> str:
     """Ask the provider for a plan, check it, make it acyclic and store it; returns the build id."""
     build_id, request = ticket.build_id, ticket.request
@@ -116,17 +118,35 @@ def generate_plan(context: OpExecutionContext, sheen: SheenResource, ticket: Bui
     return build_id
 
 
+def _show_new_job_in_ui(context: OpExecutionContext, webserver_url: str) -> None:
+    if not webserver_url:
+        return
+    problem = reload_code_location(webserver_url)
+    if problem:
+        context.log.warning(f"could not reload the code location at {webserver_url}: {problem}")
+
+
 @op
 def launch_build(
     context: OpExecutionContext, config: LaunchConfig, sheen: SheenResource, build_id: str
 ) -> str:
-    """Queue the build's own job (`build_<id>`); the daemon launches it. Returns its run id."""
+    """Queue the build's own job (`build_<id>`); the daemon launches it. Returns its run id.
+    With plan approval required, the build waits for `sheen approve` or a launch in the UI."""
+    pipeline = sheen.pipeline()
+    _show_new_job_in_ui(context, pipeline.settings.dagster_webserver_url)
+    plan = pipeline.store.get_plan(build_id)
+    if plan is None:
+        raise Failure(description=f"build {build_id} has no stored plan")
+    if pipeline.settings.require_plan_approval:
+        pipeline.store.await_approval(build_id)
+        context.log.info(
+            f"build {build_id} awaits approval: `sheen approve {build_id}`, or launch "
+            f"{build_job_name(build_id)} in the UI; `sheen reject {build_id}` ends it"
+        )
+        return ""
     if not config.submit:
         context.log.info(f"not submitting build {build_id}: the caller runs it")
         return ""
-    plan = sheen.pipeline().store.get_plan(build_id)
-    if plan is None:
-        raise Failure(description=f"build {build_id} has no stored plan")
     run = create_build_run(context.instance, plan, context.dagster_run)
     context.instance.submit_run(run.run_id, workspace=None)  # type: ignore[arg-type]
     context.log.info(f"submitted run {run.run_id} of job {run.job_name}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 
@@ -11,17 +10,27 @@ from dagster import (
     JobDefinition,
     RepositoryData,
     ResourceDefinition,
+    SensorDefinition,
     repository,
 )
 
 from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.build_job import make_build_job
 from sheen_pipeline.defs.plan_job import plan_build
+from sheen_pipeline.defs.sensors import (
+    build_requests_sensor,
+    plan_approval_expiry_sensor,
+    plan_run_failure_sensor,
+)
 from sheen_pipeline.defs.tags import BUILD_JOB_PREFIX, REPOSITORY_NAME
 from sheen_pipeline.models import Plan
 from sheen_pipeline.store.builds import BuildStore
 
-log = logging.getLogger(__name__)
+SENSORS: list[SensorDefinition] = [
+    build_requests_sensor,
+    plan_run_failure_sensor,
+    plan_approval_expiry_sensor,
+]
 
 
 class SheenRepositoryData(RepositoryData):
@@ -45,6 +54,9 @@ class SheenRepositoryData(RepositoryData):
 
     def get_env_vars_by_top_level_resource(self) -> Mapping[str, AbstractSet[str]]:
         return {}
+
+    def get_all_sensors(self) -> Sequence[SensorDefinition]:
+        return SENSORS
 
     def get_all_jobs(self) -> Sequence[JobDefinition]:
         return [*self._static.values(), *(self._job_for(p) for p in self._store().list_plans())]

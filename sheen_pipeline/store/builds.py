@@ -1,4 +1,5 @@
-"""Builds and their plans. A stored plan never changes: its Dagster job is built from it."""
+"""Builds and their plans. A stored plan never changes: its Dagster job is built from it.
+A build's status is mirrored onto the request it came from, so `sheen status` shows one story."""
 
 from __future__ import annotations
 
@@ -7,21 +8,31 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, insert, select, update
 from sqlalchemy.engine import make_url
 
 from sheen_pipeline.models import BuildRequest, Plan, TokenUsage
-from sheen_pipeline.store.tables import builds, metadata, plans
+from sheen_pipeline.store.schema import ensure_schema
+from sheen_pipeline.store.tables import build_requests, builds, plans
 
 
 class BuildStatus(StrEnum):
     PLANNING = "planning"
     PLANNED = "planned"
+    AWAITING_APPROVAL = "awaiting_approval"
     BLOCKED = "blocked"
     BUILDING = "building"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+class Approval(StrEnum):
+    REQUIRED = "required"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
 
 
 class UnknownBuild(LookupError):
@@ -36,7 +47,9 @@ class BuildRecord:
     preview_url: str | None
     error: str | None
     usage: TokenUsage
+    approval: Approval | None
     created_at: datetime
+    updated_at: datetime
 
 
 @cache
@@ -45,12 +58,17 @@ def engine_for(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, pool_pre_ping=True)
-    metadata.create_all(engine)
+    ensure_schema(engine)
     return engine
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they were written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class BuildStore:
@@ -71,6 +89,7 @@ class BuildStore:
                     updated_at=now,
                 )
             )
+            _mirror(conn, build_id, BuildStatus.PLANNING, None)
 
     def save_plan(self, plan: Plan) -> None:
         """Store a plan once; a second save of the same build fails rather than change a job."""
@@ -80,7 +99,7 @@ class BuildStore:
                     build_id=plan.build_id, plan_json=plan.model_dump_json(), created_at=_now()
                 )
             )
-            self._set_status(conn, plan.build_id, BuildStatus.PLANNED)
+            _write(conn, plan.build_id, BuildStatus.PLANNED)
 
     def set_status(
         self,
@@ -91,29 +110,13 @@ class BuildStore:
         error: str | None = None,
         usage: TokenUsage | None = None,
     ) -> None:
-        with self.engine.begin() as conn:
-            self._set_status(
-                conn, build_id, status, preview_url=preview_url, error=error, usage=usage
-            )
-
-    @staticmethod
-    def _set_status(
-        conn: Connection,
-        build_id: str,
-        status: BuildStatus,
-        *,
-        preview_url: str | None = None,
-        error: str | None = None,
-        usage: TokenUsage | None = None,
-    ) -> None:
-        values: dict[str, object] = {"status": status.value, "updated_at": _now(), "error": error}
+        values: dict[str, Any] = {}
         if preview_url is not None:
             values["preview_url"] = preview_url
         if usage is not None:
             values["usage_json"] = usage.model_dump_json()
-        result = conn.execute(update(builds).where(builds.c.build_id == build_id).values(**values))
-        if result.rowcount == 0:
-            raise UnknownBuild(f"no build {build_id!r}")
+        with self.engine.begin() as conn:
+            _write(conn, build_id, status, error=error, **values)
 
     def start_run(self, build_id: str, run_id: str) -> BuildStatus | None:
         """Mark the build as building when a new run of it starts, returning the status it had;
@@ -122,28 +125,53 @@ class BuildStore:
             previous = conn.execute(
                 select(builds.c.status).where(builds.c.build_id == build_id)
             ).scalar_one()
-            result = conn.execute(
-                update(builds)
-                .where(builds.c.build_id == build_id)
-                .where((builds.c.current_run_id.is_(None)) | (builds.c.current_run_id != run_id))
-                .values(
-                    status=BuildStatus.BUILDING.value,
-                    current_run_id=run_id,
-                    error=None,
-                    updated_at=_now(),
-                )
+            changed = _write(
+                conn,
+                build_id,
+                BuildStatus.BUILDING,
+                (builds.c.current_run_id.is_(None)) | (builds.c.current_run_id != run_id),
+                error=None,
+                current_run_id=run_id,
             )
-        return BuildStatus(previous) if result.rowcount == 1 else None
+        return BuildStatus(previous) if changed else None
 
     def mark_failed(self, build_id: str, error: str) -> bool:
         """True when this call moved the build to failed (so it is reported once)."""
         with self.engine.begin() as conn:
-            result = conn.execute(
-                update(builds)
-                .where(builds.c.build_id == build_id, builds.c.status != BuildStatus.FAILED.value)
-                .values(status=BuildStatus.FAILED.value, error=error, updated_at=_now())
+            return _write(
+                conn,
+                build_id,
+                BuildStatus.FAILED,
+                builds.c.status != BuildStatus.FAILED.value,
+                error=error,
             )
-        return result.rowcount == 1
+
+    def await_approval(self, build_id: str) -> None:
+        with self.engine.begin() as conn:
+            _write(conn, build_id, BuildStatus.AWAITING_APPROVAL, approval=Approval.REQUIRED.value)
+
+    def decide(self, build_id: str, decision: Approval, error: str | None = None) -> bool:
+        """Settle a pending approval; False when it was already settled (approved, rejected,
+        expired) so two deciders never both win."""
+        status = BuildStatus.PLANNED if decision is Approval.APPROVED else BuildStatus.FAILED
+        with self.engine.begin() as conn:
+            return _write(
+                conn,
+                build_id,
+                status,
+                builds.c.approval == Approval.REQUIRED.value,
+                error=error,
+                approval=decision.value,
+            )
+
+    def awaiting_approval_since(self, cutoff: datetime) -> list[str]:
+        """Builds that entered awaiting_approval before cutoff."""
+        query = select(builds.c.build_id).where(
+            builds.c.status == BuildStatus.AWAITING_APPROVAL.value,
+            builds.c.updated_at < cutoff,
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
 
     def get_build(self, build_id: str) -> BuildRecord:
         with self.engine.connect() as conn:
@@ -159,7 +187,9 @@ class BuildStore:
             usage=TokenUsage.model_validate_json(row.usage_json)
             if row.usage_json
             else TokenUsage(),
-            created_at=row.created_at,
+            approval=Approval(row.approval) if row.approval else None,
+            created_at=_aware(row.created_at),
+            updated_at=_aware(row.updated_at),
         )
 
     def get_plan(self, build_id: str) -> Plan | None:
@@ -173,3 +203,39 @@ class BuildStore:
         with self.engine.connect() as conn:
             rows = conn.execute(select(plans.c.plan_json).order_by(plans.c.created_at)).scalars()
             return [Plan.model_validate_json(raw) for raw in rows]
+
+
+def _write(
+    conn: Connection, build_id: str, status: BuildStatus, *conditions: Any, **values: Any
+) -> bool:
+    """Set the build's status (and values) when conditions hold, mirroring it to its request.
+    Raises UnknownBuild for a build that does not exist; returns whether anything changed."""
+    statement = (
+        update(builds)
+        .where(builds.c.build_id == build_id, *conditions)
+        .values(status=status.value, updated_at=_now(), **values)
+    )
+    if conn.execute(statement).rowcount == 0:
+        if (
+            conn.execute(select(builds.c.build_id).where(builds.c.build_id == build_id)).first()
+            is None
+        ):
+            raise UnknownBuild(f"no build {build_id!r}")
+        return False
+    _mirror(conn, build_id, status, values.get("error"))
+    return True
+
+
+_REQUEST_STATUS = {
+    BuildStatus.PLANNED: BuildStatus.PLANNING,
+    BuildStatus.BLOCKED: BuildStatus.FAILED,
+}
+
+
+def _mirror(conn: Connection, build_id: str, status: BuildStatus, error: str | None) -> None:
+    request_status = _REQUEST_STATUS.get(status, status)
+    conn.execute(
+        update(build_requests)
+        .where(build_requests.c.build_id == build_id)
+        .values(status=request_status.value, error=error, updated_at=_now())
+    )

@@ -1,4 +1,5 @@
-"""Build requests handed over by the main app (HTTP ingress, `sheen submit`)."""
+"""Build requests handed over by the main app (rows it inserts, HTTP ingress, `sheen submit`).
+Each row gets its build id up front, so callers can follow the build before it is planned."""
 
 from __future__ import annotations
 
@@ -6,32 +7,58 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 
 from sheen_pipeline.models import BuildRequest
 from sheen_pipeline.store.builds import engine_for
 from sheen_pipeline.store.tables import build_requests
 
+PENDING = "pending"
+FAILED = "failed"
+
 
 @dataclass(frozen=True)
 class RequestRecord:
+    seq: int
     request_id: str
     build_id: str
-    request: BuildRequest
+    user_id: str
+    project_id: str
+    prompt: str
+    framework: str | None
     status: str
     error: str | None
     created_at: datetime
+    updated_at: datetime
+
+    @property
+    def fields(self) -> dict[str, object]:
+        """As given, unvalidated: the main app may have inserted anything."""
+        return {
+            "prompt": self.prompt,
+            "project_id": self.project_id,
+            "user_id": self.user_id,
+            "framework": self.framework,
+        }
 
 
 def new_request_id() -> str:
     return "r" + secrets.token_hex(8)
 
 
+def _record(row: object) -> RequestRecord:
+    values = dict(row._mapping)  # type: ignore[attr-defined]
+    for key in ("created_at", "updated_at"):
+        if values[key].tzinfo is None:
+            values[key] = values[key].replace(tzinfo=UTC)
+    return RequestRecord(**values)
+
+
 class RequestStore:
     def __init__(self, url: str) -> None:
         self.engine = engine_for(url)
 
-    def add(self, request_id: str, build_id: str, request: BuildRequest) -> None:
+    def add(self, request: BuildRequest, request_id: str, build_id: str) -> RequestRecord:
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             conn.execute(
@@ -42,37 +69,62 @@ class RequestStore:
                     project_id=request.project_id,
                     prompt=request.prompt,
                     framework=request.framework,
-                    status="pending",
+                    status=PENDING,
                     created_at=now,
                     updated_at=now,
                 )
             )
+        found = self.find(request_id)
+        assert found is not None
+        return found
 
-    def set_status(self, request_id: str, status: str, error: str | None = None) -> None:
+    def fail(self, request_id: str, error: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 update(build_requests)
                 .where(build_requests.c.request_id == request_id)
-                .values(status=status, error=error, updated_at=datetime.now(UTC))
+                .values(status=FAILED, error=error, updated_at=datetime.now(UTC))
             )
 
-    def by_build(self, build_id: str) -> RequestRecord | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(build_requests).where(build_requests.c.build_id == build_id)
-            ).first()
-        if row is None:
-            return None
-        return RequestRecord(
-            request_id=row.request_id,
-            build_id=row.build_id,
-            request=BuildRequest(
-                prompt=row.prompt,
-                project_id=row.project_id,
-                user_id=row.user_id,
-                framework=row.framework,
-            ),
-            status=row.status,
-            error=row.error,
-            created_at=row.created_at,
+    def find(self, request_or_build_id: str) -> RequestRecord | None:
+        query = select(build_requests).where(
+            or_(
+                build_requests.c.request_id == request_or_build_id,
+                build_requests.c.build_id == request_or_build_id,
+            )
         )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _record(row)
+
+    def pending_after(self, cursor: int, limit: int) -> list[RequestRecord]:
+        """Pending rows past the cursor, oldest first."""
+        query = (
+            select(build_requests)
+            .where(build_requests.c.seq > cursor, build_requests.c.status == PENDING)
+            .order_by(build_requests.c.seq)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_record(row) for row in conn.execute(query)]
+
+    def pending_before(self, cursor: int, older_than: datetime, limit: int) -> list[RequestRecord]:
+        """Rows the cursor passed that are still pending: a row whose transaction committed
+        after a later one was read, or one whose run has not started."""
+        query = (
+            select(build_requests)
+            .where(
+                build_requests.c.seq <= cursor,
+                build_requests.c.status == PENDING,
+                build_requests.c.created_at < older_than,
+            )
+            .order_by(build_requests.c.seq)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_record(row) for row in conn.execute(query)]
+
+    def recent(self, limit: int) -> list[RequestRecord]:
+        query = select(build_requests).order_by(build_requests.c.seq.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [_record(row) for row in conn.execute(query)]

@@ -15,6 +15,7 @@ builds = Table(
     Column("request_json", Text, nullable=False),
     Column("status", String(32), nullable=False),
     Column("current_run_id", String(64)),
+    Column("approval", String(16)),  # required | approved | rejected | expired
     Column("preview_url", Text),
     Column("usage_json", Text),
     Column("error", Text),
@@ -65,7 +66,8 @@ rate_windows = Table(
 build_requests = Table(
     "build_requests",
     metadata,
-    Column("request_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # the sensor's cursor
+    Column("request_id", String(64), nullable=False, unique=True),
     Column("build_id", String(64), nullable=False, unique=True),
     Column("user_id", String(64), nullable=False, index=True),
     Column("project_id", String(64), nullable=False),

@@ -1,0 +1,110 @@
+"""Sensors: rows of build_requests become plan_build runs; failed launches and stale approvals
+are settled. All are on by default, so `make dev` runs them."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+from dagster import (
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    SensorEvaluationContext,
+    SkipReason,
+    run_failure_sensor,
+    sensor,
+)
+
+from sheen_pipeline.approval import expire_stale
+from sheen_pipeline.config import Settings
+from sheen_pipeline.defs.plan_job import plan_build
+from sheen_pipeline.defs.tags import BUILD_ID, PROJECT_ID, REQUEST_ID, USER_ID
+from sheen_pipeline.models import BuildRequest, InvalidRequest, parse_build_request
+from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.store.builds import UnknownBuild
+from sheen_pipeline.store.requests import RequestRecord, RequestStore
+
+BATCH_SIZE = 100
+STRAGGLER_AGE_S = 60
+
+
+def plan_run_config(build_id: str, request: BuildRequest) -> dict[str, object]:
+    return {"ops": {"validate_request": {"config": {**request.model_dump(), "build_id": build_id}}}}
+
+
+def request_tags(request_id: str, build_id: str, request: BuildRequest) -> dict[str, str]:
+    return {
+        REQUEST_ID: request_id,
+        BUILD_ID: build_id,
+        PROJECT_ID: request.project_id,
+        USER_ID: request.user_id,
+    }
+
+
+def _run_request(store: RequestStore, row: RequestRecord) -> RunRequest | None:
+    """A RunRequest keyed by the request id (Dagster never starts two runs for one key);
+    a row that fails validation is marked failed instead."""
+    try:
+        request = parse_build_request(**row.fields)
+    except InvalidRequest as error:
+        store.fail(row.request_id, f"invalid build request: {error}")
+        return None
+    return RunRequest(
+        run_key=row.request_id,
+        run_config=plan_run_config(row.build_id, request),
+        tags=request_tags(row.request_id, row.build_id, request),
+    )
+
+
+def pending_run_requests(
+    store: RequestStore, cursor: int, batch_size: int, now: datetime
+) -> tuple[list[RunRequest], int]:
+    """At most batch_size new rows past the cursor, plus a few older pending rows the cursor
+    may have passed (their run keys make repeats harmless); returns the new cursor."""
+    rows = store.pending_after(cursor, batch_size)
+    stragglers = store.pending_before(cursor, now - timedelta(seconds=STRAGGLER_AGE_S), 10)
+    requests = [r for row in [*stragglers, *rows] if (r := _run_request(store, row)) is not None]
+    return requests, max([cursor, *(row.seq for row in rows)])
+
+
+@sensor(
+    job=plan_build,
+    minimum_interval_seconds=5,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Turns new rows of build_requests into plan_build runs, one run per row.",
+)
+def build_requests_sensor(context: SensorEvaluationContext) -> Iterator[RunRequest | SkipReason]:
+    store = RequestStore(Settings.from_env().database_url)
+    cursor = int(context.cursor or 0)
+    requests, new_cursor = pending_run_requests(store, cursor, BATCH_SIZE, datetime.now(UTC))
+    context.update_cursor(str(new_cursor))
+    if not requests:
+        yield SkipReason(f"no pending build requests after {new_cursor}")
+    yield from requests
+
+
+@run_failure_sensor(
+    monitored_jobs=[plan_build],
+    minimum_interval_seconds=5,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Marks a request failed when its plan_build run fails, even before planning.",
+)
+def plan_run_failure_sensor(context: RunFailureSensorContext) -> None:
+    tags = context.dagster_run.tags
+    if REQUEST_ID not in tags:
+        return
+    reason = f"plan_build run {context.dagster_run.run_id} failed: {context.failure_event.message}"
+    pipeline = BuildPipeline.from_env()
+    try:
+        pipeline.fail(tags[BUILD_ID], reason)
+    except UnknownBuild:  # the run failed before the build was recorded (for example at launch)
+        RequestStore(pipeline.settings.database_url).fail(tags[REQUEST_ID], reason)
+
+
+@sensor(
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Ends builds whose plan waited for approval longer than SHEEN_PLAN_APPROVAL_TTL_S.",
+)
+def plan_approval_expiry_sensor(_context: SensorEvaluationContext) -> SkipReason:
+    expired = expire_stale(BuildPipeline.from_env())
+    return SkipReason(f"expired {len(expired)} plans: {', '.join(expired) or '-'}")
