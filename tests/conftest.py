@@ -7,6 +7,8 @@ import pytest
 from dagster import DagsterInstance, instance_for_test
 
 from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.store.builds import dispose_engine
+from tests.support.databases import postgres_schema
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FLAKY_PROVIDER = "tests.support.providers:FlakyOfflineProvider"
@@ -33,3 +35,24 @@ def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
     dagster_home.mkdir()
     with instance_for_test(temp_dir=str(dagster_home)) as test_instance:
         yield test_instance
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(
+    request: pytest.FixtureRequest, sheen_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """The app database, once on SQLite and once on Postgres; SHEEN_DATABASE_URL points at it."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{sheen_home / 'sheen.db'}"
+        monkeypatch.setenv("SHEEN_DATABASE_URL", url)
+        yield url
+        dispose_engine(url)
+        return
+    with postgres_schema() as url:
+        monkeypatch.setenv("SHEEN_DATABASE_URL", url)
+        yield url
+
+
+@pytest.fixture
+def db_pipeline(database_url: str) -> BuildPipeline:
+    return BuildPipeline.from_env()

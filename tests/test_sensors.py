@@ -1,0 +1,139 @@
+"""build_requests_sensor and plan_run_failure_sensor against a real database (SQLite and
+Postgres), evaluated the way the daemon does, tick by tick, with the cursor it stores."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from dagster import (
+    DagsterInstance,
+    RunRequest,
+    SkipReason,
+    build_run_status_sensor_context,
+    build_sensor_context,
+)
+from sqlalchemy import update
+
+from sheen_pipeline.defs.plan_job import plan_build
+from sheen_pipeline.defs.sensors import build_requests_sensor, plan_run_failure_sensor
+from sheen_pipeline.defs.tags import BUILD_ID, REQUEST_ID
+from sheen_pipeline.models import new_build_id, parse_build_request
+from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.store.requests import RequestRecord, RequestStore, new_request_id
+from sheen_pipeline.store.tables import build_requests
+
+
+def add_rows(store: RequestStore, count: int, prompt: str = "a blog about tea") -> list[RequestRecord]:
+    request = parse_build_request(prompt=prompt, user_id="u1")
+    return [store.add(request, new_request_id(), new_build_id()) for _ in range(count)]
+
+
+def tick(instance: DagsterInstance, cursor: str | None) -> tuple[list[RunRequest], str | None]:
+    """One evaluation, as the daemon runs it; returns the run requests and the stored cursor."""
+    context = build_sensor_context(instance=instance, cursor=cursor)
+    results = list(build_requests_sensor(context))
+    requests = [r for r in results if isinstance(r, RunRequest)]
+    assert requests or any(isinstance(r, SkipReason) for r in results)
+    return requests, context.cursor
+
+
+def test_one_run_request_per_new_row_and_none_on_repeat(
+    db_pipeline: BuildPipeline, instance: DagsterInstance, database_url: str
+) -> None:
+    store = RequestStore(database_url)
+    rows = add_rows(store, 3)
+    requests, cursor = tick(instance, None)
+    assert [r.run_key for r in requests] == [row.request_id for row in rows]
+    first = requests[0]
+    assert first.tags[BUILD_ID] == rows[0].build_id and first.tags[REQUEST_ID] == rows[0].request_id
+    config = first.run_config["ops"]["validate_request"]["config"]
+    assert config == {
+        "prompt": "a blog about tea",
+        "project_id": "default",
+        "user_id": "u1",
+        "framework": None,
+        "build_id": rows[0].build_id,
+    }
+    again, cursor_again = tick(instance, cursor)
+    assert again == [] and cursor_again == cursor
+
+
+def test_cursor_survives_a_restart(db_pipeline: BuildPipeline, instance: DagsterInstance, database_url: str) -> None:
+    store = RequestStore(database_url)
+    add_rows(store, 2)
+    _, cursor = tick(instance, None)
+    (late,) = add_rows(store, 1)
+    # A new daemon process: a fresh context that only has the stored cursor string.
+    requests, _ = tick(instance, cursor)
+    assert [r.run_key for r in requests] == [late.request_id]
+
+
+def test_a_burst_of_1000_rows_drains_in_bounded_ticks(
+    db_pipeline: BuildPipeline, instance: DagsterInstance, database_url: str
+) -> None:
+    store = RequestStore(database_url)
+    rows = add_rows(store, 1000)
+    cursor: str | None = None
+    seen: list[str] = []
+    for _ in range(10):
+        requests, cursor = tick(instance, cursor)
+        assert len(requests) == 100
+        seen += [r.run_key or "" for r in requests]
+    assert seen == [row.request_id for row in rows]
+    assert tick(instance, cursor)[0] == []
+
+
+def test_invalid_rows_are_failed_not_launched(
+    db_pipeline: BuildPipeline, instance: DagsterInstance, database_url: str
+) -> None:
+    store = RequestStore(database_url)
+    (bad,) = add_rows(store, 1)
+    with store.engine.begin() as conn:  # the main app inserted a row the API would refuse
+        conn.execute(update(build_requests).where(build_requests.c.seq == bad.seq).values(user_id="../x"))
+    requests, _ = tick(instance, None)
+    assert requests == []
+    failed = store.find(bad.request_id)
+    assert failed is not None and failed.status == "failed"
+    assert failed.error is not None and "user_id: may contain only letters" in failed.error
+
+
+def test_a_row_the_cursor_passed_is_picked_up_later(
+    db_pipeline: BuildPipeline, instance: DagsterInstance, database_url: str
+) -> None:
+    store = RequestStore(database_url)
+    (old, new) = add_rows(store, 2)
+    _, cursor = tick(instance, None)
+    # Both still pending a minute later (say, the first one's run never started).
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(build_requests)
+            .where(build_requests.c.seq == old.seq)
+            .values(created_at=datetime.now(UTC) - timedelta(minutes=5))
+        )
+    requests, _ = tick(instance, cursor)
+    assert [r.run_key for r in requests] == [old.request_id]  # the same run key: no second run
+
+
+def test_a_failed_plan_run_fails_its_request(
+    db_pipeline: BuildPipeline, instance: DagsterInstance, database_url: str
+) -> None:
+    store = RequestStore(database_url)
+    (row,) = add_rows(store, 1)
+    result = plan_build.execute_in_process(
+        run_config={"ops": {"validate_request": {"config": {"prompt": "x", "framework": "cobol"}}}},
+        instance=instance,
+        tags={REQUEST_ID: row.request_id, BUILD_ID: row.build_id},
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
+    context = build_run_status_sensor_context(
+        sensor_name=plan_run_failure_sensor.name,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=failure,
+    ).for_run_failure()
+    plan_run_failure_sensor(context)
+    failed = store.find(row.request_id)
+    assert failed is not None and failed.status == "failed"
+    assert failed.error is not None and f"plan_build run {result.run_id} failed" in failed.error
