@@ -1,0 +1,126 @@
+"""Plan approval: waiting, approving (CLI or UI launch), rejecting and expiring."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus
+from dagster._core.execution.api import execute_run
+
+from sheen_pipeline.approval import ApprovalError, approve, expire_stale, reject
+from sheen_pipeline.defs.launching import create_build_run, reconstructable_job
+from sheen_pipeline.defs.local_runs import BuildOutcome, plan_run_of, run_approved_build, run_build
+from sheen_pipeline.events.types import EventType
+from sheen_pipeline.models import parse_build_request
+from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.store.builds import Approval, BuildStatus
+from tests.support.processes import sheen, sheen_cli_env
+
+PROMPT = "a landing page for Blue Fern Coffee with a signup form"
+
+
+@pytest.fixture
+def approval_pipeline(db_pipeline: BuildPipeline, monkeypatch: pytest.MonkeyPatch) -> BuildPipeline:
+    monkeypatch.setenv("SHEEN_REQUIRE_PLAN_APPROVAL", "true")
+    return BuildPipeline.from_env()
+
+
+def planned(instance: DagsterInstance, pipeline: BuildPipeline) -> BuildOutcome:
+    outcome = run_build(instance, pipeline, parse_build_request(prompt=PROMPT), lambda _: None)
+    assert outcome.status == "awaiting_approval" and outcome.build_id
+    return outcome
+
+
+def event_types(pipeline: BuildPipeline, build_id: str) -> list[EventType]:
+    return [event.type for event in pipeline.events.after(build_id)]
+
+
+def test_planned_build_waits_then_runs_when_approved(
+    approval_pipeline: BuildPipeline, instance: DagsterInstance
+) -> None:
+    pipeline = approval_pipeline
+    outcome = planned(instance, pipeline)
+    build_id = outcome.build_id or ""
+    record = pipeline.store.get_build(build_id)
+    assert record.status is BuildStatus.AWAITING_APPROVAL and record.approval is Approval.REQUIRED
+    assert event_types(pipeline, build_id)[-1] is EventType.PLAN_GENERATED
+    assert len(outcome.dagster_run_ids) == 1  # no build run yet
+
+    plan = approve(pipeline, build_id)
+    assert pipeline.store.get_build(build_id).approval is Approval.APPROVED
+    result = run_approved_build(instance, pipeline, plan, lambda _: None)
+    assert result.status == "succeeded" and result.preview_url
+    with pytest.raises(ApprovalError, match="not waiting for approval"):
+        approve(pipeline, build_id)
+
+
+def test_launching_the_build_job_approves_it(
+    approval_pipeline: BuildPipeline, instance: DagsterInstance
+) -> None:
+    build_id = planned(instance, approval_pipeline).build_id or ""
+    plan = approval_pipeline.store.get_plan(build_id)
+    assert plan is not None
+    run = create_build_run(instance, plan, plan_run_of(instance, build_id))  # the UI's Launch
+    assert execute_run(reconstructable_job(run.job_name), run, instance).success
+    record = approval_pipeline.store.get_build(build_id)
+    assert record.status is BuildStatus.SUCCEEDED and record.approval is Approval.APPROVED
+
+
+def test_rejected_build_ends_and_cannot_be_launched(
+    approval_pipeline: BuildPipeline, instance: DagsterInstance
+) -> None:
+    pipeline = approval_pipeline
+    build_id = planned(instance, pipeline).build_id or ""
+    reject(pipeline, build_id, "wrong colours")
+    record = pipeline.store.get_build(build_id)
+    assert record.status is BuildStatus.FAILED and record.error == "plan rejected: wrong colours"
+    last = pipeline.events.after(build_id)[-1]
+    assert last.type is EventType.BUILD_FAILED and last.data["reason"] == "plan rejected: wrong colours"
+    with pytest.raises(ApprovalError):
+        approve(pipeline, build_id)
+
+    plan = pipeline.store.get_plan(build_id)
+    assert plan is not None
+    run = create_build_run(instance, plan, plan_run_of(instance, build_id))
+    result = execute_run(reconstructable_job(run.job_name), run, instance)
+    assert not result.success
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE  # type: ignore[union-attr]
+    assert not (pipeline.settings.previews_dir / build_id).exists()
+
+
+def test_unapproved_plans_expire(approval_pipeline: BuildPipeline, instance: DagsterInstance) -> None:
+    pipeline = approval_pipeline
+    build_id = planned(instance, pipeline).build_id or ""
+    assert expire_stale(pipeline) == []  # not yet
+    later = datetime.now(UTC) + timedelta(seconds=301)
+    assert expire_stale(pipeline, now=later) == [build_id]
+    record = pipeline.store.get_build(build_id)
+    assert record.status is BuildStatus.FAILED and record.approval is Approval.EXPIRED
+    assert record.error == "plan approval expired after 300s"
+    assert event_types(pipeline, build_id)[-1] is EventType.BUILD_FAILED
+    assert expire_stale(pipeline, now=later) == []  # once
+
+
+def test_cli_build_waits_and_approve_runs_it(tmp_path: Path) -> None:
+    env = sheen_cli_env(tmp_path, SHEEN_REQUIRE_PLAN_APPROVAL="true")
+    waiting = sheen(env, "build", PROMPT, "--json")
+    assert waiting.returncode == 3, waiting.stderr
+    summary = json.loads(waiting.stdout.splitlines()[-1])
+    assert summary["status"] == "awaiting_approval"
+    build_id = summary["build_id"]
+    assert f"sheen approve {build_id}" in waiting.stderr
+
+    status = sheen(env, "status", build_id)
+    assert status.returncode == 1  # CLI builds have no request row
+    approved = sheen(env, "approve", build_id, "--here", "--json")
+    assert approved.returncode == 0, approved.stderr
+    assert json.loads(approved.stdout.splitlines()[-1])["status"] == "succeeded"
+
+    other = json.loads(sheen(env, "build", PROMPT, "--json").stdout.splitlines()[-1])["build_id"]
+    rejected = sheen(env, "reject", other, "--reason", "not now")
+    assert rejected.returncode == 0 and f"rejected build {other}" in rejected.stdout
+    again = sheen(env, "approve", other)
+    assert again.returncode == 1 and "not waiting for approval (it is rejected)" in again.stderr
