@@ -43,6 +43,7 @@ def database_url(
 ) -> Iterator[str]:
     """The app database, once on SQLite and once on Postgres; SHEEN_DATABASE_URL points at it."""
     if request.param == "sqlite":
+        sheen_home.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{sheen_home / 'sheen.db'}"
         monkeypatch.setenv("SHEEN_DATABASE_URL", url)
         yield url

@@ -78,7 +78,10 @@ def test_rejected_build_ends_and_cannot_be_launched(
     record = pipeline.store.get_build(build_id)
     assert record.status is BuildStatus.FAILED and record.error == "plan rejected: wrong colours"
     last = pipeline.events.after(build_id)[-1]
-    assert last.type is EventType.BUILD_FAILED and last.data["reason"] == "plan rejected: wrong colours"
+    assert (
+        last.type is EventType.BUILD_FAILED
+        and last.data["reason"] == "plan rejected: wrong colours"
+    )
     with pytest.raises(ApprovalError):
         approve(pipeline, build_id)
 
@@ -91,7 +94,9 @@ def test_rejected_build_ends_and_cannot_be_launched(
     assert not (pipeline.settings.previews_dir / build_id).exists()
 
 
-def test_unapproved_plans_expire(approval_pipeline: BuildPipeline, instance: DagsterInstance) -> None:
+def test_unapproved_plans_expire(
+    approval_pipeline: BuildPipeline, instance: DagsterInstance
+) -> None:
     pipeline = approval_pipeline
     build_id = planned(instance, pipeline).build_id or ""
     assert expire_stale(pipeline) == []  # not yet

@@ -23,7 +23,9 @@ from sheen_pipeline.store.requests import RequestRecord, RequestStore, new_reque
 from sheen_pipeline.store.tables import build_requests
 
 
-def add_rows(store: RequestStore, count: int, prompt: str = "a blog about tea") -> list[RequestRecord]:
+def add_rows(
+    store: RequestStore, count: int, prompt: str = "a blog about tea"
+) -> list[RequestRecord]:
     request = parse_build_request(prompt=prompt, user_id="u1")
     return [store.add(request, new_request_id(), new_build_id()) for _ in range(count)]
 
@@ -58,7 +60,9 @@ def test_one_run_request_per_new_row_and_none_on_repeat(
     assert again == [] and cursor_again == cursor
 
 
-def test_cursor_survives_a_restart(db_pipeline: BuildPipeline, instance: DagsterInstance, database_url: str) -> None:
+def test_cursor_survives_a_restart(
+    db_pipeline: BuildPipeline, instance: DagsterInstance, database_url: str
+) -> None:
     store = RequestStore(database_url)
     add_rows(store, 2)
     _, cursor = tick(instance, None)
@@ -89,7 +93,9 @@ def test_invalid_rows_are_failed_not_launched(
     store = RequestStore(database_url)
     (bad,) = add_rows(store, 1)
     with store.engine.begin() as conn:  # the main app inserted a row the API would refuse
-        conn.execute(update(build_requests).where(build_requests.c.seq == bad.seq).values(user_id="../x"))
+        conn.execute(
+            update(build_requests).where(build_requests.c.seq == bad.seq).values(user_id="../x")
+        )
     requests, _ = tick(instance, None)
     assert requests == []
     failed = store.find(bad.request_id)
@@ -101,7 +107,7 @@ def test_a_row_the_cursor_passed_is_picked_up_later(
     db_pipeline: BuildPipeline, instance: DagsterInstance, database_url: str
 ) -> None:
     store = RequestStore(database_url)
-    (old, new) = add_rows(store, 2)
+    old, _new = add_rows(store, 2)
     _, cursor = tick(instance, None)
     # Both still pending a minute later (say, the first one's run never started).
     with store.engine.begin() as conn:

@@ -7,11 +7,9 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, insert, select, update
-from sqlalchemy.engine import make_url
 
 from sheen_pipeline.models import BuildRequest, Plan, TokenUsage
 from sheen_pipeline.store.schema import ensure_schema
@@ -61,13 +59,6 @@ def engine_for(url: str) -> Engine:
     with _engines_lock:
         engine = _engines.get(url)
         if engine is None:
-            parsed = make_url(url)
-            if parsed.get_backend_name() == "sqlite" and parsed.database not in (
-                None,
-                "",
-                ":memory:",
-            ):
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url, pool_pre_ping=True)
             ensure_schema(engine)
             _engines[url] = engine

@@ -34,6 +34,7 @@ def _process_lock(engine: Engine) -> Iterator[None]:
     if engine.dialect.name != "sqlite" or database in (None, "", ":memory:"):
         yield
         return
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
     with open(f"{database}.schema-lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -47,15 +47,15 @@ def postgres_schema() -> Iterator[str]:
 
 @contextmanager
 def postgres_database() -> Iterator[str]:
-    """A libpq URL (postgresql://...) of a new, empty database, dropped afterwards; for Dagster's
-    own storage, whose tables have fixed names."""
+    """The URL of a new, empty database, dropped afterwards; for Dagster's own storage, whose
+    tables have fixed names."""
     base = make_url(postgres_base_url())
     name = f"sheen_dagster_{uuid.uuid4().hex[:10]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield base.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
+        yield base.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -67,3 +69,31 @@ class GatedOfflineProvider(OfflineProvider):
             gate = Path(os.environ["SHEEN_HOME"]) / "gate-open"
             wait_for(gate.exists, 120, f"the gate of task {task.id}")
         return super().generate_files(task, plan, context_files)
+
+
+class ProbeOfflineProvider(OfflineProvider):
+    """Takes SHEEN_TEST_TASK_SLEEP_S per task and records when each call ran, across processes,
+    so a test can count how many task calls were ever in flight at once."""
+
+    def generate_files(
+        self, task: Task, plan: Plan, context_files: Mapping[str, str]
+    ) -> GeneratedFiles:
+        probe = Path(os.environ["SHEEN_HOME"]) / "probe"
+        probe.mkdir(parents=True, exist_ok=True)
+        started = time.time()
+        time.sleep(float(os.environ.get("SHEEN_TEST_TASK_SLEEP_S", "0")))
+        result = super().generate_files(task, plan, context_files)
+        record = {"build": plan.build_id, "task": task.id, "start": started, "end": time.time()}
+        (probe / f"{plan.build_id}-{task.id}.json").write_text(json.dumps(record))
+        return result
+
+
+def max_in_flight(home: Path) -> int:
+    """The largest number of recorded calls whose intervals overlap."""
+    calls = [json.loads(p.read_text()) for p in (home / "probe").glob("*.json")]
+    edges = sorted([(c["start"], 1) for c in calls] + [(c["end"], -1) for c in calls])
+    in_flight = peak = 0
+    for _, change in edges:
+        in_flight += change
+        peak = max(peak, in_flight)
+    return peak

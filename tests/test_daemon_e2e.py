@@ -1,0 +1,55 @@
+"""End to end the way production runs: rows submitted to build_requests, `dagster dev` (webserver,
+daemon with its sensors and run queue, code server) started by the test, and the global
+`llm` pool holding across concurrent builds."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from sheen_pipeline.store.requests import RequestStore
+from tests.conftest import REPO_ROOT
+from tests.support.processes import running, sheen, sheen_cli_env
+from tests.support.providers import max_in_flight
+from tests.support.waiting import free_port, wait_for
+
+BUILDS = 3
+LLM_LIMIT = 2
+
+
+def test_three_submitted_rows_become_three_builds_within_the_llm_pool(tmp_path: Path) -> None:
+    env = sheen_cli_env(
+        tmp_path,
+        SHEEN_PROVIDER="tests.support.providers:ProbeOfflineProvider",
+        SHEEN_TEST_TASK_SLEEP_S="1",
+        SHEEN_POOL_LLM_LIMIT=str(LLM_LIMIT),
+    )
+    shutil.copy(REPO_ROOT / "dagster.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
+    init = sheen(env, "init")
+    assert init.returncode == 0, init.stderr
+    assert init.stdout.strip() == f"pools: plan=2, llm={LLM_LIMIT}"
+    prompts = ["a blog about tea", "a todo app", "a portfolio for Ada Lovelace"]
+    for prompt in prompts:
+        assert sheen(env, "submit", prompt).returncode == 0
+
+    store = RequestStore(f"sqlite:///{Path(env['SHEEN_HOME']) / 'sheen.db'}")
+
+    def all_finished() -> bool:
+        statuses = [r.status for r in store.recent(10)]
+        return len(statuses) == BUILDS and all(s in ("succeeded", "failed") for s in statuses)
+
+    dagster = str(Path(sys.executable).parent / "dagster")
+    args = [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(free_port())]
+    with running(args, env, tmp_path / "dagster-dev.log"):
+        wait_for(all_finished, 300, "three builds to finish")
+
+    records = store.recent(10)
+    assert [r.status for r in records] == ["succeeded"] * BUILDS, [r.error for r in records]
+    assert sorted(r.prompt for r in records) == sorted(prompts)
+    previews = Path(env["SHEEN_HOME"]) / "previews"
+    assert sorted(p.name for p in previews.iterdir()) == sorted(r.build_id for r in records)
+    peak = max_in_flight(Path(env["SHEEN_HOME"]))
+    assert peak <= LLM_LIMIT, f"{peak} task calls ran at once with the llm pool at {LLM_LIMIT}"
+    status = sheen(env, "status")
+    assert status.stdout.count("succeeded") == BUILDS

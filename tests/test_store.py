@@ -1,0 +1,111 @@
+"""The app tables on SQLite and Postgres: schema creation and migration, events, rate limits."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+from sqlalchemy import create_engine, inspect
+
+from sheen_pipeline.events.log import EventLog
+from sheen_pipeline.events.types import EventType
+from sheen_pipeline.models import parse_build_request
+from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.store.builds import BuildStatus, BuildStore, engine_for
+from sheen_pipeline.store.rate import take
+from sheen_pipeline.store.schema import current_revision, ensure_schema
+from sheen_pipeline.store.tables import builds, metadata
+
+
+def test_schema_is_created_once_and_safe_to_ensure_again(database_url: str) -> None:
+    engine = engine_for(database_url)
+    assert set(metadata.tables) <= set(inspect(engine).get_table_names())
+    assert current_revision(engine) == "0001"
+    BuildStore(database_url).create_build("b1", parse_build_request(prompt="a site"))
+    for _ in range(2):
+        ensure_schema(engine)
+    assert BuildStore(database_url).get_build("b1").status is BuildStatus.PLANNING
+
+
+def test_concurrent_starts_on_a_fresh_database(database_url: str) -> None:
+    errors: list[BaseException] = []
+    engines = [create_engine(database_url) for _ in range(4)]
+
+    def start(engine: object) -> None:
+        try:
+            ensure_schema(engine)  # type: ignore[arg-type]
+        except BaseException as error:  # collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=start, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert current_revision(engines[0]) == "0001"
+    for engine in engines:
+        engine.dispose()
+
+
+def test_tables_made_before_migrations_are_stamped_not_recreated(database_url: str) -> None:
+    engine = create_engine(database_url)
+    metadata.create_all(engine)  # as an early version did
+    now = datetime.now(UTC)
+    request_json = parse_build_request(prompt="x").model_dump_json()
+    with engine.begin() as conn:
+        conn.execute(
+            builds.insert().values(
+                build_id="old",
+                project_id="p",
+                user_id="u",
+                request_json=request_json,
+                status="succeeded",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    ensure_schema(engine)
+    assert current_revision(engine) == "0001"
+    assert BuildStore(database_url).get_build("old").status is BuildStatus.SUCCEEDED
+    engine.dispose()
+
+
+def test_events_are_ordered_and_read_after_a_cursor(db_pipeline: BuildPipeline) -> None:
+    log = EventLog(
+        db_pipeline.store.engine, webhooks_enabled=False, secrets=("sk-ant-SECRET-123456",)
+    )
+    emitted = [log.emit("b1", EventType.TASK_STARTED, task_id=f"t{n}") for n in range(5)]
+    log.emit("b2", EventType.TASK_STARTED, task_id="other")
+    assert [e.seq for e in emitted] == sorted(e.seq for e in emitted)
+    assert [e.data["task_id"] for e in log.after("b1", emitted[1].seq)] == ["t2", "t3", "t4"]
+    assert [e.id for e in log.after("b1", 0, limit=2)] == [e.id for e in emitted[:2]]
+    secret = log.emit(
+        "b1", EventType.TASK_FAILED, task_id="t9", error="bad key sk-ant-SECRET-123456"
+    )
+    assert "SECRET" not in secret.data["error"] and "SECRET" not in str(
+        log.after("b1", emitted[-1].seq)
+    )
+
+
+def test_rate_windows_hold_across_connections(database_url: str) -> None:
+    engine = engine_for(database_url)
+    now = 1_000_000.0
+    assert [take(engine, "u", 3, 60, now=now + i) for i in range(4)] == [True, True, True, False]
+    assert take(engine, "other", 3, 60, now=now)  # a separate limit
+    assert take(engine, "u", 3, 60, now=now + 61)  # a new window
+
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def grab() -> None:
+        got = take(engine, "race", 5, 60, now=now)
+        with lock:
+            results.append(got)
+
+    threads = [threading.Thread(target=grab) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert results.count(True) == 5
