@@ -24,12 +24,14 @@ def take(engine: Engine, name: str, limit: int, window_s: float, now: float | No
             count=case((expired, 1), else_=rate_windows.c.count + 1),
         )
     )
-    with engine.begin() as conn:
-        if conn.execute(statement).rowcount == 1:
-            return True
-    try:
+    for _ in range(2):
         with engine.begin() as conn:
-            conn.execute(insert(rate_windows).values(name=name, window_start=current, count=1))
-    except IntegrityError:
-        return False  # the row exists and its window is full
-    return limit >= 1
+            if conn.execute(statement).rowcount == 1:
+                return True
+        try:
+            with engine.begin() as conn:
+                conn.execute(insert(rate_windows).values(name=name, window_start=current, count=1))
+        except IntegrityError:
+            continue  # another process created the row first: count against it
+        return limit >= 1
+    return False  # the row exists and its window is full
