@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,15 @@ class Settings:
     llm_max_retries: int
     openai_base_url: str
     prices: str
+    task_timeout_s: int = 60
+    task_timeouts: str = ""
+    build_timeout_s: int = 900
+    task_retries: int = 3
+    task_retry_delay_s: float = 2.0
+    result_cache_ttl_s: int = 3600
+    build_command_timeout_s: int = 300
+    max_files: int = 200
+    max_total_bytes: int = 20_000_000
     plan_approval_ttl_s: int = 300
     pool_plan_limit: int = 2
     pool_llm_limit: int = 5
@@ -123,6 +133,15 @@ class Settings:
             prices=os.environ.get("SHEEN_PRICES", ""),
             anthropic_api_key=os.environ.get("ANTHROPIC_API_KEY", "").strip(),
             openai_api_key=os.environ.get("SHEEN_OPENAI_API_KEY", "").strip(),
+            task_timeout_s=_env_int("SHEEN_TASK_TIMEOUT_S", 60),
+            task_timeouts=os.environ.get("SHEEN_TASK_TIMEOUTS", ""),
+            build_timeout_s=_env_int("SHEEN_BUILD_TIMEOUT_S", 900),
+            task_retries=_env_int("SHEEN_TASK_RETRIES", 3, minimum=0),
+            task_retry_delay_s=_env_float("SHEEN_TASK_RETRY_DELAY_S", 2.0),
+            result_cache_ttl_s=_env_int("SHEEN_RESULT_CACHE_TTL_S", 3600, minimum=0),
+            build_command_timeout_s=_env_int("SHEEN_BUILD_COMMAND_TIMEOUT_S", 300),
+            max_files=_env_int("SHEEN_MAX_FILES", 200),
+            max_total_bytes=_env_int("SHEEN_MAX_TOTAL_BYTES", 20_000_000),
             plan_approval_ttl_s=_env_int("SHEEN_PLAN_APPROVAL_TTL_S", 300),
             pool_plan_limit=_env_int("SHEEN_POOL_PLAN_LIMIT", 2),
             pool_llm_limit=_env_int("SHEEN_POOL_LLM_LIMIT", 5),
@@ -148,6 +167,19 @@ class Settings:
             self.ingress_secret,
         )
         return tuple(s for s in candidates if s)
+
+    def task_timeout_for(self, task_type: str) -> int:
+        """SHEEN_TASK_TIMEOUTS ({"install_deps": 300}) overrides SHEEN_TASK_TIMEOUT_S per type."""
+        if not self.task_timeouts.strip():
+            return self.task_timeout_s
+        try:
+            table = json.loads(self.task_timeouts)
+            value = table.get(task_type, self.task_timeout_s)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{task_type}: {value!r} is not a whole number of seconds")
+        except (ValueError, AttributeError) as error:
+            raise ConfigError(f"SHEEN_TASK_TIMEOUTS is not valid: {error}") from None
+        return value
 
     @property
     def webhooks_enabled(self) -> bool:

@@ -146,6 +146,7 @@ class TaskResult(_Frozen):
     files: tuple[FileArtifact, ...]
     usage: TokenUsage
     heals: int = 0
+    cache_hit: bool = False
 
 
 def new_build_id() -> str:

@@ -8,18 +8,24 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
-from sheen_pipeline.build.static import build_static
+from sheen_pipeline.build.npm import build_npm, is_npm_project
+from sheen_pipeline.build.sandbox import CommandFailed
+from sheen_pipeline.build.static import BuildError, build_static
 from sheen_pipeline.config import Settings
 from sheen_pipeline.deploy.local import deploy_local
 from sheen_pipeline.events.runtime import event_log
 from sheen_pipeline.events.types import EventType
-from sheen_pipeline.execution.tasks import run_task
+from sheen_pipeline.execution.cache import ResultCache, plan_fingerprint, task_fingerprint
+from sheen_pipeline.execution.tasks import context_files, generate, write_files
+from sheen_pipeline.execution.timeouts import TaskTimeout
 from sheen_pipeline.execution.workspace import Workspace
+from sheen_pipeline.logs import configure_logging
 from sheen_pipeline.models import BuildRequest, FileArtifact, Plan, Task, TaskResult, TokenUsage
 from sheen_pipeline.planning.dag import LadderPolicy, PlanBlocked
-from sheen_pipeline.planning.planner import OnTask, PlanOutcome, make_plan
+from sheen_pipeline.planning.planner import OnTask, PlanOutcome, make_plan, receive_draft
 from sheen_pipeline.providers import select_provider
-from sheen_pipeline.providers.base import Provider
+from sheen_pipeline.providers.base import PlanDraft, Provider, ProviderError
+from sheen_pipeline.redaction import redact
 from sheen_pipeline.store.builds import BuildStatus, BuildStore
 
 
@@ -31,6 +37,9 @@ class BuildSummary:
     usage: TokenUsage
     task_count: int
     heals: int
+    cache_hits: int
+    builder: str
+    command_log: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,15 @@ class Deployment:
 def total_usage(plan: Plan, results: Sequence[TaskResult]) -> TokenUsage:
     """Planning plus every task: the exact total of the calls made for this build."""
     return sum((r.usage for r in results), plan.planning_usage)
+
+
+class BuildTimeLimit(RuntimeError):
+    """The build's current run used up SHEEN_BUILD_TIMEOUT_S."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth another attempt later: rate limits, overload, provider timeouts, connection errors."""
+    return isinstance(error, ProviderError) and error.retryable
 
 
 def usage_data(usage: TokenUsage) -> dict[str, object]:
@@ -62,8 +80,10 @@ class BuildPipeline:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        configure_logging(settings.secrets)
         self.store = BuildStore(settings.database_url)
         self.events = event_log(settings)
+        self.cache = ResultCache(self.store.engine, settings.result_cache_ttl_s)
 
     @classmethod
     def from_env(cls) -> BuildPipeline:
@@ -102,7 +122,8 @@ class BuildPipeline:
             on_task(task)
 
         try:
-            outcome = make_plan(request, build_id, self.provider, self.ladder_policy, partial)
+            draft, cache_hit = self._draft(request, partial)
+            outcome = make_plan(request, build_id, self.provider, self.ladder_policy, draft=draft)
         except PlanBlocked as blocked:
             self.store.set_status(build_id, BuildStatus.BLOCKED, error=str(blocked))
             self.events.emit(
@@ -128,8 +149,22 @@ class BuildPipeline:
             provider=plan.provider,
             model=plan.model,
             usage=usage_data(plan.planning_usage),
+            cache_hit=cache_hit,
         )
         return outcome
+
+    def _draft(self, request: BuildRequest, on_task: OnTask) -> tuple[PlanDraft, bool]:
+        """An identical request (same prompt, framework, provider and model) reuses the stored
+        draft at no cost; otherwise the provider streams one, which is stored."""
+        key = plan_fingerprint(request, self.provider.name, self.provider.model)
+        cached = self.cache.get(key)
+        if cached is not None:
+            tasks = tuple(Task.model_validate(t) for t in cached["tasks"])
+            return PlanDraft(cached["summary"], tasks, TokenUsage()), True
+        draft = receive_draft(self.provider, request, on_task)
+        tasks_json = [t.model_dump(mode="json") for t in draft.tasks]
+        self.cache.put(key, {"summary": draft.summary, "tasks": tasks_json})
+        return draft, False
 
     def start_run(self, build_id: str, run_id: str) -> None:
         """A run of the build's job starts its first step: say so when it is a re-execution."""
@@ -137,34 +172,108 @@ class BuildPipeline:
         if previous in (BuildStatus.FAILED, BuildStatus.SUCCEEDED):
             self.events.emit(build_id, EventType.BUILD_STARTED, run_id=run_id, reexecution=True)
 
-    def run_task(self, plan: Plan, task_id: str, upstream: Sequence[TaskResult]) -> TaskResult:
-        task = plan.task(task_id)
-        self.events.emit(plan.build_id, EventType.TASK_STARTED, task_id=task_id, name=task.name)
-        workspace = Workspace(self.workspace_dir(plan.build_id), self.settings.max_file_bytes)
+    def time_left(self, build_id: str) -> float:
+        """Seconds the build's current run has left under SHEEN_BUILD_TIMEOUT_S."""
+        started = self.store.get_build(build_id).run_started_at
+        elapsed = 0.0 if started is None else (datetime.now(UTC) - started).total_seconds()
+        return self.settings.build_timeout_s - elapsed
+
+    def check_time_left(self, build_id: str) -> float:
+        left = self.time_left(build_id)
+        if left <= 0:
+            raise BuildTimeLimit(f"the build ran out of its {self.settings.build_timeout_s}s limit")
+        return left
+
+    def run_task(
+        self,
+        plan: Plan,
+        task_id: str,
+        upstream: Sequence[TaskResult],
+        attempt: int = 1,
+        retries_left: bool = False,
+    ) -> TaskResult:
+        """Reuse an identical task's stored result, or generate within the task's time limit."""
+        task, build_id = plan.task(task_id), plan.build_id
+        self.events.emit(
+            build_id, EventType.TASK_STARTED, task_id=task_id, name=task.name, attempt=attempt
+        )
+        timeout = min(
+            self.settings.task_timeout_for(task.type.value), self.check_time_left(build_id)
+        )
+        workspace = Workspace(
+            self.workspace_dir(build_id),
+            self.settings.max_file_bytes,
+            self.settings.max_files,
+            self.settings.max_total_bytes,
+        )
+        key = task_fingerprint(task, upstream, self.provider.name, self.provider.model)
         try:
-            result = run_task(task, plan, self.provider, workspace, upstream)
+            cached = self.cache.get(key)
+            if cached is not None:
+                result = write_files(task, cached["files"], workspace, TokenUsage(), cache_hit=True)
+            else:
+                context = context_files(task, upstream, workspace)
+                generated = generate(task, plan, self.provider, context, timeout)
+                result = write_files(
+                    task, generated.files, workspace, generated.usage, generated.heals
+                )
+                self.cache.put(key, {"files": dict(generated.files)})
+        except TaskTimeout as expired:
+            self.events.emit(
+                build_id, EventType.TASK_TIMEOUT, task_id=task_id, timeout_s=expired.timeout_s
+            )
+            raise
         except Exception as error:
             self.events.emit(
-                plan.build_id, EventType.TASK_FAILED, task_id=task_id, error=str(error)
+                build_id,
+                EventType.TASK_FAILED,
+                task_id=task_id,
+                error=str(error),
+                attempt=attempt,
+                will_retry=retries_left and is_transient(error),
             )
             raise
         self.events.emit(
-            plan.build_id,
+            build_id,
             EventType.TASK_COMPLETED,
             task_id=task_id,
             files=[artifact.model_dump() for artifact in result.files],
             usage=usage_data(result.usage),
             heals=result.heals,
+            cache_hit=result.cache_hit,
         )
         return result
 
     def build_site(self, plan: Plan, results: Sequence[TaskResult]) -> BuildSummary:
-        self.events.emit(plan.build_id, EventType.BUILD_STEP_STARTED, builder="static")
-        files = build_static(
-            self.workspace_dir(plan.build_id), self.settings.dist_dir / plan.build_id
+        """npm projects (package.json with a build script) build sandboxed; others copy as is."""
+        build_id = plan.build_id
+        workspace, dist = self.workspace_dir(build_id), self.settings.dist_dir / build_id
+        builder = "npm" if is_npm_project(workspace) else "static"
+        self.events.emit(build_id, EventType.BUILD_STEP_STARTED, builder=builder)
+        command_log: tuple[str, ...] = ()
+        if builder == "npm":
+            timeout = min(self.settings.build_command_timeout_s, self.check_time_left(build_id))
+            try:
+                files, outputs = build_npm(
+                    workspace, dist, self.settings.home / "npm-cache", timeout
+                )
+            except CommandFailed as failed:
+                tail = redact(failed.output[-2000:], self.settings.secrets)
+                raise BuildError(f"{failed}; its last output:\n{tail}") from None
+            command_log = tuple(
+                f"$ {o.command}\n{redact(o.output, self.settings.secrets)}" for o in outputs
+            )
+        else:
+            files = build_static(workspace, dist)
+        return BuildSummary(
+            files=tuple(files),
+            usage=total_usage(plan, results),
+            task_count=len(plan.tasks),
+            heals=plan.planning_heals + sum(r.heals for r in results),
+            cache_hits=sum(r.cache_hit for r in results),
+            builder=builder,
+            command_log=command_log,
         )
-        heals = plan.planning_heals + sum(r.heals for r in results)
-        return BuildSummary(tuple(files), total_usage(plan, results), len(plan.tasks), heals)
 
     def deploy_preview(self, plan: Plan, summary: BuildSummary) -> Deployment:
         build_id = plan.build_id

@@ -9,7 +9,7 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from sheen_pipeline.execution.tasks import run_task
+from sheen_pipeline.execution.tasks import context_files, generate, write_files
 from sheen_pipeline.execution.workspace import Workspace
 from sheen_pipeline.models import TaskResult, TaskType, parse_build_request
 from sheen_pipeline.planning.dag import LadderPolicy, dependency_graph
@@ -28,7 +28,8 @@ def build_offline(prompt: str, root: Path) -> tuple[Workspace, list[str]]:
     for task_id in nx.topological_sort(dependency_graph(plan.tasks)):
         task = plan.task(task_id)
         upstream = [results[d] for d in task.input.dependencies]
-        results[task_id] = run_task(task, plan, provider, workspace, upstream)
+        generated = generate(task, plan, provider, context_files(task, upstream, workspace), 30)
+        results[task_id] = write_files(task, generated.files, workspace, generated.usage)
     return workspace, [t.id for t in plan.tasks]
 
 

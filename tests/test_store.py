@@ -20,7 +20,7 @@ from sheen_pipeline.store.tables import builds, metadata
 def test_schema_is_created_once_and_safe_to_ensure_again(database_url: str) -> None:
     engine = engine_for(database_url)
     assert set(metadata.tables) <= set(inspect(engine).get_table_names())
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
     BuildStore(database_url).create_build("b1", parse_build_request(prompt="a site"))
     for _ in range(2):
         ensure_schema(engine)
@@ -43,14 +43,17 @@ def test_concurrent_starts_on_a_fresh_database(database_url: str) -> None:
     for thread in threads:
         thread.join(timeout=60)
     assert errors == []
-    assert current_revision(engines[0]) == "0001"
+    assert current_revision(engines[0]) == "0002"
     for engine in engines:
         engine.dispose()
 
 
-def test_tables_made_before_migrations_are_stamped_not_recreated(database_url: str) -> None:
+def test_an_early_database_is_stamped_then_migrated(database_url: str) -> None:
     engine = create_engine(database_url)
-    metadata.create_all(engine)  # as an early version did
+    metadata.create_all(engine)  # the first version made its tables without migrations
+    with engine.begin() as conn:  # and had neither the result cache nor run start times
+        conn.exec_driver_sql("DROP TABLE result_cache")
+        conn.exec_driver_sql("ALTER TABLE builds DROP COLUMN run_started_at")
     now = datetime.now(UTC)
     request_json = parse_build_request(prompt="x").model_dump_json()
     with engine.begin() as conn:
@@ -66,7 +69,9 @@ def test_tables_made_before_migrations_are_stamped_not_recreated(database_url: s
             )
         )
     ensure_schema(engine)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
+    assert "result_cache" in inspect(engine).get_table_names()
+    assert "run_started_at" in {c["name"] for c in inspect(engine).get_columns("builds")}
     assert BuildStore(database_url).get_build("old").status is BuildStatus.SUCCEEDED
     engine.dispose()
 

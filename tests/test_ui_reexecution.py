@@ -25,6 +25,7 @@ from tests.support.runs import started_steps
 from tests.support.waiting import free_port, wait_for
 
 PROMPT = "a landing page for Blue Fern Coffee with a signup form"
+UI_PROMPT = "a landing page for Red Fern Tea with a signup form"  # not a cache hit of PROMPT
 RERUN_STEPS = {"forms", "index_page", "page_metadata", "build_site", "deploy_preview"}
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
@@ -141,7 +142,7 @@ def test_ui_reexecutes_ui_and_cli_builds_from_failure(
                 "repositoryName": REPOSITORY_NAME,
                 "jobName": "plan_build",
             },
-            "runConfigData": {"ops": {"validate_request": {"config": {"prompt": PROMPT}}}},
+            "runConfigData": {"ops": {"validate_request": {"config": {"prompt": UI_PROMPT}}}},
         }
         plan_run_id = launched_run_id(graphql(LAUNCH, params=params)["launchRun"])
         assert finished_run(instance, plan_run_id).status == DagsterRunStatus.SUCCESS

@@ -5,9 +5,12 @@ from typing import TypeVar
 
 from dagster import (
     AssetMaterialization,
+    Backoff,
     DependencyDefinition,
+    Failure,
     GraphDefinition,
     In,
+    Jitter,
     JobDefinition,
     MetadataValue,
     MultiDependencyDefinition,
@@ -15,34 +18,63 @@ from dagster import (
     OpExecutionContext,
     Out,
     ResourceDefinition,
+    RetryPolicy,
     in_process_executor,
     op,
 )
 
 from sheen_pipeline.approval import check_may_run
+from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.metadata import cost_metadata
 from sheen_pipeline.defs.pools import LLM_POOL
 from sheen_pipeline.defs.resources import SheenResource
 from sheen_pipeline.defs.tags import build_job_name, build_tags
+from sheen_pipeline.logs import log_context
 from sheen_pipeline.models import Plan, TaskResult
-from sheen_pipeline.pipeline import BuildPipeline, BuildSummary
+from sheen_pipeline.pipeline import BuildPipeline, BuildSummary, is_transient
+from sheen_pipeline.redaction import redact
 
 T = TypeVar("T")
 
 
+class TransientStepError(RuntimeError):
+    """A step failure worth retrying (the task's retry policy does); its message is redacted."""
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """Exponential backoff with jitter, bounded by SHEEN_TASK_RETRIES."""
+    return RetryPolicy(
+        max_retries=settings.task_retries,
+        delay=settings.task_retry_delay_s,
+        backoff=Backoff.EXPONENTIAL,
+        jitter=Jitter.PLUS_MINUS,
+    )
+
+
 def _run_step(
-    context: OpExecutionContext, step: str, work: Callable[[BuildPipeline, Plan], T]
+    context: OpExecutionContext,
+    step: str,
+    work: Callable[[BuildPipeline, Plan, bool], T],
 ) -> T:
-    """Run one step of the build, recording a failure on the build before Dagster sees it."""
+    """Run one step of the build. A transient error with retries left is raised for the retry
+    policy; any other failure is recorded on the build (build_failed) and raised as a Failure
+    that is not retried. Error text is redacted before Dagster stores it."""
     plan: Plan = context.resources.plan
     pipeline: BuildPipeline = context.resources.sheen.pipeline()
-    try:
-        check_may_run(pipeline, plan.build_id)
-        pipeline.start_run(plan.build_id, context.run_id)
-        return work(pipeline, plan)
-    except Exception as error:
-        pipeline.fail(plan.build_id, f"{step} failed: {error}")
-        raise
+    retries_left = context.retry_number < pipeline.settings.task_retries
+    ids = {"build_id": plan.build_id, "run_id": context.run_id, "step": context.op_handle.name}
+    with log_context(**ids):
+        try:
+            check_may_run(pipeline, plan.build_id)
+            pipeline.start_run(plan.build_id, context.run_id)
+            pipeline.check_time_left(plan.build_id)
+            return work(pipeline, plan, retries_left)
+        except Exception as error:
+            message = redact(str(error), pipeline.settings.secrets)
+            if retries_left and is_transient(error):
+                raise TransientStepError(message) from None
+            pipeline.fail(plan.build_id, f"{step} failed: {message}")
+            raise Failure(description=f"{step} failed: {message}", allow_retries=False) from None
 
 
 @op(
@@ -54,10 +86,13 @@ def _run_step(
 def run_task(context: OpExecutionContext, upstream: list[TaskResult]) -> TaskResult:
     """Generate and write the files of the task this node is named after."""
     task_id = context.op_handle.name
+    attempt = context.retry_number + 1
     result = _run_step(
         context,
         f"task {task_id}",
-        lambda pipeline, plan: pipeline.run_task(plan, task_id, upstream),
+        lambda pipeline, plan, retries_left: pipeline.run_task(
+            plan, task_id, upstream, attempt, retries_left
+        ),
     )
     context.add_output_metadata(
         {
@@ -65,6 +100,8 @@ def run_task(context: OpExecutionContext, upstream: list[TaskResult]) -> TaskRes
             "total_tokens": result.usage.total_tokens,
             "cost_usd": cost_metadata(result.usage.cost_usd),
             "heals": result.heals,
+            "cache_hit": result.cache_hit,
+            "attempt": attempt,
         }
     )
     return result
@@ -77,7 +114,12 @@ def run_task(context: OpExecutionContext, upstream: list[TaskResult]) -> TaskRes
 )
 def build_site(context: OpExecutionContext, results: list[TaskResult]) -> BuildSummary:
     """Copy the workspace into the dist folder; the site must have an index.html."""
-    return _run_step(context, "build", lambda pipeline, plan: pipeline.build_site(plan, results))
+    summary = _run_step(
+        context, "build", lambda pipeline, plan, _retries: pipeline.build_site(plan, results)
+    )
+    for entry in summary.command_log:
+        context.log.info(entry)
+    return summary
 
 
 @op(out=Out(str), required_resource_keys={"sheen", "plan"})
@@ -85,7 +127,7 @@ def deploy_preview(context: OpExecutionContext, summary: BuildSummary) -> str:
     """Publish dist to the preview server and record the preview as an asset of the project."""
     plan: Plan = context.resources.plan
     deployment = _run_step(
-        context, "deploy", lambda pipeline, plan: pipeline.deploy_preview(plan, summary)
+        context, "deploy", lambda pipeline, plan, _retries: pipeline.deploy_preview(plan, summary)
     )
     usage = summary.usage
     context.log_event(
@@ -102,6 +144,8 @@ def deploy_preview(context: OpExecutionContext, summary: BuildSummary) -> str:
                 "output_tokens": usage.output_tokens,
                 "cost_usd": cost_metadata(usage.cost_usd),
                 "heals": summary.heals,
+                "cache_hits": summary.cache_hits,
+                "builder": summary.builder,
                 "task_count": summary.task_count,
                 "duration_s": deployment.duration_s,
             },
@@ -113,11 +157,11 @@ def deploy_preview(context: OpExecutionContext, summary: BuildSummary) -> str:
 Dependencies = dict[NodeInvocation, dict[str, DependencyDefinition | MultiDependencyDefinition]]
 
 
-def _task_dependencies(plan: Plan) -> Dependencies:
+def _task_dependencies(plan: Plan, policy: RetryPolicy) -> Dependencies:
     deps: Dependencies = {}
     for task in plan.tasks:
         upstream = [DependencyDefinition(dep) for dep in task.input.dependencies]
-        deps[NodeInvocation("run_task", alias=task.id)] = (
+        deps[NodeInvocation("run_task", alias=task.id, retry_policy=policy)] = (
             {"upstream": MultiDependencyDefinition(upstream)} if upstream else {}
         )
     return deps
@@ -126,7 +170,7 @@ def _task_dependencies(plan: Plan) -> Dependencies:
 def make_build_job(plan: Plan) -> JobDefinition:
     """A deterministic job from a stored plan: same plan, same job, in every process."""
     dependencies: Dependencies = {
-        **_task_dependencies(plan),
+        **_task_dependencies(plan, retry_policy(Settings.from_env())),
         NodeInvocation("build_site"): {
             "results": MultiDependencyDefinition([DependencyDefinition(t.id) for t in plan.tasks])
         },

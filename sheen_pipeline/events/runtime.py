@@ -10,9 +10,12 @@ from functools import cache
 from sheen_pipeline.config import Settings
 from sheen_pipeline.events.delivery import WebhookConfig, WebhookDispatcher
 from sheen_pipeline.events.log import EventLog
+from sheen_pipeline.events.types import BuildEvent
+from sheen_pipeline.logs import get_logger
 from sheen_pipeline.store.builds import engine_for
 
 EXIT_FLUSH_S = 2.0
+_log = get_logger("sheen_pipeline.events")
 _stops: list[threading.Event] = []
 
 
@@ -33,10 +36,11 @@ def event_log(settings: Settings) -> EventLog:
     so a slow receiver never holds up a build. What it has not sent when the process ends is
     left pending in the outbox for the next dispatcher (`sheen serve` runs one)."""
     engine = engine_for(settings.database_url)
+    events = EventLog(engine, webhooks_enabled=settings.webhooks_enabled, secrets=settings.secrets)
+    events.add_listener(_log_event)
     if not settings.webhooks_enabled:
-        return EventLog(engine, webhooks_enabled=False, secrets=settings.secrets)
+        return events
     wake, stop = threading.Event(), threading.Event()
-    events = EventLog(engine, webhooks_enabled=True, secrets=settings.secrets)
     events.add_listener(lambda _event: wake.set())
     dispatcher = WebhookDispatcher(engine, events, webhook_config(settings))
     threading.Thread(
@@ -44,6 +48,17 @@ def event_log(settings: Settings) -> EventLog:
     ).start()
     atexit.register(_flush_then_stop, dispatcher, stop, wake)
     return events
+
+
+def _log_event(event: BuildEvent) -> None:
+    """Every event is also a structured log line, with the build and task it concerns."""
+    task_id = event.data.get("task_id")
+    _log.info(
+        event.type.value,
+        build_id=event.build_id,
+        seq=event.seq,
+        **({"task_id": task_id} if task_id else {}),
+    )
 
 
 def _flush_then_stop(

@@ -1,12 +1,14 @@
-"""Run one planned task: gather its upstream files, ask the provider, write the result safely."""
+"""Run one planned task: gather its upstream files, ask the provider (within a time limit), and
+write the result safely."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from sheen_pipeline.execution.timeouts import call_with_timeout
 from sheen_pipeline.execution.workspace import Workspace
-from sheen_pipeline.models import Plan, Task, TaskResult, TaskType
-from sheen_pipeline.providers.base import Provider
+from sheen_pipeline.models import Plan, Task, TaskResult, TaskType, TokenUsage
+from sheen_pipeline.providers.base import GeneratedFiles, Provider
 
 
 class TaskFailed(RuntimeError):
@@ -26,19 +28,27 @@ def context_files(
     return files
 
 
-def run_task(
-    task: Task,
-    plan: Plan,
-    provider: Provider,
-    workspace: Workspace,
-    upstream: Sequence[TaskResult],
-) -> TaskResult:
-    generated = provider.generate_files(task, plan, context_files(task, upstream, workspace))
+def generate(
+    task: Task, plan: Plan, provider: Provider, context: Mapping[str, str], timeout_s: float
+) -> GeneratedFiles:
+    """The provider call is abandoned after timeout_s (TaskTimeout); it never writes files."""
+    generated = call_with_timeout(
+        lambda: provider.generate_files(task, plan, context), timeout_s, f"task {task.id}"
+    )
     if not generated.files:
         raise TaskFailed(f"task {task.id!r}: the provider returned no files")
-    artifacts = tuple(
-        workspace.write(path, generated.files[path]) for path in sorted(generated.files)
-    )
+    return generated
+
+
+def write_files(
+    task: Task,
+    files: Mapping[str, str],
+    workspace: Workspace,
+    usage: TokenUsage,
+    heals: int = 0,
+    cache_hit: bool = False,
+) -> TaskResult:
+    artifacts = tuple(workspace.write(path, files[path]) for path in sorted(files))
     return TaskResult(
-        task_id=task.id, files=artifacts, usage=generated.usage, heals=generated.heals
+        task_id=task.id, files=artifacts, usage=usage, heals=heals, cache_hit=cache_hit
     )

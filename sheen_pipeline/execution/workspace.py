@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 from sheen_pipeline.models import FileArtifact
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+BUILD_TOOL_FOLDERS = {"node_modules", ".home"}  # written by npm, not by tasks
 
 
 class UnsafePath(ValueError):
@@ -44,10 +45,37 @@ def file_artifact(relative: str, data: bytes) -> FileArtifact:
 class Workspace:
     """Reads and writes files under one root, refusing anything that could leave it."""
 
-    def __init__(self, root: Path, max_file_bytes: int) -> None:
+    def __init__(
+        self,
+        root: Path,
+        max_file_bytes: int,
+        max_files: int = 200,
+        max_total_bytes: int = 20_000_000,
+    ) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root.resolve()
         self.max_file_bytes = max_file_bytes
+        self.max_files = max_files
+        self.max_total_bytes = max_total_bytes
+
+    def _check_totals(self, target: Path, size: int) -> None:
+        """Generated files are limited in count and total size, whichever task wrote them."""
+        count, total = 0, 0
+        for folder, dirs, names in os.walk(self.root):
+            dirs[:] = [d for d in dirs if d not in BUILD_TOOL_FOLDERS]
+            for name in names:
+                path = Path(folder) / name
+                if path != target and not path.is_symlink():
+                    count += 1
+                    total += path.stat().st_size
+        if count + 1 > self.max_files:
+            raise UnsafePath(
+                f"the workspace already has {count} files, the limit is {self.max_files}"
+            )
+        if total + size > self.max_total_bytes:
+            raise UnsafePath(
+                f"writing {size} bytes would take the workspace over {self.max_total_bytes} bytes"
+            )
 
     def _target(self, path: str, create_parents: bool) -> tuple[str, Path]:
         relative = check_relative_path(path)
@@ -70,6 +98,7 @@ class Workspace:
                 f"file {path!r} is {len(data)} bytes, over the limit of {self.max_file_bytes}"
             )
         relative, target = self._target(path, create_parents=True)
+        self._check_totals(target, len(data))
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
         fd = os.open(target, flags, 0o644)
         with os.fdopen(fd, "wb") as handle:

@@ -34,7 +34,7 @@ class PlanOutcome:
 OnTask = Callable[[Task], None]
 
 
-def _receive_draft(provider: Provider, request: BuildRequest, on_task: OnTask) -> PlanDraft:
+def receive_draft(provider: Provider, request: BuildRequest, on_task: OnTask) -> PlanDraft:
     """Report each task as it streams in; the draft comes last."""
     for item in provider.stream_plan(request):
         if isinstance(item, PlanDraft):
@@ -49,8 +49,10 @@ def make_plan(
     provider: Provider,
     policy: LadderPolicy,
     on_task: OnTask = lambda _task: None,
+    draft: PlanDraft | None = None,
 ) -> PlanOutcome:
-    draft = _receive_draft(provider, request, on_task)
+    """Check and repair the provider's draft (streamed now, unless one is given) into a plan."""
+    draft = draft or receive_draft(provider, request, on_task)
     usage = draft.usage
     check_tasks(draft.tasks)
     _check_target_paths(draft.tasks)

@@ -48,6 +48,7 @@ class BuildRecord:
     approval: Approval | None
     created_at: datetime
     updated_at: datetime
+    run_started_at: datetime | None
 
 
 _engines: dict[str, Engine] = {}
@@ -143,6 +144,7 @@ class BuildStore:
                 (builds.c.current_run_id.is_(None)) | (builds.c.current_run_id != run_id),
                 error=None,
                 current_run_id=run_id,
+                run_started_at=_now(),
             )
         return BuildStatus(previous) if changed else None
 
@@ -201,6 +203,7 @@ class BuildStore:
             approval=Approval(row.approval) if row.approval else None,
             created_at=_aware(row.created_at),
             updated_at=_aware(row.updated_at),
+            run_started_at=_aware(row.run_started_at) if row.run_started_at else None,
         )
 
     def get_plan(self, build_id: str) -> Plan | None:

@@ -15,6 +15,7 @@ builds = Table(
     Column("request_json", Text, nullable=False),
     Column("status", String(32), nullable=False),
     Column("current_run_id", String(64)),
+    Column("run_started_at", DateTime(timezone=True)),
     Column("approval", String(16)),  # required | approved | rejected | expired
     Column("preview_url", Text),
     Column("usage_json", Text),
@@ -77,4 +78,13 @@ build_requests = Table(
     Column("error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+result_cache = Table(
+    "result_cache",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("payload_json", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),
 )

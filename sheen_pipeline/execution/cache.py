@@ -1,0 +1,85 @@
+"""Results stored by fingerprint, so identical work is never paid for twice: a task's files
+(by type, input, target, upstream file hashes, provider and model) and a request's plan."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from sheen_pipeline.models import BuildRequest, Task, TaskResult
+from sheen_pipeline.store.tables import result_cache
+
+
+def _digest(value: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def task_fingerprint(task: Task, upstream: Sequence[TaskResult], provider: str, model: str) -> str:
+    return _digest(
+        {
+            "kind": "task",
+            "type": task.type.value,
+            "input": task.input.model_dump(mode="json"),
+            "target_path": task.input.target_path,
+            "upstream": sorted((a.path, a.sha256) for r in upstream for a in r.files),
+            "provider": provider,
+            "model": model,
+        }
+    )
+
+
+def plan_fingerprint(request: BuildRequest, provider: str, model: str) -> str:
+    return _digest(
+        {
+            "kind": "plan",
+            "prompt": request.prompt,
+            "framework": request.framework,
+            "provider": provider,
+            "model": model,
+        }
+    )
+
+
+class ResultCache:
+    def __init__(self, engine: Engine, ttl_s: int) -> None:
+        self.engine = engine
+        self.ttl_s = ttl_s
+
+    def get(self, fingerprint: str, now: float | None = None) -> dict[str, Any] | None:
+        current = time.time() if now is None else now
+        query = select(result_cache.c.payload_json).where(
+            result_cache.c.fingerprint == fingerprint, result_cache.c.expires_at > current
+        )
+        with self.engine.connect() as conn:
+            raw = conn.execute(query).scalar_one_or_none()
+        return None if raw is None else json.loads(raw)
+
+    def put(self, fingerprint: str, payload: Mapping[str, Any], now: float | None = None) -> None:
+        """Store (or refresh) a result; a TTL of 0 turns the cache off."""
+        if self.ttl_s <= 0:
+            return
+        current = time.time() if now is None else now
+        row = {
+            "fingerprint": fingerprint,
+            "payload_json": json.dumps(payload),
+            "created_at": current,
+            "expires_at": current + self.ttl_s,
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(delete(result_cache).where(result_cache.c.fingerprint == fingerprint))
+                conn.execute(insert(result_cache).values(**row))
+        except IntegrityError:
+            pass  # another build stored the same result at the same moment
+
+    def evict_expired(self, now: float | None = None) -> int:
+        current = time.time() if now is None else now
+        with self.engine.begin() as conn:
+            result = conn.execute(delete(result_cache).where(result_cache.c.expires_at <= current))
+        return result.rowcount
