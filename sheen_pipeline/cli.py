@@ -303,3 +303,30 @@ def reject(build_id: str, reason: str) -> None:
     except (ApprovalError, LookupError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"rejected build {build_id}")
+
+
+@main.command()
+@click.argument("build_id")
+@click.option(
+    "--json", "as_json", is_flag=True, help="End with one JSON line describing the build."
+)
+def retry(build_id: str, as_json: bool) -> None:
+    """Re-execute the latest run of BUILD_ID from failure: only failed and not-yet-run tasks run
+    again; succeeded tasks are reused from their stored outputs."""
+    from dagster import DagsterInstance
+
+    from sheen_pipeline.defs.local_runs import retry_build
+    from sheen_pipeline.pipeline import BuildPipeline
+
+    settings = _settings()
+    _ensure_dagster_home(settings)
+
+    def report(line: str) -> None:
+        click.echo(line, err=as_json)
+
+    with DagsterInstance.get() as instance:
+        try:
+            outcome = retry_build(instance, BuildPipeline(settings), build_id, report)
+        except LookupError as error:
+            raise click.ClickException(str(error)) from None
+    _finish(outcome, report, as_json)

@@ -110,7 +110,7 @@ def test_repository_serves_stored_plans_lazily(
     outcome, _ = build(instance, pipeline)
     name = f"build_{outcome.build_id}"
     assert sheen.get_job(name).name == name
-    assert set(sheen.job_names) == {"plan_build", name}
+    assert set(sheen.job_names) == {"plan_build", "evict_result_cache", name}
     assert not sheen.has_job("build_nothere")
     assert sheen.has_job(name)
 

@@ -10,12 +10,14 @@ from typing import Any
 from dagster import DagsterInstance, DagsterRun
 from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
 from dagster._core.execution.api import create_execution_plan
+from dagster._core.execution.plan.state import KnownExecutionState
 from dagster._core.origin import JobPythonOrigin
 from dagster._core.remote_origin import (
     ManagedGrpcPythonEnvCodeLocationOrigin,
     RemoteJobOrigin,
     RemoteRepositoryOrigin,
 )
+from dagster._core.storage.tags import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from sheen_pipeline.defs.build_job import make_build_job
@@ -62,4 +64,28 @@ def create_build_run(
         tags={**job.run_tags, PLAN_RUN_ID: plan_run.run_id},
         remote_job_origin=remote_origin,
         job_code_origin=code_origin,
+    )
+
+
+def create_retry_run(instance: DagsterInstance, parent: DagsterRun) -> DagsterRun:
+    """A re-execution from failure of parent, as the UI's button makes it (failed and not-yet-run
+    steps only; the rest load their outputs from the parent), keeping its origins so the UI can
+    re-execute it in turn."""
+    job = reconstructable_job(parent.job_name)
+    step_keys, known_state = KnownExecutionState.build_resume_retry_reexecution(
+        instance=instance, parent_run=parent
+    )
+    plan = create_execution_plan(
+        job, parent.run_config, step_keys_to_execute=step_keys, known_state=known_state
+    )
+    root_run_id = parent.root_run_id or parent.run_id
+    return instance.create_run_for_job(
+        job.get_definition(),
+        execution_plan=plan,
+        run_config=parent.run_config,
+        tags={**parent.tags, PARENT_RUN_ID_TAG: parent.run_id, ROOT_RUN_ID_TAG: root_run_id},
+        root_run_id=root_run_id,
+        parent_run_id=parent.run_id,
+        remote_job_origin=parent.remote_job_origin,
+        job_code_origin=parent.job_code_origin,
     )

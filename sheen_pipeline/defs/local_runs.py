@@ -10,9 +10,14 @@ from typing import Any
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from dagster._core.execution.api import execute_run_iterator
 
-from sheen_pipeline.defs.launching import create_build_run, local_origins, reconstructable_job
+from sheen_pipeline.defs.launching import (
+    create_build_run,
+    create_retry_run,
+    local_origins,
+    reconstructable_job,
+)
 from sheen_pipeline.defs.plan_job import plan_build
-from sheen_pipeline.defs.tags import BUILD_ID
+from sheen_pipeline.defs.tags import BUILD_ID, build_job_name
 from sheen_pipeline.events.format import describe
 from sheen_pipeline.events.types import BuildEvent
 from sheen_pipeline.fsutil import regular_files
@@ -125,6 +130,27 @@ def run_approved_build(
         return _run_build_job(instance, pipeline, plan, plan_run, outcome)
 
 
+def retry_build(
+    instance: DagsterInstance, pipeline: BuildPipeline, build_id: str, report: Report
+) -> BuildOutcome:
+    """Re-execute the latest run of the build from failure, here."""
+    runs = instance.get_runs(RunsFilter(job_name=build_job_name(build_id)), limit=1)
+    if not runs:
+        raise LookupError(f"build {build_id} has no run to retry")
+    parent = runs[0]
+    if parent.status not in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+        raise LookupError(
+            f"the latest run of build {build_id} is {parent.status.value}, not failed"
+        )
+    plan = pipeline.store.get_plan(build_id)
+    assert plan is not None
+    outcome = BuildOutcome(build_id, "failed", task_count=len(plan.tasks))
+    with _reporting(pipeline, build_id, report):
+        return _finish_build_run(
+            instance, pipeline, plan, create_retry_run(instance, parent), outcome
+        )
+
+
 def plan_run_of(instance: DagsterInstance, build_id: str) -> DagsterRun:
     runs = instance.get_runs(
         RunsFilter(job_name=plan_build.name, tags={BUILD_ID: build_id}), limit=1
@@ -142,6 +168,16 @@ def _run_build_job(
     outcome: BuildOutcome,
 ) -> BuildOutcome:
     build_run = create_build_run(instance, plan, plan_run, run_config=QUIET_LOGGERS)
+    return _finish_build_run(instance, pipeline, plan, build_run, outcome)
+
+
+def _finish_build_run(
+    instance: DagsterInstance,
+    pipeline: BuildPipeline,
+    plan: Plan,
+    build_run: DagsterRun,
+    outcome: BuildOutcome,
+) -> BuildOutcome:
     outcome.dagster_run_ids.append(build_run.run_id)
     _execute(instance, build_run)
     record = pipeline.store.get_build(plan.build_id)

@@ -10,12 +10,14 @@ from dagster import (
     JobDefinition,
     RepositoryData,
     ResourceDefinition,
+    ScheduleDefinition,
     SensorDefinition,
     repository,
 )
 
 from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.build_job import make_build_job
+from sheen_pipeline.defs.maintenance import evict_result_cache, hourly_result_cache_eviction
 from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.sensors import (
     build_requests_sensor,
@@ -37,7 +39,10 @@ class SheenRepositoryData(RepositoryData):
     """Per-build jobs are read from the plan store when asked for, and cached (plans never change)."""
 
     def __init__(self) -> None:
-        self._static: dict[str, JobDefinition] = {plan_build.name: plan_build}
+        self._static: dict[str, JobDefinition] = {
+            plan_build.name: plan_build,
+            evict_result_cache.name: evict_result_cache,
+        }
         self._built: dict[str, JobDefinition] = {}
 
     def _store(self) -> BuildStore:
@@ -57,6 +62,9 @@ class SheenRepositoryData(RepositoryData):
 
     def get_all_sensors(self) -> Sequence[SensorDefinition]:
         return SENSORS
+
+    def get_all_schedules(self) -> Sequence[ScheduleDefinition]:
+        return [hourly_result_cache_eviction]
 
     def get_all_jobs(self) -> Sequence[JobDefinition]:
         return [*self._static.values(), *(self._job_for(p) for p in self._store().list_plans())]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from sheen_pipeline.models import BuildRequest, Plan, Task, TokenUsage
+from sheen_pipeline.models import BuildRequest, Plan, Task, TaskInput, TaskType, TokenUsage
 from sheen_pipeline.planning.dag import with_dependencies
 from sheen_pipeline.providers.base import DependencyRepair, GeneratedFiles, PlanDraft, ProviderError
 from sheen_pipeline.providers.offline import OfflineProvider
@@ -97,3 +98,62 @@ def max_in_flight(home: Path) -> int:
         in_flight += change
         peak = max(peak, in_flight)
     return peak
+
+
+class HangingOfflineProvider(OfflineProvider):
+    """Never answers for the task named by SHEEN_TEST_HANG_TASK (a provider call that hangs)."""
+
+    def generate_files(
+        self, task: Task, plan: Plan, context_files: Mapping[str, str]
+    ) -> GeneratedFiles:
+        if task.id == os.environ.get("SHEEN_TEST_HANG_TASK"):
+            threading.Event().wait()
+        return super().generate_files(task, plan, context_files)
+
+
+class LeakyOfflineProvider(OfflineProvider):
+    """Fails every task with an error that quotes secrets and an email address."""
+
+    def generate_files(
+        self, task: Task, plan: Plan, context_files: Mapping[str, str]
+    ) -> GeneratedFiles:
+        key = os.environ.get("ANTHROPIC_API_KEY", "")
+        secret = os.environ.get("SHEEN_WEBHOOK_SECRET", "")
+        raise ProviderError(f"upstream said: bad key {key}, secret {secret}, ops@example.com")
+
+
+NPM_BUILD_SCRIPT = (
+    "node -e \"console.log('ENV ' + JSON.stringify(process.env))\" && "
+    "node -e \"require('fs').mkdirSync('dist',{recursive:true});"
+    "require('fs').copyFileSync('src/index.html','dist/index.html')\""
+)
+
+
+class NpmProjectProvider(OfflineProvider):
+    """Plans an npm project: a package.json whose build script prints its environment and
+    copies src/index.html to dist/ (SHEEN_TEST_NPM_BUILD replaces the script)."""
+
+    def stream_plan(self, request: BuildRequest) -> Iterator[Task | PlanDraft]:
+        def task(task_id: str, path: str, deps: tuple[str, ...] = ()) -> Task:
+            return Task(
+                id=task_id,
+                type=TaskType.SETUP_CONFIG if path == "package.json" else TaskType.CREATE_FILE,
+                name=path,
+                description=f"write {path}",
+                input=TaskInput(prompt=request.prompt, target_path=path, dependencies=deps),
+            )
+
+        tasks = (task("package", "package.json"), task("page", "src/index.html", ("package",)))
+        yield from tasks
+        yield PlanDraft("an npm project", tasks, TokenUsage())
+
+    def generate_files(
+        self, task: Task, plan: Plan, context_files: Mapping[str, str]
+    ) -> GeneratedFiles:
+        if task.input.target_path == "package.json":
+            script = os.environ.get("SHEEN_TEST_NPM_BUILD", NPM_BUILD_SCRIPT)
+            package = {"name": "site", "private": True, "scripts": {"build": script}}
+            return GeneratedFiles({"package.json": json.dumps(package)}, TokenUsage())
+        return GeneratedFiles(
+            {"src/index.html": "<!DOCTYPE html><title>npm site</title>"}, TokenUsage()
+        )
