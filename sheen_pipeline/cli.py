@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from sheen_pipeline.config import ConfigError, Settings
-from sheen_pipeline.models import InvalidRequest, parse_build_request
+from sheen_pipeline.models import BuildRequest, InvalidRequest, parse_build_request
 
 if TYPE_CHECKING:
     from sheen_pipeline.defs.local_runs import BuildOutcome
@@ -43,23 +44,39 @@ def main() -> None:
     """sheen: turn a prompt into a planned, built and previewed site, on Dagster."""
 
 
+def request_arguments(command: Callable[..., None]) -> Callable[..., None]:
+    """PROMPT and the request options, validated into one BuildRequest argument `request`."""
+
+    def to_request(
+        prompt: str, project_id: str, user_id: str, framework: str | None, **rest: object
+    ) -> None:
+        fields = {"prompt": prompt, "project_id": project_id, "user_id": user_id}
+        try:
+            request = parse_build_request(**fields, framework=framework)
+        except InvalidRequest as error:
+            raise click.UsageError(f"invalid build request: {error}") from None
+        command(request=request, **rest)
+
+    functools.update_wrapper(to_request, command)  # name, help, and options declared below
+    options = [
+        click.argument("prompt"),
+        click.option("--project-id", default="default", show_default=True),
+        click.option("--user-id", default="anonymous", show_default=True),
+        click.option("--framework", type=click.Choice(["static"]), default=None),
+    ]
+    for option in reversed(options):
+        to_request = option(to_request)
+    return to_request
+
+
 @main.command()
-@click.argument("prompt")
-@click.option("--project-id", default="default", show_default=True)
-@click.option("--user-id", default="anonymous", show_default=True)
-@click.option("--framework", type=click.Choice(["static"]), default=None)
+@request_arguments
 @click.option(
     "--json", "as_json", is_flag=True, help="End with one JSON line describing the build."
 )
-def build(prompt: str, project_id: str, user_id: str, framework: str | None, as_json: bool) -> None:
+def build(request: BuildRequest, as_json: bool) -> None:
     """Plan, build and deploy PROMPT; prints progress, then the preview URL."""
     settings = _settings()
-    try:
-        request = parse_build_request(
-            prompt=prompt, project_id=project_id, user_id=user_id, framework=framework
-        )
-    except InvalidRequest as error:
-        raise click.UsageError(f"invalid build request: {error}") from None
     _ensure_dagster_home(settings)
 
     from dagster import DagsterInstance
@@ -216,22 +233,13 @@ def init() -> None:
 
 
 @main.command()
-@click.argument("prompt")
-@click.option("--project-id", default="default", show_default=True)
-@click.option("--user-id", default="anonymous", show_default=True)
-@click.option("--framework", type=click.Choice(["static"]), default=None)
-def submit(prompt: str, project_id: str, user_id: str, framework: str | None) -> None:
+@request_arguments
+def submit(request: BuildRequest) -> None:
     """Queue PROMPT in build_requests; the build_requests_sensor (make dev) starts it."""
     from sheen_pipeline.models import new_build_id
     from sheen_pipeline.store.requests import RequestStore, new_request_id
 
     settings = _settings()
-    try:
-        request = parse_build_request(
-            prompt=prompt, project_id=project_id, user_id=user_id, framework=framework
-        )
-    except InvalidRequest as error:
-        raise click.UsageError(f"invalid build request: {error}") from None
     record = RequestStore(settings.database_url).add(request, new_request_id(), new_build_id())
     click.echo(f"request {record.request_id} queued as build {record.build_id}")
 

@@ -72,30 +72,30 @@ class Settings:
     llm_max_retries: int
     openai_base_url: str
     prices: str
-    task_timeout_s: int = 60
-    task_timeouts: str = ""
-    build_timeout_s: int = 900
-    task_retries: int = 3
-    task_retry_delay_s: float = 2.0
-    result_cache_ttl_s: int = 3600
-    build_command_timeout_s: int = 300
-    max_files: int = 200
-    max_total_bytes: int = 20_000_000
-    plan_approval_ttl_s: int = 300
-    pool_plan_limit: int = 2
-    pool_llm_limit: int = 5
-    dagster_webserver_url: str = ""
-    webhook_url: str = ""
-    webhook_max_attempts: int = 5
-    webhook_backoff_s: float = 1.0
-    webhook_timeout_s: float = 5.0
-    webhook_rate_per_s: int = 10
-    ingress_rate_per_min: int = 10
-    ingress_max_body_bytes: int = 16_384
-    anthropic_api_key: str = field(default="", repr=False)
-    openai_api_key: str = field(default="", repr=False)
-    webhook_secret: str = field(default="", repr=False)
-    ingress_secret: str = field(default="", repr=False)
+    task_timeout_s: int
+    task_timeouts: str
+    build_timeout_s: int
+    task_retries: int
+    task_retry_delay_s: float
+    result_cache_ttl_s: int
+    build_command_timeout_s: int
+    max_files: int
+    max_total_bytes: int
+    plan_approval_ttl_s: int
+    pool_plan_limit: int
+    pool_llm_limit: int
+    dagster_webserver_url: str
+    webhook_url: str
+    webhook_max_attempts: int
+    webhook_backoff_s: float
+    webhook_timeout_s: float
+    webhook_rate_per_s: int
+    ingress_rate_per_min: int
+    ingress_max_body_bytes: int
+    anthropic_api_key: str = field(repr=False)
+    openai_api_key: str = field(repr=False)
+    webhook_secret: str = field(repr=False)
+    ingress_secret: str = field(repr=False)
 
     @property
     def workspaces_dir(self) -> Path:
