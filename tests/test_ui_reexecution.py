@@ -80,10 +80,8 @@ mutation($parentRunId: String!) {
   }
 }"""
 
-RELOAD = """
-mutation($name: String!) {
-  reloadRepositoryLocation(repositoryLocationName: $name) { __typename }
-}"""
+JOBS = """
+{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"""
 
 
 def finished_run(instance: DagsterInstance, run_id: str) -> DagsterRun:
@@ -101,12 +99,18 @@ def launched_run_id(result: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def dev_env(tmp_path: Path) -> dict[str, str]:
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def dev_env(tmp_path: Path, port: int) -> dict[str, str]:
     dagster_home = tmp_path / "dagster"
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").write_text(INSTANCE_YAML)
     return child_env(
         {
+            "SHEEN_DAGSTER_WEBSERVER_URL": f"http://127.0.0.1:{port}",
             "DAGSTER_HOME": str(dagster_home),
             "SHEEN_HOME": str(tmp_path / "sheen"),
             "SHEEN_PROVIDER": FLAKY_PROVIDER,
@@ -116,7 +120,7 @@ def dev_env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_ui_reexecutes_ui_and_cli_builds_from_failure(
-    dev_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dev_env: dict[str, str], port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for key in ("DAGSTER_HOME", "SHEEN_HOME", "SHEEN_PROVIDER", "SHEEN_TEST_FAIL_TASK"):
         monkeypatch.setenv(key, dev_env[key])
@@ -128,7 +132,6 @@ def test_ui_reexecutes_ui_and_cli_builds_from_failure(
     assert cli_outcome.status == "failed"
     cli_build_run_id = cli_outcome.dagster_run_ids[1]
 
-    port = free_port()
     dagster = str(Path(sys.executable).parent / "dagster")
     args = [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
     with running(args, dev_env, tmp_path / "dagster-dev.log"):
@@ -154,10 +157,9 @@ def test_ui_reexecutes_ui_and_cli_builds_from_failure(
         ui_build = wait_for(ui_build_run, 180, "the UI-launched build run")
         assert ui_build.status == DagsterRunStatus.FAILURE
 
-        # New build jobs appear in the UI after a code-location reload (the UI's Reload button).
-        assert graphql(RELOAD, name=LOCATION_NAME)["reloadRepositoryLocation"]["__typename"] == (
-            "WorkspaceLocationEntry"
-        )
+        # launch_build asked the webserver to reload: the new job is listed without a click.
+        (repository,) = graphql(JOBS)["repositoriesOrError"]["nodes"]
+        assert ui_build.job_name in {job["name"] for job in repository["jobs"]}
         for failed_run_id in (ui_build.run_id, cli_build_run_id):
             result = graphql(REEXECUTE, parentRunId=failed_run_id)["launchPipelineReexecution"]
             child = finished_run(instance, launched_run_id(result))
