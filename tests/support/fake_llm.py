@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -279,8 +280,10 @@ class FakeLLMServer(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
-    def handle_error(self, request: object, client_address: object) -> None:
-        """A client that hung up (a test's timeout) is expected, not a server fault."""
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (a test's timeout) is expected; anything else is reported."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     @property
     def base_url(self) -> str:
