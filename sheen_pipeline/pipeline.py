@@ -299,5 +299,6 @@ class BuildPipeline:
 
     def fail(self, build_id: str, reason: str) -> None:
         """Mark the build failed and emit build_failed, once per run however many steps fail."""
+        reason = redact(reason, self.settings.secrets)
         if self.store.mark_failed(build_id, reason):
             self.events.emit(build_id, EventType.BUILD_FAILED, reason=reason)

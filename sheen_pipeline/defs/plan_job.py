@@ -30,6 +30,7 @@ from sheen_pipeline.models import (
 )
 from sheen_pipeline.planning.dag import PlanBlocked
 from sheen_pipeline.planning.planner import PlanOutcome
+from sheen_pipeline.redaction import redact
 
 
 class BuildRequestConfig(Config):
@@ -109,6 +110,9 @@ def generate_plan(context: OpExecutionContext, sheen: SheenResource, ticket: Bui
         outcome = pipeline.plan(build_id, request, report_partial)
     except PlanBlocked as blocked:
         raise Failure(description=str(blocked)) from None
+    except Exception as error:
+        reason = redact(f"planning failed: {error}", pipeline.settings.secrets)
+        raise Failure(description=reason, allow_retries=False) from None
     plan = outcome.plan
     context.instance.add_run_tags(context.run_id, {PROVIDER: plan.provider, MODEL: plan.model})
     for warning in outcome.warnings:
