@@ -111,6 +111,12 @@ def test_repository_serves_stored_plans_lazily(
     name = f"build_{outcome.build_id}"
     assert sheen.get_job(name).name == name
     assert set(sheen.job_names) == {"plan_build", "evict_result_cache", name}
+    assert [s.name for s in sheen.schedule_defs] == ["hourly_result_cache_eviction"]
+    assert {s.name for s in sheen.sensor_defs} == {
+        "build_requests_sensor",
+        "plan_run_failure_sensor",
+        "plan_approval_expiry_sensor",
+    }
     assert not sheen.has_job("build_nothere")
     assert sheen.has_job(name)
 

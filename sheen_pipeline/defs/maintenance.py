@@ -29,6 +29,7 @@ def evict_result_cache() -> None:
 
 
 hourly_result_cache_eviction = ScheduleDefinition(
+    name="hourly_result_cache_eviction",
     job=evict_result_cache,
     cron_schedule="0 * * * *",
     default_status=DefaultScheduleStatus.RUNNING,
