@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -15,30 +16,28 @@ class ConfigError(ValueError):
     """A setting has a value the pipeline cannot use."""
 
 
-def _env_int(name: str, default: int, minimum: int = 1) -> int:
+N = TypeVar("N", int, float)
+
+
+def _env_number(name: str, default: N, kind: type[N], minimum: N, what: str) -> N:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
 
 
+def _env_int(name: str, default: int, minimum: int = 1) -> int:
+    return _env_number(name, default, int, minimum, "a whole number")
+
+
 def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be above 0, got {value}")
-    return value
+    return _env_number(name, default, float, 0.001, "a number")
 
 
 def _env_bool(name: str, default: bool) -> bool:
