@@ -197,9 +197,9 @@ class BuildPipeline:
         self.events.emit(
             build_id, EventType.TASK_STARTED, task_id=task_id, name=task.name, attempt=attempt
         )
-        timeout = min(
-            self.settings.task_timeout_for(task.type.value), self.check_time_left(build_id)
-        )
+        task_limit = self.settings.task_timeout_for(task.type.value)
+        build_left = self.check_time_left(build_id)
+        timeout = min(task_limit, build_left)
         workspace = Workspace(
             self.workspace_dir(build_id),
             self.settings.max_file_bytes,
@@ -222,6 +222,9 @@ class BuildPipeline:
             self.events.emit(
                 build_id, EventType.TASK_TIMEOUT, task_id=task_id, timeout_s=expired.timeout_s
             )
+            if build_left < task_limit:  # it was the build's limit that ran out
+                limit = self.settings.build_timeout_s
+                raise BuildTimeLimit(f"the build ran out of its {limit}s limit") from None
             raise
         except Exception as error:
             self.events.emit(

@@ -61,6 +61,22 @@ def test_a_hanging_task_times_out_while_its_siblings_finish(
     assert [e.type for e in events].count(EventType.BUILD_FAILED) == 1
 
 
+def test_the_build_stops_cleanly_at_its_time_limit(
+    instance: DagsterInstance, sheen_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:ProbeOfflineProvider")
+    monkeypatch.setenv("SHEEN_TEST_TASK_SLEEP_S", "0.6")  # five tasks cannot fit in 2 s
+    monkeypatch.setenv("SHEEN_BUILD_TIMEOUT_S", "2")
+    outcome, pipeline = build(instance)
+    assert outcome.status == "failed"
+    assert outcome.error is not None and "ran out of its 2s limit" in outcome.error
+    events = events_of(pipeline, outcome.build_id)
+    assert events[-1].type is EventType.BUILD_FAILED
+    completed = [e for e in events if e.type is EventType.TASK_COMPLETED]
+    assert 1 <= len(completed) < 5
+    assert "deploy_preview" not in started_steps(instance, outcome.dagster_run_ids[1])
+
+
 def test_overload_then_success_is_retried_by_the_retry_policy(
     instance: DagsterInstance, sheen_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
