@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -102,7 +103,7 @@ def _finish(outcome: BuildOutcome, report: Callable[[str], None], as_json: bool)
     elif outcome.status == "awaiting_approval":
         report(f"build {outcome.build_id} awaits approval: sheen approve {outcome.build_id}")
     else:
-        report(f"build {outcome.build_id or '(none)'} failed: {outcome.error}")
+        report(f"build {outcome.build_id} failed: {outcome.error}")
     if as_json:
         click.echo(json.dumps(outcome.as_json()))
     sys.exit({"succeeded": 0, "awaiting_approval": 3}.get(outcome.status, 1))
@@ -165,17 +166,12 @@ def webhooks() -> None:
 
 
 def _dispatcher() -> WebhookDispatcher:
-    from sheen_pipeline.events.delivery import WebhookDispatcher
-    from sheen_pipeline.events.log import EventLog
-    from sheen_pipeline.events.runtime import webhook_config
-    from sheen_pipeline.store.builds import engine_for
+    from sheen_pipeline.events.runtime import dispatcher_for
 
     settings = _settings()
     if not settings.webhooks_enabled:
         raise click.UsageError("set SHEEN_WEBHOOK_URL and SHEEN_WEBHOOK_SECRET first")
-    engine = engine_for(settings.database_url)
-    events = EventLog(engine, webhooks_enabled=True, secrets=settings.secrets)
-    return WebhookDispatcher(engine, events, webhook_config(settings))
+    return dispatcher_for(settings)
 
 
 @webhooks.command("status")
@@ -249,23 +245,36 @@ def submit(request: BuildRequest) -> None:
 @click.option("--limit", type=int, default=20, show_default=True)
 def status(request_or_build_id: str | None, limit: int) -> None:
     """Show build requests and where they are (pending, planning, awaiting_approval, building,
-    succeeded, failed)."""
+    succeeded, failed); with an id, also a build started without a request (`sheen build`)."""
+    from sheen_pipeline.store.builds import BuildStore, UnknownBuild
     from sheen_pipeline.store.requests import RequestStore
 
-    store = RequestStore(_settings().database_url)
-    if request_or_build_id:
-        record = store.find(request_or_build_id)
-        if record is None:
-            raise click.ClickException(f"no request or build {request_or_build_id}")
-        records = [record]
-    else:
+    settings = _settings()
+    store = RequestStore(settings.database_url)
+    if not request_or_build_id:
         records = store.recent(limit)
-    for record in records:
-        error = f"  {record.error}" if record.error else ""
-        click.echo(
-            f"{record.request_id}  {record.build_id}  {record.status:<17} "
-            f"{record.updated_at:%Y-%m-%d %H:%M:%S}  {record.prompt[:40]!r}{error}"
+    elif (found := store.find(request_or_build_id)) is not None:
+        records = [found]
+    else:
+        try:
+            build = BuildStore(settings.database_url).get_build(request_or_build_id)
+        except UnknownBuild:
+            raise click.ClickException(f"no request or build {request_or_build_id}") from None
+        _echo_status(
+            "-", build.build_id, build.status, build.updated_at, build.request.prompt, build.error
         )
+        return
+    for r in records:
+        _echo_status(r.request_id, r.build_id, r.status, r.updated_at, r.prompt, r.error)
+
+
+def _echo_status(
+    request_id: str, build_id: str, state: str, updated: datetime, prompt: str, error: str | None
+) -> None:
+    suffix = f"  {error}" if error else ""
+    click.echo(
+        f"{request_id}  {build_id}  {state:<17} {updated:%Y-%m-%d %H:%M:%S}  {prompt[:40]!r}{suffix}"
+    )
 
 
 @main.command()

@@ -20,6 +20,8 @@ from pydantic import (
 MAX_PROMPT_CHARS = 2000
 SAFE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
+SAFE_ID_RULE = "may contain only letters, digits, '_' and '-' (1-64 characters)"
+
 SafeId = Annotated[str, StringConstraints(pattern=SAFE_ID_PATTERN)]
 
 
@@ -160,7 +162,7 @@ def describe_validation_error(error: ValidationError) -> str:
         field = ".".join(str(part) for part in item["loc"]) or "request"
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "string_pattern_mismatch":
-            message = "may contain only letters, digits, '_' and '-' (1-64 characters)"
+            message = SAFE_ID_RULE
         parts.append(f"{field}: {message}")
     return "; ".join(parts)
 
@@ -175,9 +177,7 @@ def parse_build_request(**fields: object) -> BuildRequest:
 
 def parse_build_id(value: str) -> str:
     if not re.fullmatch(SAFE_ID_PATTERN, value):
-        raise InvalidRequest(
-            "build_id: may contain only letters, digits, '_' and '-' (1-64 characters)"
-        )
+        raise InvalidRequest(f"build_id: {SAFE_ID_RULE}")
     return value
 
 

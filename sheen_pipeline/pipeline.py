@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 from sheen_pipeline.build.npm import build_npm, is_npm_project
@@ -75,8 +75,8 @@ def usage_data(usage: TokenUsage) -> dict[str, object]:
 
 
 class BuildPipeline:
-    """One object per process: settings, the app store, the event log and the provider.
-    Every step it runs is reported as a stored build event."""
+    """Settings, the app store, the event log, the result cache and the provider. Every step it
+    runs is reported as a stored build event. `from_env` shares one per process and settings."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -87,7 +87,8 @@ class BuildPipeline:
 
     @classmethod
     def from_env(cls) -> BuildPipeline:
-        return cls(Settings.from_env())
+        """The process's pipeline for the current environment: ops reuse its provider client."""
+        return _shared_pipeline(Settings.from_env())
 
     @cached_property
     def provider(self) -> Provider:
@@ -305,3 +306,8 @@ class BuildPipeline:
         reason = redact(reason, self.settings.secrets)
         if self.store.mark_failed(build_id, reason):
             self.events.emit(build_id, EventType.BUILD_FAILED, reason=reason)
+
+
+@cache
+def _shared_pipeline(settings: Settings) -> BuildPipeline:
+    return BuildPipeline(settings)

@@ -43,7 +43,7 @@ def test_planned_build_waits_then_runs_when_approved(
 ) -> None:
     pipeline = approval_pipeline
     outcome = planned(instance, pipeline)
-    build_id = outcome.build_id or ""
+    build_id = outcome.build_id
     record = pipeline.store.get_build(build_id)
     assert record.status is BuildStatus.AWAITING_APPROVAL and record.approval is Approval.REQUIRED
     assert event_types(pipeline, build_id)[-1] is EventType.PLAN_GENERATED
@@ -60,7 +60,7 @@ def test_planned_build_waits_then_runs_when_approved(
 def test_launching_the_build_job_approves_it(
     approval_pipeline: BuildPipeline, instance: DagsterInstance
 ) -> None:
-    build_id = planned(instance, approval_pipeline).build_id or ""
+    build_id = planned(instance, approval_pipeline).build_id
     plan = approval_pipeline.store.get_plan(build_id)
     assert plan is not None
     run = create_build_run(instance, plan, plan_run_of(instance, build_id))  # the UI's Launch
@@ -73,7 +73,7 @@ def test_rejected_build_ends_and_cannot_be_launched(
     approval_pipeline: BuildPipeline, instance: DagsterInstance
 ) -> None:
     pipeline = approval_pipeline
-    build_id = planned(instance, pipeline).build_id or ""
+    build_id = planned(instance, pipeline).build_id
     reject(pipeline, build_id, "wrong colours")
     record = pipeline.store.get_build(build_id)
     assert record.status is BuildStatus.FAILED and record.error == "plan rejected: wrong colours"
@@ -98,7 +98,7 @@ def test_unapproved_plans_expire(
     approval_pipeline: BuildPipeline, instance: DagsterInstance
 ) -> None:
     pipeline = approval_pipeline
-    build_id = planned(instance, pipeline).build_id or ""
+    build_id = planned(instance, pipeline).build_id
     assert expire_stale(pipeline) == []  # not yet
     later = datetime.now(UTC) + timedelta(seconds=301)
     assert expire_stale(pipeline, now=later) == [build_id]
@@ -119,7 +119,9 @@ def test_cli_build_waits_and_approve_runs_it(tmp_path: Path) -> None:
     assert f"sheen approve {build_id}" in waiting.stderr
 
     status = sheen(env, "status", build_id)
-    assert status.returncode == 1  # CLI builds have no request row
+    assert status.returncode == 0, status.stderr
+    assert f"-  {build_id}  awaiting_approval" in status.stdout  # a CLI build has no request row
+    assert sheen(env, "status", "bnothere").returncode == 1
     approved = sheen(env, "approve", build_id, "--here", "--json")
     assert approved.returncode == 0, approved.stderr
     assert json.loads(approved.stdout.splitlines()[-1])["status"] == "succeeded"

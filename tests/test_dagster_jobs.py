@@ -92,7 +92,7 @@ def test_whole_build_succeeds_and_records_the_preview_asset(
 
 def test_job_graph_matches_the_plan(pipeline: BuildPipeline, instance: DagsterInstance) -> None:
     outcome, _ = build(instance, pipeline)
-    plan = pipeline.store.get_plan(outcome.build_id or "")
+    plan = pipeline.store.get_plan(outcome.build_id)
     assert plan is not None
     job = make_build_job(plan)
     execution_plan = create_execution_plan(job)
@@ -193,7 +193,7 @@ def test_reexecution_from_failure_reruns_only_the_failed_task_and_downstream(
     assert outcome.error == "task forms failed: injected failure in task forms"
     assert "task forms failed: injected failure in task forms" in lines
     assert "build failed: task forms failed: injected failure in task forms" in lines
-    build_id = outcome.build_id or ""
+    build_id = outcome.build_id
     first_run_id = outcome.dagster_run_ids[1]
     assert succeeded_steps(instance, first_run_id) == {"config", "styles"}
     assert "index_page" not in started_steps(instance, first_run_id)

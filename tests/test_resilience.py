@@ -37,8 +37,8 @@ def build(instance: DagsterInstance, prompt: str = PROMPT) -> tuple[Any, BuildPi
     ), pipeline
 
 
-def events_of(pipeline: BuildPipeline, build_id: str | None) -> list[Any]:
-    return pipeline.events.after(build_id or "")
+def events_of(pipeline: BuildPipeline, build_id: str) -> list[Any]:
+    return pipeline.events.after(build_id)
 
 
 def test_a_hanging_task_times_out_while_its_siblings_finish(

@@ -32,7 +32,7 @@ QUIET_LOGGERS: Mapping[str, Any] = {"loggers": {"console": {"config": {"log_leve
 
 @dataclass
 class BuildOutcome:
-    build_id: str | None
+    build_id: str
     status: str
     preview_url: str | None = None
     files: list[str] = field(default_factory=list)

@@ -19,7 +19,7 @@ _log = get_logger("sheen_pipeline.events")
 _stops: list[threading.Event] = []
 
 
-def webhook_config(settings: Settings) -> WebhookConfig:
+def _webhook_config(settings: Settings) -> WebhookConfig:
     return WebhookConfig(
         url=settings.webhook_url,
         secret=settings.webhook_secret,
@@ -30,19 +30,30 @@ def webhook_config(settings: Settings) -> WebhookConfig:
     )
 
 
+def _new_event_log(settings: Settings) -> EventLog:
+    engine = engine_for(settings.database_url)
+    return EventLog(engine, webhooks_enabled=settings.webhooks_enabled, secrets=settings.secrets)
+
+
+def dispatcher_for(settings: Settings, events: EventLog | None = None) -> WebhookDispatcher:
+    """A dispatcher over settings' outbox; without events, for a command that delivers in the
+    foreground (and so starts no background thread)."""
+    events = events or _new_event_log(settings)
+    return WebhookDispatcher(events.engine, events, _webhook_config(settings))
+
+
 @cache
 def event_log(settings: Settings) -> EventLog:
     """Events of this process; with webhooks, a daemon thread delivers them as they happen,
     so a slow receiver never holds up a build. What it has not sent when the process ends is
     left pending in the outbox for the next dispatcher (`sheen serve` runs one)."""
-    engine = engine_for(settings.database_url)
-    events = EventLog(engine, webhooks_enabled=settings.webhooks_enabled, secrets=settings.secrets)
+    events = _new_event_log(settings)
     events.add_listener(_log_event)
     if not settings.webhooks_enabled:
         return events
     wake, stop = threading.Event(), threading.Event()
     events.add_listener(lambda _event: wake.set())
-    dispatcher = WebhookDispatcher(engine, events, webhook_config(settings))
+    dispatcher = dispatcher_for(settings, events)
     threading.Thread(
         target=dispatcher.run, args=(stop, wake), name="sheen-webhooks", daemon=True
     ).start()

@@ -25,8 +25,7 @@ def task_fingerprint(task: Task, upstream: Sequence[TaskResult], provider: str, 
         {
             "kind": "task",
             "type": task.type.value,
-            "input": task.input.model_dump(mode="json"),
-            "target_path": task.input.target_path,
+            "input": task.input.model_dump(mode="json"),  # prompt, context, target path, deps
             "upstream": sorted((a.path, a.sha256) for r in upstream for a in r.files),
             "provider": provider,
             "model": model,
