@@ -31,12 +31,15 @@ lint: install
 	$(BIN)/ruff format --check sheen_pipeline tests
 	$(BIN)/mypy sheen_pipeline
 
-## dev: the Dagster UI (webserver + daemon, sensors on) on this instance, plus `sheen serve`
+## dev: the Dagster UI (webserver + daemon, sensors on) on this instance, plus `sheen serve` and
+## `sheen watch` (new build jobs shown in the UI, a warning when the daemon stops heartbeating)
 dev: install
 	$(BIN)/sheen init
 	trap 'kill 0' EXIT INT TERM; \
+	export SHEEN_DAGSTER_WEBSERVER_URL=http://127.0.0.1:3000; \
 	$(BIN)/sheen serve & \
-	SHEEN_DAGSTER_WEBSERVER_URL=http://127.0.0.1:3000 $(BIN)/dagster dev -w workspace.yaml -p 3000
+	$(BIN)/sheen watch & \
+	$(BIN)/dagster dev -w workspace.yaml -p 3000
 
 clean:
 	rm -rf $(VENV) .sheen storage history schedules logs .logs_queue .nux .telemetry

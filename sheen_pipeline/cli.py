@@ -266,6 +266,48 @@ def status(request_or_build_id: str | None, limit: int) -> None:
         return
     for r in records:
         _echo_status(r.request_id, r.build_id, r.status, r.updated_at, r.prompt, r.error)
+    _warn_about_daemon(settings)
+
+
+def _warn_about_daemon(settings: Settings) -> None:
+    """Requests move only while the Dagster daemon runs: say so when it has gone quiet."""
+    from dagster import DagsterInstance
+
+    from sheen_pipeline.defs.watch import daemon_problem
+
+    _ensure_dagster_home(settings)
+    with DagsterInstance.get() as instance:
+        problem = daemon_problem(instance)
+    if problem:
+        click.echo(f"warning: {problem}", err=True)
+
+
+@main.command()
+@click.option("--poll-s", type=float, default=5.0, show_default=True)
+def watch(poll_s: float) -> None:
+    """Beside `dagster dev` (make dev runs it): show new build jobs in the UI with one reload per
+    SHEEN_UI_RELOAD_INTERVAL_S, and warn when the Dagster daemon stops heartbeating."""
+    import time
+
+    from dagster import DagsterInstance
+
+    from sheen_pipeline.defs.watch import UiWatch
+    from sheen_pipeline.store.builds import BuildStore
+
+    settings = _settings()
+    _ensure_dagster_home(settings)
+    store = BuildStore(settings.database_url)
+    with DagsterInstance.get() as instance:
+        ui = UiWatch(
+            instance,
+            store.plan_count,
+            settings.dagster_webserver_url,
+            settings.ui_reload_interval_s,
+            lambda line: click.echo(f"sheen watch: {line}", err=True),
+        )
+        while True:
+            ui.step(time.monotonic())
+            time.sleep(poll_s)
 
 
 def _echo_status(

@@ -84,6 +84,7 @@ class Settings:
     pool_plan_limit: int
     pool_llm_limit: int
     dagster_webserver_url: str
+    ui_reload_interval_s: float
     webhook_url: str
     webhook_max_attempts: int
     webhook_backoff_s: float
@@ -145,6 +146,7 @@ class Settings:
             pool_plan_limit=_env_int("SHEEN_POOL_PLAN_LIMIT", 2),
             pool_llm_limit=_env_int("SHEEN_POOL_LLM_LIMIT", 5),
             dagster_webserver_url=os.environ.get("SHEEN_DAGSTER_WEBSERVER_URL", "").strip(),
+            ui_reload_interval_s=_env_float("SHEEN_UI_RELOAD_INTERVAL_S", 30.0),
             webhook_url=os.environ.get("SHEEN_WEBHOOK_URL", "").strip(),
             webhook_secret=os.environ.get("SHEEN_WEBHOOK_SECRET", "").strip(),
             webhook_max_attempts=_env_int("SHEEN_WEBHOOK_MAX_ATTEMPTS", 5),

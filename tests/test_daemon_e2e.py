@@ -1,20 +1,23 @@
-"""End to end the way production runs: rows submitted to build_requests, `dagster dev` (webserver,
-daemon with its sensors and run queue, code server) started by the test, and the global
-`llm` pool holding across concurrent builds."""
+"""End to end the way production runs: rows submitted to build_requests (by `sheen submit`, and by
+the main app with its own build ids: a dash, a UUID), `dagster dev` (webserver, daemon with its
+sensors and run queue, code server) started by the test, and the global `llm` pool holding across
+concurrent builds."""
 
 from __future__ import annotations
 
 import shutil
 import sys
+import uuid
 from pathlib import Path
 
-from sheen_pipeline.store.requests import RequestStore
+from sheen_pipeline.models import parse_build_request
+from sheen_pipeline.store.requests import RequestStore, new_request_id
 from tests.conftest import REPO_ROOT
 from tests.support.processes import running, sheen, sheen_cli_env
 from tests.support.providers import max_in_flight
 from tests.support.waiting import free_port, wait_for
 
-BUILDS = 3
+BUILDS = 4
 LLM_LIMIT = 2
 
 
@@ -29,11 +32,16 @@ def test_three_submitted_rows_become_three_builds_within_the_llm_pool(tmp_path: 
     init = sheen(env, "init")
     assert init.returncode == 0, init.stderr
     assert init.stdout.strip() == f"pools: plan=2, llm={LLM_LIMIT}"
-    prompts = ["a blog about tea", "a todo app", "a portfolio for Ada Lovelace"]
+    prompts = ["a blog about tea", "a todo app"]
     for prompt in prompts:
         assert sheen(env, "submit", prompt).returncode == 0
-
     store = RequestStore(f"sqlite:///{Path(env['SHEEN_HOME']) / 'sheen.db'}")
+    app_rows = {"c2a-b0000": "a portfolio for Ada Lovelace", str(uuid.uuid4()): "a dashboard"}
+    for build_id, prompt in app_rows.items():
+        store.add(parse_build_request(prompt=prompt), new_request_id(), build_id)
+    prompts += app_rows.values()
+    before = sheen(env, "status")
+    assert "warning: no recent heartbeat from the Dagster daemon" in before.stderr
 
     def all_finished() -> bool:
         statuses = [r.status for r in store.recent(10)]
@@ -47,6 +55,7 @@ def test_three_submitted_rows_become_three_builds_within_the_llm_pool(tmp_path: 
     records = store.recent(10)
     assert [r.status for r in records] == ["succeeded"] * BUILDS, [r.error for r in records]
     assert sorted(r.prompt for r in records) == sorted(prompts)
+    assert set(app_rows) <= {r.build_id for r in records}
     previews = Path(env["SHEEN_HOME"]) / "previews"
     assert sorted(p.name for p in previews.iterdir()) == sorted(r.build_id for r in records)
     peak = max_in_flight(Path(env["SHEEN_HOME"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,16 +14,20 @@ from dagster import (
     execute_job,
 )
 from dagster._core.execution.api import create_execution_plan, execute_run
+from sqlalchemy import insert
 
 from sheen_pipeline.defs import sheen
 from sheen_pipeline.defs.build_job import make_build_job
 from sheen_pipeline.defs.launching import local_origins, reconstructable_job
 from sheen_pipeline.defs.local_runs import BuildOutcome, run_build
+from sheen_pipeline.defs.names import build_job_name
 from sheen_pipeline.defs.plan_job import plan_build
+from sheen_pipeline.defs.repository import SheenRepositoryData
 from sheen_pipeline.defs.tags import BUILD_ID, LOCATION_NAME, PLAN_RUN_ID, PROJECT_ID, USER_ID
 from sheen_pipeline.models import parse_build_request
 from sheen_pipeline.pipeline import BuildPipeline
 from sheen_pipeline.store.builds import BuildStatus
+from sheen_pipeline.store.tables import plans
 from tests.conftest import FLAKY_PROVIDER
 from tests.support.providers import calls_by_task
 from tests.support.runs import started_steps, succeeded_steps
@@ -114,7 +119,7 @@ def test_repository_serves_stored_plans_lazily(
     assert [s.name for s in sheen.schedule_defs] == ["hourly_result_cache_eviction"]
     assert {s.name for s in sheen.sensor_defs} == {
         "build_requests_sensor",
-        "plan_run_failure_sensor",
+        "failed_run_sensor",
         "plan_approval_expiry_sensor",
     }
     assert not sheen.has_job("build_nothere")
@@ -223,3 +228,42 @@ def test_reexecution_from_failure_reruns_only_the_failed_task_and_downstream(
     record = pipeline.store.get_build(build_id)
     assert record.status is BuildStatus.SUCCEEDED and record.error is None
     assert (sheen_home / "previews" / build_id / "index.html").is_file()
+
+
+def test_tasks_with_dashes_and_keywords_build(
+    instance: DagsterInstance, sheen_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:AwkwardIdsOfflineProvider")
+    outcome, lines = build(instance, BuildPipeline.from_env())
+    assert outcome.status == "succeeded", outcome.error
+    assert "task index-page done: index.html" in lines
+    build_run_id = outcome.dagster_run_ids[1]
+    assert succeeded_steps(instance, build_run_id) == {
+        "_site__config",
+        "class",
+        "forms",
+        "_index__page",
+        "page_metadata",
+        "build_site",
+        "deploy_preview",
+    }
+
+
+def test_a_plan_that_cannot_become_a_job_leaves_the_code_location_loading(
+    pipeline: BuildPipeline, instance: DagsterInstance, caplog: pytest.LogCaptureFixture
+) -> None:
+    outcome, _ = build(instance, pipeline)
+    broken = "c2a-b0000"
+    pipeline.store.create_build(broken, parse_build_request(prompt=PROMPT))
+    with pipeline.store.engine.begin() as conn:  # for example a plan stored by an older version
+        conn.execute(
+            insert(plans).values(
+                build_id=broken, plan_json='{"build_id": "c2a-b0000"}', created_at=datetime.now(UTC)
+            )
+        )
+    repository = SheenRepositoryData()
+    names = {job.name for job in repository.get_all_jobs()}
+    assert names == {"plan_build", "evict_result_cache", f"build_{outcome.build_id}"}
+    assert any("plan_skipped" in r.message and broken in r.message for r in caplog.records)
+    assert not repository.has_job(build_job_name(broken))
+    assert {s.name for s in repository.get_all_sensors()} >= {"build_requests_sensor"}

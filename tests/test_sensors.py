@@ -1,10 +1,12 @@
-"""build_requests_sensor and plan_run_failure_sensor against a real database (SQLite and
+"""build_requests_sensor and failed_run_sensor against a real database (SQLite and
 Postgres), evaluated the way the daemon does, tick by tick, with the cursor it stores."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from dagster import (
     DagsterInstance,
     RunRequest,
@@ -15,7 +17,7 @@ from dagster import (
 from sqlalchemy import update
 
 from sheen_pipeline.defs.plan_job import plan_build
-from sheen_pipeline.defs.sensors import build_requests_sensor, plan_run_failure_sensor
+from sheen_pipeline.defs.sensors import build_requests_sensor, failed_run_sensor
 from sheen_pipeline.defs.tags import BUILD_ID, REQUEST_ID
 from sheen_pipeline.models import new_build_id, parse_build_request
 from sheen_pipeline.pipeline import BuildPipeline
@@ -87,20 +89,39 @@ def test_a_burst_of_1000_rows_drains_in_bounded_ticks(
     assert tick(instance, cursor)[0] == []
 
 
+@pytest.mark.parametrize(
+    ("column", "value"), [("user_id", "../x"), ("build_id", "c2a b0000"), ("build_id", "-x")]
+)
 def test_invalid_rows_are_failed_not_launched(
+    db_pipeline: BuildPipeline,
+    instance: DagsterInstance,
+    database_url: str,
+    column: str,
+    value: str,
+) -> None:
+    store = RequestStore(database_url)
+    bad, good = add_rows(store, 2)
+    with store.engine.begin() as conn:  # the main app inserted a row the API would refuse
+        conn.execute(
+            update(build_requests).where(build_requests.c.seq == bad.seq).values({column: value})
+        )
+    requests, _ = tick(instance, None)
+    assert [r.run_key for r in requests] == [good.request_id]
+    failed = store.find(bad.request_id)
+    assert failed is not None and failed.status == "failed"
+    assert failed.error is not None and f"{column}: may contain only letters" in failed.error
+
+
+def test_rows_with_dashed_and_uuid_build_ids_are_launched(
     db_pipeline: BuildPipeline, instance: DagsterInstance, database_url: str
 ) -> None:
     store = RequestStore(database_url)
-    (bad,) = add_rows(store, 1)
-    with store.engine.begin() as conn:  # the main app inserted a row the API would refuse
-        conn.execute(
-            update(build_requests).where(build_requests.c.seq == bad.seq).values(user_id="../x")
-        )
+    request = parse_build_request(prompt="a blog about tea")
+    ids = ["c2a-b0000", str(uuid.uuid4())]
+    for build_id in ids:
+        store.add(request, new_request_id(), build_id)
     requests, _ = tick(instance, None)
-    assert requests == []
-    failed = store.find(bad.request_id)
-    assert failed is not None and failed.status == "failed"
-    assert failed.error is not None and "user_id: may contain only letters" in failed.error
+    assert [r.tags[BUILD_ID] for r in requests] == ids
 
 
 def test_a_row_the_cursor_passed_is_picked_up_later(
@@ -134,12 +155,12 @@ def test_a_failed_plan_run_fails_its_request(
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
     context = build_run_status_sensor_context(
-        sensor_name=plan_run_failure_sensor.name,
+        sensor_name=failed_run_sensor.name,
         dagster_instance=instance,
         dagster_run=result.dagster_run,
         dagster_event=failure,
     ).for_run_failure()
-    plan_run_failure_sensor(context)
+    failed_run_sensor(context)
     failed = store.find(row.request_id)
     assert failed is not None and failed.status == "failed"
     assert failed.error is not None and f"plan_build run {result.run_id} failed" in failed.error

@@ -26,9 +26,10 @@ from dagster import (
 from sheen_pipeline.approval import check_may_run
 from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.metadata import cost_metadata
+from sheen_pipeline.defs.names import build_job_name, dagster_name, id_from_dagster_name
 from sheen_pipeline.defs.pools import LLM_POOL
 from sheen_pipeline.defs.resources import SheenResource
-from sheen_pipeline.defs.tags import build_job_name, build_tags
+from sheen_pipeline.defs.tags import build_tags
 from sheen_pipeline.logs import log_context
 from sheen_pipeline.models import Plan, TaskResult
 from sheen_pipeline.pipeline import BuildPipeline, BuildSummary, is_transient
@@ -85,7 +86,7 @@ def _run_step(
 )
 def run_task(context: OpExecutionContext, upstream: list[TaskResult]) -> TaskResult:
     """Generate and write the files of the task this node is named after."""
-    task_id = context.op_handle.name
+    task_id = task_id_of_node(context.op_handle.name)
     attempt = context.retry_number + 1
     result = _run_step(
         context,
@@ -157,13 +158,24 @@ def deploy_preview(context: OpExecutionContext, summary: BuildSummary) -> str:
 Dependencies = dict[NodeInvocation, dict[str, DependencyDefinition | MultiDependencyDefinition]]
 
 
+def task_node_name(task_id: str) -> str:
+    """The node of a task: its id, escaped when it has a '-' (see names.py)."""
+    return dagster_name(task_id)
+
+
+def task_id_of_node(node_name: str) -> str:
+    task_id = id_from_dagster_name(node_name)
+    if task_id is None:
+        raise Failure(description=f"node {node_name} is not a task of this build")
+    return task_id
+
+
 def _task_dependencies(plan: Plan, policy: RetryPolicy) -> Dependencies:
     deps: Dependencies = {}
     for task in plan.tasks:
-        upstream = [DependencyDefinition(dep) for dep in task.input.dependencies]
-        deps[NodeInvocation("run_task", alias=task.id, retry_policy=policy)] = (
-            {"upstream": MultiDependencyDefinition(upstream)} if upstream else {}
-        )
+        upstream = [DependencyDefinition(task_node_name(dep)) for dep in task.input.dependencies]
+        node = NodeInvocation("run_task", alias=task_node_name(task.id), retry_policy=policy)
+        deps[node] = {"upstream": MultiDependencyDefinition(upstream)} if upstream else {}
     return deps
 
 
@@ -172,7 +184,9 @@ def make_build_job(plan: Plan) -> JobDefinition:
     dependencies: Dependencies = {
         **_task_dependencies(plan, retry_policy(Settings.from_env())),
         NodeInvocation("build_site"): {
-            "results": MultiDependencyDefinition([DependencyDefinition(t.id) for t in plan.tasks])
+            "results": MultiDependencyDefinition(
+                [DependencyDefinition(task_node_name(t.id)) for t in plan.tasks]
+            )
         },
         NodeInvocation("deploy_preview"): {"summary": DependencyDefinition("build_site")},
     }

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import DagsterInstance, DagsterRun
+from dagster import DagsterEventType, DagsterInstance, DagsterRun
 from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
 from dagster._core.execution.api import create_execution_plan
 from dagster._core.execution.plan.state import KnownExecutionState
@@ -17,12 +17,24 @@ from dagster._core.remote_origin import (
     RemoteJobOrigin,
     RemoteRepositoryOrigin,
 )
-from dagster._core.storage.tags import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG
+from dagster._core.storage.tags import (
+    PARENT_RUN_ID_TAG,
+    ROOT_RUN_ID_TAG,
+    TAGS_TO_MAYBE_OMIT_ON_RETRY,
+)
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from sheen_pipeline.defs.build_job import make_build_job
-from sheen_pipeline.defs.tags import CODE_MODULE, LOCATION_NAME, PLAN_RUN_ID, REPOSITORY_NAME
+from sheen_pipeline.defs.tags import (
+    CODE_MODULE,
+    LAUNCH_ATTEMPT,
+    LOCATION_NAME,
+    PLAN_RUN_ID,
+    REPOSITORY_NAME,
+)
 from sheen_pipeline.models import Plan
+
+MAX_LAUNCH_ATTEMPTS = 3
 
 
 def reconstructable_job(job_name: str) -> ReconstructableJob:
@@ -67,7 +79,9 @@ def create_build_run(
     )
 
 
-def create_retry_run(instance: DagsterInstance, parent: DagsterRun) -> DagsterRun:
+def create_retry_run(
+    instance: DagsterInstance, parent: DagsterRun, extra_tags: Mapping[str, str] | None = None
+) -> DagsterRun:
     """A re-execution from failure of parent, as the UI's button makes it (failed and not-yet-run
     steps only; the rest load their outputs from the parent), keeping its origins so the UI can
     re-execute it in turn."""
@@ -79,13 +93,36 @@ def create_retry_run(instance: DagsterInstance, parent: DagsterRun) -> DagsterRu
         job, parent.run_config, step_keys_to_execute=step_keys, known_state=known_state
     )
     root_run_id = parent.root_run_id or parent.run_id
+    kept = {k: v for k, v in parent.tags.items() if k not in TAGS_TO_MAYBE_OMIT_ON_RETRY}
     return instance.create_run_for_job(
         job.get_definition(),
         execution_plan=plan,
         run_config=parent.run_config,
-        tags={**parent.tags, PARENT_RUN_ID_TAG: parent.run_id, ROOT_RUN_ID_TAG: root_run_id},
+        tags={
+            **kept,
+            **(extra_tags or {}),
+            PARENT_RUN_ID_TAG: parent.run_id,
+            ROOT_RUN_ID_TAG: root_run_id,
+        },
         root_run_id=root_run_id,
         parent_run_id=parent.run_id,
         remote_job_origin=parent.remote_job_origin,
         job_code_origin=parent.job_code_origin,
     )
+
+
+def never_started(instance: DagsterInstance, run: DagsterRun) -> bool:
+    """The run failed before its worker started (for example while its code server restarted),
+    so nothing of it ran and launching it again is safe."""
+    started = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_START, limit=1)
+    return not started.records
+
+
+def relaunch(instance: DagsterInstance, failed: DagsterRun) -> DagsterRun | None:
+    """Queue the run again when it never started and has launches left; returns the new run."""
+    attempt = int(failed.tags.get(LAUNCH_ATTEMPT, "1"))
+    if attempt >= MAX_LAUNCH_ATTEMPTS or not never_started(instance, failed):
+        return None
+    run = create_retry_run(instance, failed, {LAUNCH_ATTEMPT: str(attempt + 1)})
+    instance.submit_run(run.run_id, workspace=None)  # type: ignore[arg-type]
+    return run

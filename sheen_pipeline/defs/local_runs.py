@@ -16,8 +16,9 @@ from sheen_pipeline.defs.launching import (
     local_origins,
     reconstructable_job,
 )
+from sheen_pipeline.defs.names import build_job_name
 from sheen_pipeline.defs.plan_job import plan_build
-from sheen_pipeline.defs.tags import BUILD_ID, build_job_name
+from sheen_pipeline.defs.tags import BUILD_ID
 from sheen_pipeline.events.format import describe
 from sheen_pipeline.events.types import BuildEvent
 from sheen_pipeline.fsutil import regular_files

@@ -16,10 +16,10 @@ from pydantic import Field
 
 from sheen_pipeline.defs.launching import create_build_run
 from sheen_pipeline.defs.metadata import cost_metadata
+from sheen_pipeline.defs.names import build_job_name
 from sheen_pipeline.defs.pools import PLAN_POOL
 from sheen_pipeline.defs.resources import SheenResource
-from sheen_pipeline.defs.tags import BUILD_ID, MODEL, PROJECT_ID, PROVIDER, USER_ID, build_job_name
-from sheen_pipeline.defs.webserver import reload_code_location
+from sheen_pipeline.defs.tags import BUILD_ID, MODEL, PLAN_RUN_TAGS, PROJECT_ID, PROVIDER, USER_ID
 from sheen_pipeline.models import (
     BuildRequest,
     InvalidRequest,
@@ -122,14 +122,6 @@ def generate_plan(context: OpExecutionContext, sheen: SheenResource, ticket: Bui
     return build_id
 
 
-def _show_new_job_in_ui(context: OpExecutionContext, webserver_url: str) -> None:
-    if not webserver_url:
-        return
-    problem = reload_code_location(webserver_url)
-    if problem:
-        context.log.warning(f"could not reload the code location at {webserver_url}: {problem}")
-
-
 @op
 def launch_build(
     context: OpExecutionContext, config: LaunchConfig, sheen: SheenResource, build_id: str
@@ -137,7 +129,6 @@ def launch_build(
     """Queue the build's own job (`build_<id>`); the daemon launches it. Returns its run id.
     With plan approval required, the build waits for `sheen approve` or a launch in the UI."""
     pipeline = sheen.pipeline()
-    _show_new_job_in_ui(context, pipeline.settings.dagster_webserver_url)
     plan = pipeline.store.get_plan(build_id)
     if plan is None:
         raise Failure(description=f"build {build_id} has no stored plan")
@@ -158,6 +149,7 @@ def launch_build(
 
 
 @job(
+    tags=PLAN_RUN_TAGS,
     executor_def=in_process_executor,
     resource_defs={"sheen": SheenResource()},
     description="Plan a build from a prompt, then queue the build's own job (build_<id>).",

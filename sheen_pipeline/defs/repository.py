@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 
 from dagster import (
@@ -18,19 +18,23 @@ from dagster import (
 from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.build_job import make_build_job
 from sheen_pipeline.defs.maintenance import evict_result_cache, hourly_result_cache_eviction
+from sheen_pipeline.defs.names import build_id_from_job_name
 from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.sensors import (
     build_requests_sensor,
+    failed_run_sensor,
     plan_approval_expiry_sensor,
-    plan_run_failure_sensor,
 )
-from sheen_pipeline.defs.tags import BUILD_JOB_PREFIX, REPOSITORY_NAME
+from sheen_pipeline.defs.tags import REPOSITORY_NAME
+from sheen_pipeline.logs import get_logger
 from sheen_pipeline.models import Plan
 from sheen_pipeline.store.builds import BuildStore
 
+logger = get_logger(__name__)
+
 SENSORS: list[SensorDefinition] = [
     build_requests_sensor,
-    plan_run_failure_sensor,
+    failed_run_sensor,
     plan_approval_expiry_sensor,
 ]
 
@@ -66,8 +70,22 @@ class SheenRepositoryData(RepositoryData):
     def get_all_schedules(self) -> Sequence[ScheduleDefinition]:
         return [hourly_result_cache_eviction]
 
+    def _job_or_none(self, build_id: str, plan_json: str) -> JobDefinition | None:
+        """The plan's job; a plan that cannot become one is skipped and reported, so one bad
+        plan never takes the code location (and every sensor) down."""
+        try:
+            return self._job_for(Plan.model_validate_json(plan_json))
+        except Exception as error:
+            logger.error("plan_skipped", build_id=build_id, reason=str(error))
+            return None
+
+    def _build_jobs(self) -> Iterator[JobDefinition]:
+        for build_id, plan_json in self._store().stored_plans():
+            if (job := self._job_or_none(build_id, plan_json)) is not None:
+                yield job
+
     def get_all_jobs(self) -> Sequence[JobDefinition]:
-        return [*self._static.values(), *(self._job_for(p) for p in self._store().list_plans())]
+        return [*self._static.values(), *self._build_jobs()]
 
     def get_job_names(self) -> Sequence[str]:
         return [job.name for job in self.get_all_jobs()]
@@ -83,10 +101,10 @@ class SheenRepositoryData(RepositoryData):
         """Build only the asked-for job, so a run worker never loads every plan."""
         if job_name in self._static:
             return self._static[job_name]
-        if job_name.startswith(BUILD_JOB_PREFIX):
-            plan = self._store().get_plan(job_name.removeprefix(BUILD_JOB_PREFIX))
-            if plan is not None:
-                return self._job_for(plan)
+        build_id = build_id_from_job_name(job_name)
+        plan_json = None if build_id is None else self._store().get_plan_json(build_id)
+        if build_id and plan_json and (job := self._job_or_none(build_id, plan_json)):
+            return job
         raise DagsterInvariantViolationError(f"Could not find job {job_name} in repository")
 
 

@@ -1,5 +1,6 @@
-"""Sensors: rows of build_requests become plan_build runs; failed launches and stale approvals
-are settled. All are on by default, so `make dev` runs them."""
+"""Sensors: rows of build_requests become plan_build runs; runs that failed to launch are launched
+again, failed plan runs settle their request, and stale approvals expire. All are on by default,
+so `make dev` runs them."""
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,9 +17,15 @@ from dagster import (
 
 from sheen_pipeline.approval import expire_stale
 from sheen_pipeline.config import Settings
+from sheen_pipeline.defs.launching import relaunch
 from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.tags import BUILD_ID, PROJECT_ID, REQUEST_ID, USER_ID
-from sheen_pipeline.models import BuildRequest, InvalidRequest, parse_build_request
+from sheen_pipeline.models import (
+    BuildRequest,
+    InvalidRequest,
+    parse_build_id,
+    parse_build_request,
+)
 from sheen_pipeline.pipeline import BuildPipeline
 from sheen_pipeline.store.builds import UnknownBuild
 from sheen_pipeline.store.requests import RequestRecord, RequestStore
@@ -45,6 +52,7 @@ def _run_request(store: RequestStore, row: RequestRecord) -> RunRequest | None:
     a row that fails validation is marked failed instead."""
     try:
         request = parse_build_request(**row.fields)
+        parse_build_id(row.build_id)
     except InvalidRequest as error:
         store.fail(row.request_id, f"invalid build request: {error}")
         return None
@@ -83,16 +91,23 @@ def build_requests_sensor(context: SensorEvaluationContext) -> Iterator[RunReque
 
 
 @run_failure_sensor(
-    monitored_jobs=[plan_build],
     minimum_interval_seconds=5,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Marks a request failed when its plan_build run fails, even before planning.",
+    description=(
+        "Launches again a run that failed before it started (for example while its code server "
+        "restarted); marks a request failed when its plan_build run fails for good."
+    ),
 )
-def plan_run_failure_sensor(context: RunFailureSensorContext) -> None:
-    tags = context.dagster_run.tags
-    if REQUEST_ID not in tags:
+def failed_run_sensor(context: RunFailureSensorContext) -> None:
+    failed = context.dagster_run
+    again = relaunch(context.instance, failed)
+    if again is not None:
+        context.log.info(f"run {failed.run_id} never started; launched again as {again.run_id}")
         return
-    reason = f"plan_build run {context.dagster_run.run_id} failed: {context.failure_event.message}"
+    tags = failed.tags
+    if failed.job_name != plan_build.name or REQUEST_ID not in tags:
+        return
+    reason = f"plan_build run {failed.run_id} failed: {context.failure_event.message}"
     pipeline = BuildPipeline.from_env()
     try:
         pipeline.fail(tags[BUILD_ID], reason)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, insert, select, update
+from sqlalchemy import Connection, Engine, create_engine, func, insert, select, update
 
 from sheen_pipeline.models import BuildRequest, Plan, TokenUsage
 from sheen_pipeline.store.schema import ensure_schema
@@ -207,16 +207,25 @@ class BuildStore:
         )
 
     def get_plan(self, build_id: str) -> Plan | None:
-        with self.engine.connect() as conn:
-            raw = conn.execute(
-                select(plans.c.plan_json).where(plans.c.build_id == build_id)
-            ).scalar_one_or_none()
+        raw = self.get_plan_json(build_id)
         return None if raw is None else Plan.model_validate_json(raw)
 
-    def list_plans(self) -> list[Plan]:
+    def get_plan_json(self, build_id: str) -> str | None:
+        query = select(plans.c.plan_json).where(plans.c.build_id == build_id)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(plans.c.plan_json).order_by(plans.c.created_at)).scalars()
-            return [Plan.model_validate_json(raw) for raw in rows]
+            raw: str | None = conn.execute(query).scalar_one_or_none()
+        return raw
+
+    def plan_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(plans)).scalar_one())
+
+    def stored_plans(self) -> list[tuple[str, str]]:
+        """(build id, plan JSON) of every plan, oldest first; unparsed, so that a caller can set
+        aside one it cannot read and go on with the rest."""
+        query = select(plans.c.build_id, plans.c.plan_json).order_by(plans.c.created_at)
+        with self.engine.connect() as conn:
+            return [(row.build_id, row.plan_json) for row in conn.execute(query)]
 
 
 def _write(

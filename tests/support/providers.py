@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import ClassVar
 
 from sheen_pipeline.models import BuildRequest, Plan, Task, TaskInput, TaskType, TokenUsage
 from sheen_pipeline.planning.dag import with_dependencies
@@ -157,3 +158,25 @@ class NpmProjectProvider(OfflineProvider):
         return GeneratedFiles(
             {"src/index.html": "<!DOCTYPE html><title>npm site</title>"}, TokenUsage()
         )
+
+
+class AwkwardIdsOfflineProvider(OfflineProvider):
+    """The offline plan with task ids Dagster names cannot carry as they are (dashes), and a
+    Python keyword."""
+
+    RENAMES: ClassVar[dict[str, str]] = {
+        "config": "site-config",
+        "styles": "class",
+        "index_page": "index-page",
+    }
+
+    def stream_plan(self, request: BuildRequest) -> Iterator[Task | PlanDraft]:
+        *_, draft = super().stream_plan(request)
+        assert isinstance(draft, PlanDraft)
+
+        def rename(task: Task) -> Task:
+            deps = [self.RENAMES.get(dep, dep) for dep in task.input.dependencies]
+            renamed = task.model_copy(update={"id": self.RENAMES.get(task.id, task.id)})
+            return with_dependencies(renamed, deps)
+
+        yield PlanDraft(draft.summary, tuple(rename(t) for t in draft.tasks), draft.usage)

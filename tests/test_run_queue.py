@@ -1,0 +1,157 @@
+"""The run queue of this repository's dagster.yaml: builds before new plans, run slots kept for
+builds, and runs that failed to launch launched again (never lost)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    RunsFilter,
+    build_run_status_sensor_context,
+    instance_for_test,
+)
+from dagster._core.storage.tags import PARENT_RUN_ID_TAG
+from dagster._core.test_utils import create_run_for_test
+from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
+    QueuedRunCoordinatorDaemon,
+)
+
+from sheen_pipeline.defs.launching import MAX_LAUNCH_ATTEMPTS, local_origins, relaunch
+from sheen_pipeline.defs.plan_job import plan_build
+from sheen_pipeline.defs.sensors import failed_run_sensor
+from sheen_pipeline.defs.tags import (
+    BUILD_ID,
+    BUILD_RUN_TAGS,
+    LAUNCH_ATTEMPT,
+    PLAN_RUN_TAGS,
+    REQUEST_ID,
+)
+from sheen_pipeline.models import parse_build_request
+from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.store.requests import RequestStore, new_request_id
+from tests.conftest import REPO_ROOT
+
+QUEUE_SETTINGS = ("run_coordinator", "concurrency")
+
+
+@pytest.fixture
+def queued_instance(tmp_path: Path) -> Iterator[DagsterInstance]:
+    """An instance with the run coordinator and concurrency settings of dagster.yaml."""
+    config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    overrides = {key: config[key] for key in QUEUE_SETTINGS}
+    with instance_for_test(overrides=overrides, temp_dir=str(tmp_path)) as instance:
+        yield instance
+
+
+def add_runs(
+    instance: DagsterInstance, tags: dict[str, str], count: int, status: DagsterRunStatus
+) -> list[str]:
+    remote, _code = local_origins(plan_build.name)
+    runs = [
+        create_run_for_test(
+            instance, job_name="j", status=status, tags=tags, remote_job_origin=remote
+        )
+        for _ in range(count)
+    ]
+    return [run.run_id for run in runs]
+
+
+def queue(instance: DagsterInstance, tags: dict[str, str], count: int) -> list[str]:
+    return add_runs(instance, tags, count, DagsterRunStatus.QUEUED)
+
+
+def next_to_start(instance: DagsterInstance) -> list[str]:
+    """What the queued-run daemon would launch now, in its order."""
+    daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
+    runs = daemon._get_runs_to_dequeue(instance, instance.get_concurrency_config(), None)
+    return [run.run_id for run in runs]
+
+
+def test_the_jobs_carry_the_queue_tags() -> None:
+    assert PLAN_RUN_TAGS.items() <= plan_build.tags.items()
+    assert BUILD_RUN_TAGS["dagster/priority"] == "10"
+
+
+def test_a_build_queued_after_many_plans_starts_first(queued_instance: DagsterInstance) -> None:
+    plans = queue(queued_instance, PLAN_RUN_TAGS, 50)
+    (build,) = queue(queued_instance, BUILD_RUN_TAGS, 1)
+    assert next_to_start(queued_instance) == [build, *plans[:2]]
+
+
+def test_plans_leave_run_slots_for_builds(queued_instance: DagsterInstance) -> None:
+    add_runs(queued_instance, PLAN_RUN_TAGS, 2, DagsterRunStatus.STARTED)
+    queue(queued_instance, PLAN_RUN_TAGS, 10)
+    assert next_to_start(queued_instance) == []
+    builds = queue(queued_instance, BUILD_RUN_TAGS, 3)
+    assert next_to_start(queued_instance) == builds[:2]
+
+
+def failed_before_start(instance: DagsterInstance, tags: dict[str, str]) -> str:
+    remote, code = local_origins(plan_build.name)
+    run = instance.create_run_for_job(
+        plan_build,
+        run_config={"ops": {"validate_request": {"config": {"prompt": "a blog about tea"}}}},
+        tags=tags,
+        remote_job_origin=remote,
+        job_code_origin=code,
+    )
+    instance.submit_run(run.run_id, workspace=None)  # type: ignore[arg-type]
+    instance.report_run_failed(instance.get_run_by_id(run.run_id))  # type: ignore[arg-type]
+    return run.run_id
+
+
+def test_a_run_that_never_started_is_queued_again_a_bounded_number_of_times(
+    queued_instance: DagsterInstance,
+) -> None:
+    run_id = failed_before_start(queued_instance, {"sheen/request_id": "r1"})
+    failed = queued_instance.get_run_by_id(run_id)
+    assert failed is not None and failed.status == DagsterRunStatus.FAILURE
+    again = relaunch(queued_instance, failed)
+    assert again is not None
+    stored = queued_instance.get_run_by_id(again.run_id)
+    assert stored is not None and stored.status == DagsterRunStatus.QUEUED
+    assert stored.tags[PARENT_RUN_ID_TAG] == run_id
+    assert stored.tags["sheen/request_id"] == "r1" and stored.tags[LAUNCH_ATTEMPT] == "2"
+    assert stored.run_config == failed.run_config
+    assert stored.remote_job_origin == failed.remote_job_origin
+
+    last = failed_before_start(queued_instance, {LAUNCH_ATTEMPT: str(MAX_LAUNCH_ATTEMPTS)})
+    assert relaunch(queued_instance, queued_instance.get_run_by_id(last)) is None  # type: ignore[arg-type]
+
+
+def test_a_run_that_started_is_not_launched_again(
+    queued_instance: DagsterInstance, sheen_home: Path
+) -> None:
+    result = plan_build.execute_in_process(
+        run_config={"ops": {"validate_request": {"config": {"prompt": "x", "framework": "cobol"}}}},
+        instance=queued_instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert relaunch(queued_instance, result.dagster_run) is None
+
+
+def test_the_failure_sensor_launches_again_instead_of_failing_the_request(
+    queued_instance: DagsterInstance, pipeline: BuildPipeline
+) -> None:
+    requests = RequestStore(pipeline.settings.database_url)
+    row = requests.add(parse_build_request(prompt="a blog about tea"), new_request_id(), "c2a-b0")
+    run_id = failed_before_start(queued_instance, {REQUEST_ID: row.request_id, BUILD_ID: "c2a-b0"})
+    (failure,) = queued_instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE)
+    context = build_run_status_sensor_context(
+        sensor_name=failed_run_sensor.name,
+        dagster_instance=queued_instance,
+        dagster_run=queued_instance.get_run_by_id(run_id),  # type: ignore[arg-type]
+        dagster_event=failure.get_dagster_event(),
+    ).for_run_failure()
+    failed_run_sensor(context)
+    children = queued_instance.get_runs(RunsFilter(tags={PARENT_RUN_ID_TAG: run_id}))
+    assert [child.status for child in children] == [DagsterRunStatus.QUEUED]
+    pending = requests.find(row.request_id)
+    assert pending is not None and pending.status == "pending"
