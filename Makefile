@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)
 export SHEEN_HOME ?= $(CURDIR)/.sheen
 export PROMPT ?= a landing page for Blue Fern Coffee in Portland, with a signup form and a menu
 
-.PHONY: install run test lint dev clean
+.PHONY: install run test lint dev bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,5 +41,9 @@ dev: install
 	$(BIN)/sheen watch & \
 	$(BIN)/dagster dev -w workspace.yaml -p 3000
 
+## bench: benchmarks on this machine (each prints a table and one JSON line); slow, not part of test
+bench: install
+	$(BIN)/python -m tests.bench.burst --rows 1000
+
 clean:
-	rm -rf $(VENV) .sheen storage history schedules logs .logs_queue .nux .telemetry
+	rm -rf $(VENV) .sheen storage history schedules logs .logs_queue .nux .telemetry event_log.db*

@@ -19,7 +19,7 @@ from sheen_pipeline.models import parse_build_request
 from sheen_pipeline.pipeline import BuildPipeline
 from sheen_pipeline.store.builds import BuildStatus
 from tests.conftest import FLAKY_PROVIDER
-from tests.support.processes import child_env, running
+from tests.support.processes import SHEEN, child_env, running
 from tests.support.providers import calls_by_task
 from tests.support.runs import started_steps
 from tests.support.waiting import free_port, wait_for
@@ -115,6 +115,7 @@ def dev_env(tmp_path: Path, port: int) -> dict[str, str]:
             "SHEEN_HOME": str(tmp_path / "sheen"),
             "SHEEN_PROVIDER": FLAKY_PROVIDER,
             "SHEEN_TEST_FAIL_TASK": "forms",
+            "SHEEN_UI_RELOAD_INTERVAL_S": "2",
         }
     )
 
@@ -134,7 +135,11 @@ def test_ui_reexecutes_ui_and_cli_builds_from_failure(
 
     dagster = str(Path(sys.executable).parent / "dagster")
     args = [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
-    with running(args, dev_env, tmp_path / "dagster-dev.log"):
+    watch = [SHEEN, "watch", "--poll-s", "1"]  # beside `dagster dev`, as `make dev` runs it
+    with (
+        running(args, dev_env, tmp_path / "dagster-dev.log"),
+        running(watch, dev_env, tmp_path / "sheen-watch.log"),
+    ):
         graphql = GraphQL(port)
         wait_for(graphql.ready, 180, "the Dagster webserver")
 
@@ -157,9 +162,12 @@ def test_ui_reexecutes_ui_and_cli_builds_from_failure(
         ui_build = wait_for(ui_build_run, 180, "the UI-launched build run")
         assert ui_build.status == DagsterRunStatus.FAILURE
 
-        # launch_build asked the webserver to reload: the new job is listed without a click.
-        (repository,) = graphql(JOBS)["repositoriesOrError"]["nodes"]
-        assert ui_build.job_name in {job["name"] for job in repository["jobs"]}
+        # `sheen watch` reloads the code location: the new job is listed without a click.
+        def listed() -> bool:
+            (repository,) = graphql(JOBS)["repositoriesOrError"]["nodes"]
+            return ui_build.job_name in {job["name"] for job in repository["jobs"]}
+
+        wait_for(listed, 120, f"{ui_build.job_name} in the webserver's list of jobs")
         for failed_run_id in (ui_build.run_id, cli_build_run_id):
             result = graphql(REEXECUTE, parentRunId=failed_run_id)["launchPipelineReexecution"]
             child = finished_run(instance, launched_run_id(result))
