@@ -114,7 +114,10 @@ def report(burst: Burst) -> None:
         ("20th preview", seconds(burst.previews_s.get(20))),
         ("every request ended", seconds(burst.drained_s)),
         ("requests by status at the end", json.dumps(burst.statuses, sort_keys=True)),
-        ("queue depth (s: queued/in flight)", ", ".join(f"{t:.0f}: {q}/{f}" for t, q, f in burst.queue)),
+        (
+            "queue depth (s: queued/in flight)",
+            ", ".join(f"{t:.0f}: {q}/{f}" for t, q, f in burst.queue),
+        ),
     ]
     print("| burst of requests | figure |\n|---|---|")
     for name, value in rows:
