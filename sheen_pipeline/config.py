@@ -83,6 +83,7 @@ class Settings:
     plan_approval_ttl_s: int
     pool_plan_limit: int
     pool_llm_limit: int
+    max_parallel_tasks: int
     dagster_webserver_url: str
     ui_reload_interval_s: float
     webhook_url: str
@@ -145,6 +146,7 @@ class Settings:
             plan_approval_ttl_s=_env_int("SHEEN_PLAN_APPROVAL_TTL_S", 300),
             pool_plan_limit=_env_int("SHEEN_POOL_PLAN_LIMIT", 2),
             pool_llm_limit=_env_int("SHEEN_POOL_LLM_LIMIT", 5),
+            max_parallel_tasks=_env_int("SHEEN_MAX_PARALLEL_TASKS", 5),
             dagster_webserver_url=os.environ.get("SHEEN_DAGSTER_WEBSERVER_URL", "").strip(),
             ui_reload_interval_s=_env_float("SHEEN_UI_RELOAD_INTERVAL_S", 30.0),
             webhook_url=os.environ.get("SHEEN_WEBHOOK_URL", "").strip(),

@@ -185,7 +185,7 @@ class BuildPipeline:
             raise BuildTimeLimit(f"the build ran out of its {self.settings.build_timeout_s}s limit")
         return left
 
-    def run_task(
+    async def run_task(
         self,
         plan: Plan,
         task_id: str,
@@ -193,7 +193,8 @@ class BuildPipeline:
         attempt: int = 1,
         retries_left: bool = False,
     ) -> TaskResult:
-        """Reuse an identical task's stored result, or generate within the task's time limit."""
+        """Reuse an identical task's stored result, or generate within the task's time limit.
+        Async: the tasks of a build wait on their provider calls at the same time."""
         task, build_id = plan.task(task_id), plan.build_id
         self.events.emit(
             build_id, EventType.TASK_STARTED, task_id=task_id, name=task.name, attempt=attempt
@@ -214,7 +215,7 @@ class BuildPipeline:
                 result = write_files(task, cached["files"], workspace, TokenUsage(), cache_hit=True)
             else:
                 context = context_files(task, upstream, workspace)
-                generated = generate(task, plan, self.provider, context, timeout)
+                generated = await generate(task, plan, self.provider, context, timeout)
                 result = write_files(
                     task, generated.files, workspace, generated.usage, generated.heals
                 )

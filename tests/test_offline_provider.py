@@ -6,6 +6,7 @@ import json
 import posixpath
 from pathlib import Path
 
+import anyio
 import networkx as nx
 import pytest
 
@@ -28,7 +29,8 @@ def build_offline(prompt: str, root: Path) -> tuple[Workspace, list[str]]:
     for task_id in nx.topological_sort(dependency_graph(plan.tasks)):
         task = plan.task(task_id)
         upstream = [results[d] for d in task.input.dependencies]
-        generated = generate(task, plan, provider, context_files(task, upstream, workspace), 30)
+        context = context_files(task, upstream, workspace)
+        generated = anyio.run(generate, task, plan, provider, context, 30)
         results[task_id] = write_files(task, generated.files, workspace, generated.usage)
     return workspace, [t.id for t in plan.tasks]
 

@@ -1,7 +1,8 @@
 """The per-build job: one `run_task` node per planned task, then `build_site` and `deploy_preview`."""
 
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 from dagster import (
     AssetMaterialization,
@@ -19,12 +20,12 @@ from dagster import (
     Out,
     ResourceDefinition,
     RetryPolicy,
-    in_process_executor,
     op,
 )
 
 from sheen_pipeline.approval import check_may_run
 from sheen_pipeline.config import Settings
+from sheen_pipeline.defs.executor import pool_safe_async_executor
 from sheen_pipeline.defs.metadata import cost_metadata
 from sheen_pipeline.defs.names import build_job_name, dagster_name, id_from_dagster_name
 from sheen_pipeline.defs.pools import LLM_POOL
@@ -34,8 +35,6 @@ from sheen_pipeline.logs import log_context
 from sheen_pipeline.models import Plan, TaskResult
 from sheen_pipeline.pipeline import BuildPipeline, BuildSummary, is_transient
 from sheen_pipeline.redaction import redact
-
-T = TypeVar("T")
 
 
 class TransientStepError(RuntimeError):
@@ -52,14 +51,18 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-def _run_step(
-    context: OpExecutionContext,
-    step: str,
-    work: Callable[[BuildPipeline, Plan, bool], T],
-) -> T:
-    """Run one step of the build. A transient error with retries left is raised for the retry
-    policy; any other failure is recorded on the build (build_failed) and raised as a Failure
-    that is not retried. Error text is redacted before Dagster stores it."""
+@dataclass(frozen=True)
+class Step:
+    pipeline: BuildPipeline
+    plan: Plan
+    retries_left: bool
+
+
+@contextmanager
+def build_step(context: OpExecutionContext, step: str) -> Iterator[Step]:
+    """One step of the build (sync or async op). A transient error with retries left is raised
+    for the retry policy; any other failure is recorded on the build (build_failed) and raised
+    as a Failure that is not retried. Error text is redacted before Dagster stores it."""
     plan: Plan = context.resources.plan
     pipeline: BuildPipeline = context.resources.sheen.pipeline()
     retries_left = context.retry_number < pipeline.settings.task_retries
@@ -69,7 +72,7 @@ def _run_step(
             check_may_run(pipeline, plan.build_id)
             pipeline.start_run(plan.build_id, context.run_id)
             pipeline.check_time_left(plan.build_id)
-            return work(pipeline, plan, retries_left)
+            yield Step(pipeline, plan, retries_left)
         except Exception as error:
             message = redact(str(error), pipeline.settings.secrets)
             if retries_left and is_transient(error):
@@ -84,17 +87,15 @@ def _run_step(
     required_resource_keys={"sheen", "plan"},
     pool=LLM_POOL,
 )
-def run_task(context: OpExecutionContext, upstream: list[TaskResult]) -> TaskResult:
-    """Generate and write the files of the task this node is named after."""
+async def run_task(context: OpExecutionContext, upstream: list[TaskResult]) -> TaskResult:
+    """Generate and write the files of the task this node is named after; async, so the
+    build's independent tasks wait on their provider calls at the same time."""
     task_id = task_id_of_node(context.op_handle.name)
     attempt = context.retry_number + 1
-    result = _run_step(
-        context,
-        f"task {task_id}",
-        lambda pipeline, plan, retries_left: pipeline.run_task(
-            plan, task_id, upstream, attempt, retries_left
-        ),
-    )
+    with build_step(context, f"task {task_id}") as step:
+        result = await step.pipeline.run_task(
+            step.plan, task_id, upstream, attempt, step.retries_left
+        )
     context.add_output_metadata(
         {
             "files": MetadataValue.json([f.path for f in result.files]),
@@ -115,9 +116,8 @@ def run_task(context: OpExecutionContext, upstream: list[TaskResult]) -> TaskRes
 )
 def build_site(context: OpExecutionContext, results: list[TaskResult]) -> BuildSummary:
     """Copy the workspace into the dist folder; the site must have an index.html."""
-    summary = _run_step(
-        context, "build", lambda pipeline, plan, _retries: pipeline.build_site(plan, results)
-    )
+    with build_step(context, "build") as step:
+        summary = step.pipeline.build_site(step.plan, results)
     for entry in summary.command_log:
         context.log.info(entry)
     return summary
@@ -127,9 +127,8 @@ def build_site(context: OpExecutionContext, results: list[TaskResult]) -> BuildS
 def deploy_preview(context: OpExecutionContext, summary: BuildSummary) -> str:
     """Publish dist to the preview server and record the preview as an asset of the project."""
     plan: Plan = context.resources.plan
-    deployment = _run_step(
-        context, "deploy", lambda pipeline, plan, _retries: pipeline.deploy_preview(plan, summary)
-    )
+    with build_step(context, "deploy") as step:
+        deployment = step.pipeline.deploy_preview(step.plan, summary)
     usage = summary.usage
     context.log_event(
         AssetMaterialization(
@@ -181,8 +180,9 @@ def _task_dependencies(plan: Plan, policy: RetryPolicy) -> Dependencies:
 
 def make_build_job(plan: Plan) -> JobDefinition:
     """A deterministic job from a stored plan: same plan, same job, in every process."""
+    settings = Settings.from_env()
     dependencies: Dependencies = {
-        **_task_dependencies(plan, retry_policy(Settings.from_env())),
+        **_task_dependencies(plan, retry_policy(settings)),
         NodeInvocation("build_site"): {
             "results": MultiDependencyDefinition(
                 [DependencyDefinition(task_node_name(t.id)) for t in plan.tasks]
@@ -202,5 +202,7 @@ def make_build_job(plan: Plan) -> JobDefinition:
             "plan": ResourceDefinition.hardcoded_resource(plan, "The stored plan of this build"),
         },
         tags=build_tags(plan),
-        executor_def=in_process_executor,
+        executor_def=pool_safe_async_executor.configured(
+            {"max_concurrent": settings.max_parallel_tasks}, name="build_executor"
+        ),
     )

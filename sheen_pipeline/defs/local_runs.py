@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,7 +21,6 @@ from sheen_pipeline.defs.names import build_job_name
 from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.tags import BUILD_ID
 from sheen_pipeline.events.format import describe
-from sheen_pipeline.events.types import BuildEvent
 from sheen_pipeline.fsutil import regular_files
 from sheen_pipeline.models import BuildRequest, Plan, TokenUsage, new_build_id
 from sheen_pipeline.pipeline import BuildPipeline
@@ -28,6 +28,7 @@ from sheen_pipeline.store.builds import BuildStatus, UnknownBuild
 
 Report = Callable[[str], None]
 
+PROGRESS_POLL_S = 0.1
 QUIET_LOGGERS: Mapping[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -76,17 +77,30 @@ def _execute(instance: DagsterInstance, run: DagsterRun) -> None:
 
 @contextmanager
 def _reporting(pipeline: BuildPipeline, build_id: str, report: Report) -> Iterator[None]:
-    """Progress comes from the build's events: the ops run in this process and share its log."""
+    """Progress is read from the build's stored events, as `sheen events --follow` reads it, so
+    it does not matter where (or in which thread or process) the steps run."""
+    cursor = 0
+    stop = threading.Event()
 
-    def report_own(event: BuildEvent) -> None:
-        if event.build_id == build_id:
-            report(describe(event))
+    def report_new() -> None:
+        nonlocal cursor
+        while batch := pipeline.events.after(build_id, cursor):
+            for event in batch:
+                cursor = event.seq
+                report(describe(event))
 
-    stop_listening = pipeline.events.add_listener(report_own)
+    def follow() -> None:
+        while not stop.wait(PROGRESS_POLL_S):
+            report_new()
+
+    follower = threading.Thread(target=follow, name="sheen-progress", daemon=True)
+    follower.start()
     try:
         yield
     finally:
-        stop_listening()
+        stop.set()
+        follower.join()
+        report_new()
 
 
 def run_build(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sheen_pipeline.execution.timeouts import call_with_timeout
+from sheen_pipeline.execution.timeouts import within
 from sheen_pipeline.execution.workspace import Workspace
 from sheen_pipeline.models import Plan, Task, TaskResult, TaskType, TokenUsage
 from sheen_pipeline.providers.base import GeneratedFiles, Provider
@@ -28,13 +28,12 @@ def context_files(
     return files
 
 
-def generate(
+async def generate(
     task: Task, plan: Plan, provider: Provider, context: Mapping[str, str], timeout_s: float
 ) -> GeneratedFiles:
-    """The provider call is abandoned after timeout_s (TaskTimeout); it never writes files."""
-    generated = call_with_timeout(
-        lambda: provider.generate_files(task, plan, context), timeout_s, f"task {task.id}"
-    )
+    """The provider call is cancelled after timeout_s (TaskTimeout); it never writes files."""
+    call = provider.generate_files(task, plan, context)
+    generated = await within(call, timeout_s, f"task {task.id}")
     if not generated.files:
         raise TaskFailed(f"task {task.id!r}: the provider returned no files")
     return generated

@@ -1,11 +1,12 @@
-"""Time limits on calls that cannot be interrupted (a provider call blocked on the network):
-the call runs in a daemon thread and is abandoned when its time is up."""
+"""Time limits on provider calls: the call is cancelled when its time is up (its request closed,
+nothing written), not left running in the background."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+from collections.abc import Awaitable
 from typing import TypeVar
+
+import anyio
 
 T = TypeVar("T")
 
@@ -16,22 +17,9 @@ class TaskTimeout(TimeoutError):
         super().__init__(f"{what} timed out after {timeout_s:g}s")
 
 
-def call_with_timeout(call: Callable[[], T], timeout_s: float, what: str) -> T:
-    """The call's result, its exception, or TaskTimeout; an abandoned call's result is dropped."""
-    outcome: list[T] = []
-    failure: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            outcome.append(call())
-        except BaseException as error:  # handed to the caller below
-            failure.append(error)
-
-    worker = threading.Thread(target=target, name=f"sheen-call:{what}", daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive():
-        raise TaskTimeout(what, timeout_s)
-    if failure:
-        raise failure[0]
-    return outcome[0]
+async def within(call: Awaitable[T], timeout_s: float, what: str) -> T:
+    """The call's result or its exception; TaskTimeout once timeout_s has passed."""
+    with anyio.move_on_after(timeout_s) as scope:
+        return await call
+    assert scope.cancelled_caught
+    raise TaskTimeout(what, timeout_s)

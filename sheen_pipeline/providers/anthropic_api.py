@@ -11,6 +11,7 @@ import anthropic
 from sheen_pipeline.models import TokenUsage
 from sheen_pipeline.providers.base import ProviderError
 from sheen_pipeline.providers.healing import Completion
+from sheen_pipeline.providers.loop_local import LoopLocal
 from sheen_pipeline.providers.prompts import Message, SystemBlock
 from sheen_pipeline.redaction import redact
 
@@ -48,9 +49,13 @@ class AnthropicTransport:
         self._secrets = (api_key,)
         # base_url comes from ANTHROPIC_BASE_URL when set; the SDK retries 408/409/429/5xx,
         # overload (529), timeouts and connection errors with exponential backoff.
-        self._client = anthropic.Anthropic(
-            api_key=api_key, timeout=float(timeout_s), max_retries=max_retries
-        )
+        options: dict[str, Any] = {
+            "api_key": api_key,
+            "timeout": float(timeout_s),
+            "max_retries": max_retries,
+        }
+        self._client = anthropic.Anthropic(**options)
+        self._async_client = LoopLocal(lambda: anthropic.AsyncAnthropic(**options))
 
     def _params(
         self, system: list[SystemBlock], messages: list[Message], schema: dict[str, Any]
@@ -90,6 +95,14 @@ class AnthropicTransport:
     ) -> Completion:
         with self._translated_errors():
             message = self._client.messages.create(**self._params(system, messages, schema))
+        return Completion(_text(message), _usage(message.usage))
+
+    async def complete_async(
+        self, system: list[SystemBlock], messages: list[Message], schema: dict[str, Any]
+    ) -> Completion:
+        params = self._params(system, messages, schema)
+        with self._translated_errors():
+            message = await self._async_client.get().messages.create(**params)
         return Completion(_text(message), _usage(message.usage))
 
     def stream(

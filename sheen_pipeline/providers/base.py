@@ -51,9 +51,11 @@ class Provider(Protocol):
         """Yield each task as soon as it is complete, then the whole draft, last."""
         ...
 
-    def generate_files(
+    async def generate_files(
         self, task: Task, plan: Plan, context_files: Mapping[str, str]
-    ) -> GeneratedFiles: ...
+    ) -> GeneratedFiles:
+        """Async, so that the tasks of a build wait on their calls at the same time."""
+        ...
 
     def repair_dependencies(
         self, tasks: tuple[Task, ...], cycles: list[list[str]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -44,13 +44,14 @@ def describe(error: Exception) -> str:
     return text[:MAX_ERROR_CHARS]
 
 
-def heal(
-    first: Completion,
-    validate: Callable[[str], T],
-    reask: Callable[[str, str], Completion],
-    what: str,
-) -> Healed[T]:
-    """Each local repair or re-ask that was needed counts as one heal."""
+Reask = tuple[str, str]  # the invalid answer, and what was wrong with it
+
+
+def _healing(
+    first: Completion, validate: Callable[[str], T], what: str
+) -> Generator[Reask, Completion, Healed[T]]:
+    """The healing of one answer, written once for sync and async callers: yields each re-ask
+    it needs and is sent the answer. Each local repair or re-ask that was needed is one heal."""
     text, usage, heals = first.text, first.usage, 0
     for reasks in range(MAX_REASKS + 1):
         try:
@@ -63,8 +64,40 @@ def heal(
             pass
         if reasks == MAX_REASKS:
             break
-        answer = reask(text, problem)
+        answer = yield text, problem
         text, usage, heals = answer.text, usage + answer.usage, heals + 1
     raise ProviderError(
         f"{what}: the model's answer is still invalid after {MAX_REASKS} re-asks: {problem}"
     )
+
+
+def heal(
+    first: Completion,
+    validate: Callable[[str], T],
+    reask: Callable[[str, str], Completion],
+    what: str,
+) -> Healed[T]:
+    steps = _healing(first, validate, what)
+    try:
+        request = next(steps)
+        while True:
+            request = steps.send(reask(*request))
+    except StopIteration as done:
+        healed: Healed[T] = done.value
+        return healed
+
+
+async def heal_async(
+    first: Completion,
+    validate: Callable[[str], T],
+    reask: Callable[[str, str], Awaitable[Completion]],
+    what: str,
+) -> Healed[T]:
+    steps = _healing(first, validate, what)
+    try:
+        request = next(steps)
+        while True:
+            request = steps.send(await reask(*request))
+    except StopIteration as done:
+        healed: Healed[T] = done.value
+        return healed

@@ -13,7 +13,7 @@ from sheen_pipeline.models import BuildRequest, Plan, Task
 from sheen_pipeline.planning.dag import check_tasks
 from sheen_pipeline.providers import prompts
 from sheen_pipeline.providers.base import DependencyRepair, GeneratedFiles, PlanDraft
-from sheen_pipeline.providers.healing import Completion, Healed, heal
+from sheen_pipeline.providers.healing import Completion, Healed, heal, heal_async
 from sheen_pipeline.providers.partial_json import StreamedTaskReader
 from sheen_pipeline.providers.pricing import Price, priced
 from sheen_pipeline.providers.prompts import Message, SystemBlock
@@ -43,6 +43,12 @@ class ChatTransport(Protocol):
         self, system: list[SystemBlock], messages: list[Message], schema: Schema
     ) -> Iterator[str | Completion]:
         """Text as it arrives, then the whole answer as a Completion, last."""
+        ...
+
+    async def complete_async(
+        self, system: list[SystemBlock], messages: list[Message], schema: Schema
+    ) -> Completion:
+        """complete() for task ops running at the same time; cancelling it ends the request."""
         ...
 
 
@@ -88,6 +94,11 @@ def _streamed_task(raw: dict[str, Any]) -> Task | None:
         return None  # the final answer is healed as a whole
 
 
+def repair_conversation(messages: list[Message], invalid: str, error: str) -> list[Message]:
+    """The request again, with the invalid answer and what was wrong with it."""
+    return [*messages, {"role": "assistant", "content": invalid}, prompts.repair_request(error)]
+
+
 class LLMProvider:
     def __init__(self, transport: ChatTransport, price: Price | None) -> None:
         self.transport = transport
@@ -103,21 +114,10 @@ class LLMProvider:
     ) -> Completion:
         return self._priced(self.transport.complete(system, messages, schema))
 
-    def repair_output(
-        self,
-        system: list[SystemBlock],
-        messages: list[Message],
-        schema: Schema,
-        invalid: str,
-        error: str,
+    async def _ask_async(
+        self, system: list[SystemBlock], messages: list[Message], schema: Schema
     ) -> Completion:
-        """Re-ask with the invalid answer and what was wrong with it."""
-        conversation = [
-            *messages,
-            {"role": "assistant", "content": invalid},
-            prompts.repair_request(error),
-        ]
-        return self._ask(system, conversation, schema)
+        return self._priced(await self.transport.complete_async(system, messages, schema))
 
     def _healed(
         self,
@@ -129,7 +129,7 @@ class LLMProvider:
         what: str,
     ) -> Healed[T]:
         def reask(invalid: str, error: str) -> Completion:
-            return self.repair_output(system, messages, schema, invalid, error)
+            return self._ask(system, repair_conversation(messages, invalid, error), schema)
 
         return heal(first, validate, reask, what)
 
@@ -155,13 +155,18 @@ class LLMProvider:
         summary, tasks = healed.value
         yield PlanDraft(summary, tasks, healed.usage, healed.heals)
 
-    def generate_files(
+    async def generate_files(
         self, task: Task, plan: Plan, context_files: Mapping[str, str]
     ) -> GeneratedFiles:
         system, messages = prompts.task_system(plan), prompts.task_request(task, context_files)
         schema = json_schema(FilesSpec)
-        first = self._ask(system, messages, schema)
-        healed = self._healed(first, system, messages, schema, validate_files, f"task {task.id}")
+
+        async def reask(invalid: str, error: str) -> Completion:
+            conversation = repair_conversation(messages, invalid, error)
+            return await self._ask_async(system, conversation, schema)
+
+        first = await self._ask_async(system, messages, schema)
+        healed = await heal_async(first, validate_files, reask, f"task {task.id}")
         return GeneratedFiles(healed.value, healed.usage, healed.heals)
 
     def repair_dependencies(

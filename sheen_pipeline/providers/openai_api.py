@@ -1,4 +1,5 @@
-"""Transport for OpenAI-compatible servers (vLLM, llama.cpp server, Ollama) over plain requests."""
+"""Transport for OpenAI-compatible servers (vLLM, llama.cpp server, Ollama): requests for the
+streamed plan, an async client (httpx2, which the Anthropic SDK brings) for task calls."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
+import httpx2
 import requests
 
 from sheen_pipeline.models import TokenUsage
 from sheen_pipeline.providers.base import ProviderError
 from sheen_pipeline.providers.healing import Completion
+from sheen_pipeline.providers.loop_local import LoopLocal
 from sheen_pipeline.providers.prompts import Message, SystemBlock
 from sheen_pipeline.redaction import redact
 
@@ -32,13 +36,13 @@ def _usage(usage: dict[str, Any] | None) -> TokenUsage:
     )
 
 
-def _retry_after(response: requests.Response | None) -> float | None:
-    if response is None:
-        return None
+def _backoff_s(attempt: int, retry_after: str | None) -> float:
+    """The server's Retry-After when it gave one, else exponential backoff; with jitter."""
     try:
-        return min(float(response.headers.get("retry-after", "")), BACKOFF_MAX_S)
+        delay = min(float(retry_after or ""), BACKOFF_MAX_S)
     except ValueError:
-        return None
+        delay = min(BACKOFF_BASE_S * 2**attempt, BACKOFF_MAX_S)
+    return delay * (1 - 0.25 * random.random())
 
 
 class OpenAICompatibleTransport:
@@ -59,9 +63,10 @@ class OpenAICompatibleTransport:
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self._secrets = (api_key,)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._session = requests.Session()
-        if api_key:
-            self._session.headers["Authorization"] = f"Bearer {api_key}"
+        self._session.headers.update(headers)
+        self._async_client = LoopLocal(lambda: httpx2.AsyncClient(headers=headers))
 
     def _body(
         self,
@@ -106,14 +111,41 @@ class OpenAICompatibleTransport:
             else:
                 if response.status_code < 400:
                     return response
-                problem = f"HTTP {response.status_code}: {response.text[:500]}"
-                if response.status_code not in RETRYABLE_STATUS:
-                    raise self._error(problem, retryable=False)
+                problem = self._status_problem(response.status_code, response.text)
             if last_attempt:
                 raise self._error(problem, retryable=True)
-            delay = _retry_after(response) or min(BACKOFF_BASE_S * 2**attempt, BACKOFF_MAX_S)
-            time.sleep(delay * (1 - 0.25 * random.random()))
+            retry_after = None if response is None else response.headers.get("retry-after")
+            time.sleep(_backoff_s(attempt, retry_after))
         raise AssertionError("unreachable")
+
+    async def _post_async(self, body: dict[str, Any]) -> Any:
+        """_post for task calls: cancelling it (a task's time limit) closes the request."""
+        for attempt in range(self.max_retries + 1):
+            response: httpx2.Response | None = None
+            try:
+                response = await self._async_client.get().post(
+                    self.url, json=body, timeout=self.timeout_s
+                )
+            except httpx2.TimeoutException:
+                problem = f"timed out after {self.timeout_s}s"
+            except httpx2.TransportError as error:
+                problem = f"cannot connect: {error}"
+            else:
+                if response.status_code < 400:
+                    return response.json()
+                problem = self._status_problem(response.status_code, response.text)
+            if attempt == self.max_retries:
+                raise self._error(problem, retryable=True)
+            retry_after = None if response is None else response.headers.get("retry-after")
+            await anyio.sleep(_backoff_s(attempt, retry_after))
+        raise AssertionError("unreachable")
+
+    def _status_problem(self, status: int, text: str) -> str:
+        """What an error status means; raises at once when retrying cannot help."""
+        problem = f"HTTP {status}: {text[:500]}"
+        if status not in RETRYABLE_STATUS:
+            raise self._error(problem, retryable=False)
+        return problem
 
     def _error(self, problem: str, retryable: bool) -> ProviderError:
         message = redact(f"OpenAI-compatible server {self.url}: {problem}", self._secrets)
@@ -122,7 +154,14 @@ class OpenAICompatibleTransport:
     def complete(
         self, system: list[SystemBlock], messages: list[Message], schema: dict[str, Any]
     ) -> Completion:
-        data = self._post(self._body(system, messages, schema, stream=False)).json()
+        return self._completion(self._post(self._body(system, messages, schema, False)).json())
+
+    async def complete_async(
+        self, system: list[SystemBlock], messages: list[Message], schema: dict[str, Any]
+    ) -> Completion:
+        return self._completion(await self._post_async(self._body(system, messages, schema, False)))
+
+    def _completion(self, data: Any) -> Completion:
         try:
             text = data["choices"][0]["message"]["content"] or ""
         except (KeyError, IndexError, TypeError):

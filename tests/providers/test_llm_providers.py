@@ -7,12 +7,13 @@ import json
 import threading
 from decimal import Decimal
 
+import anyio
 import pytest
 
 from sheen_pipeline.models import Plan, Task, parse_build_request
 from sheen_pipeline.planning.dag import LadderPolicy, find_cycles
 from sheen_pipeline.planning.planner import make_plan
-from sheen_pipeline.providers.base import PlanDraft, ProviderError
+from sheen_pipeline.providers.base import GeneratedFiles, PlanDraft, ProviderError
 from sheen_pipeline.providers.offline import OfflineProvider
 from sheen_pipeline.providers.schemas import FilesSpec, PlanSpec, TaskSpec
 from tests.providers.conftest import LLM
@@ -20,6 +21,11 @@ from tests.support.fake_llm import Reply, Usage
 
 PROMPT = "a landing page for Blue Fern Coffee in Portland, with a signup form"
 SONNET = {"input": Decimal(3), "output": Decimal(15)}
+
+
+def generate(llm: LLM, task: Task, plan: Plan, context: dict[str, str]) -> GeneratedFiles:
+    """A task's provider call, awaited the way a task op awaits it."""
+    return anyio.run(llm.provider().generate_files, task, plan, context)
 
 
 def offline_plan() -> Plan:
@@ -103,7 +109,7 @@ def test_task_gets_plan_and_upstream_files_with_shared_block_cached(llm: LLM) ->
         "styles.css": "body { color: #2f5d50; }",
         "site.json": '{"name": "Blue Fern Coffee"}',
     }
-    result = llm.provider().generate_files(plan.task("index_page"), plan, context)
+    result = generate(llm, plan.task("index_page"), plan, context)
     assert dict(result.files) == {"index.html": "<!DOCTYPE html><title>x</title>"}
     (request,) = llm.server.requests
     user = request.body["messages"][-1]["content"]
@@ -126,7 +132,7 @@ def test_cost_is_exact_from_returned_usage_including_cache_tokens(llm: LLM) -> N
     if llm.kind == "openai":
         usage.cache_write = 0  # the OpenAI wire format has no cache writes
     llm.server.then(Reply(files_json(), usage=usage))
-    result = llm.provider().generate_files(plan.task("styles"), plan, {})
+    result = generate(llm, plan.task("styles"), plan, {})
     expected = (
         usage.input * SONNET["input"]
         + usage.output * SONNET["output"]
@@ -144,7 +150,7 @@ def test_cost_is_exact_from_returned_usage_including_cache_tokens(llm: LLM) -> N
 def test_unknown_model_cost_is_unknown_not_zero(llm: LLM, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHEEN_MODEL", "mystery-model-1")
     plan = offline_plan()
-    result = llm.provider().generate_files(plan.task("styles"), plan, {})
+    result = generate(llm, plan.task("styles"), plan, {})
     assert result.usage.cost_usd is None
     assert result.usage.input_tokens == 1000
 
@@ -155,7 +161,7 @@ def test_overload_is_retried_with_backoff(llm: LLM) -> None:
     )
     llm.server.then(overloaded, overloaded)
     plan = offline_plan()
-    result = llm.provider().generate_files(plan.task("styles"), plan, {})
+    result = generate(llm, plan.task("styles"), plan, {})
     assert "styles.css" in result.files
     assert len(llm.server.requests) == 3
 
@@ -167,7 +173,7 @@ def test_retries_are_bounded(llm: LLM) -> None:
     llm.server.then(*[overloaded] * 3)
     plan = offline_plan()
     with pytest.raises(ProviderError) as error:
-        llm.provider().generate_files(plan.task("styles"), plan, {})
+        generate(llm, plan.task("styles"), plan, {})
     assert error.value.retryable
     assert len(llm.server.requests) == 3  # 1 try + SHEEN_LLM_MAX_RETRIES=2
 
@@ -179,7 +185,7 @@ def test_client_errors_fail_fast_and_never_show_the_key(llm: LLM, status: int) -
     )
     plan = offline_plan()
     with pytest.raises(ProviderError) as error:
-        llm.provider().generate_files(plan.task("styles"), plan, {})
+        generate(llm, plan.task("styles"), plan, {})
     assert not error.value.retryable
     assert str(status) in str(error.value)
     assert llm.key not in str(error.value) and "[REDACTED]" in str(error.value)
@@ -189,7 +195,7 @@ def test_client_errors_fail_fast_and_never_show_the_key(llm: LLM, status: int) -
 def test_fenced_json_with_trailing_comma_is_repaired_locally(llm: LLM) -> None:
     llm.server.then(Reply('```json\n{"files": [{"path": "styles.css", "content": "a {}"},],}\n```'))
     plan = offline_plan()
-    result = llm.provider().generate_files(plan.task("styles"), plan, {})
+    result = generate(llm, plan.task("styles"), plan, {})
     assert dict(result.files) == {"styles.css": "a {}"}
     assert result.heals == 1 and len(llm.server.requests) == 1
 
@@ -197,7 +203,7 @@ def test_fenced_json_with_trailing_comma_is_repaired_locally(llm: LLM) -> None:
 def test_invalid_answer_is_re_asked_with_the_error(llm: LLM) -> None:
     llm.server.then(Reply('{"files": [{"path": "../escape.css"}]}'))
     plan = offline_plan()
-    result = llm.provider().generate_files(plan.task("styles"), plan, {})
+    result = generate(llm, plan.task("styles"), plan, {})
     assert "styles.css" in result.files and result.heals == 1
     _first, second = llm.server.requests
     messages = second.body["messages"]
@@ -215,7 +221,7 @@ def test_healing_gives_up_after_two_re_asks_saying_what_was_wrong(llm: LLM) -> N
     with pytest.raises(
         ProviderError, match=r"task styles: .* after 2 re-asks: files: at least one file"
     ):
-        llm.provider().generate_files(plan.task("styles"), plan, {})
+        generate(llm, plan.task("styles"), plan, {})
     assert len(llm.server.requests) == 3
 
 

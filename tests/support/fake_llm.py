@@ -83,7 +83,7 @@ def offline_answer(request: Recorded) -> Reply:
         task = TaskSpec.model_validate_json(_FENCED.findall(request.text)[-1]).to_task()
         plan = Plan(build_id="fake", request=build, summary="fake", tasks=(task,))
         context = dict(_FILE.findall(request.text))
-        files = offline.generate_files(task, plan, context).files
+        files = offline.render_files(task, plan, context).files
         return Reply(json.dumps({"files": [{"path": p, "content": c} for p, c in files.items()]}))
     if title == DependenciesSpec.__name__:
         specs = [TaskSpec.model_validate(t) for t in json.loads(_FENCED.findall(request.text)[-1])]

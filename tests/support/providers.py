@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import ClassVar
 
+import anyio
+
 from sheen_pipeline.models import BuildRequest, Plan, Task, TaskInput, TaskType, TokenUsage
 from sheen_pipeline.planning.dag import with_dependencies
 from sheen_pipeline.providers.base import DependencyRepair, GeneratedFiles, PlanDraft, ProviderError
 from sheen_pipeline.providers.offline import OfflineProvider
-from tests.support.waiting import wait_for
 
 
 class FlakyOfflineProvider(OfflineProvider):
@@ -22,7 +22,7 @@ class FlakyOfflineProvider(OfflineProvider):
 
     The marker lives on disk so the failure is remembered across processes (run workers)."""
 
-    def generate_files(
+    async def generate_files(
         self, task: Task, plan: Plan, context_files: Mapping[str, str]
     ) -> GeneratedFiles:
         calls = Path(os.environ["SHEEN_HOME"]) / "calls" / plan.build_id
@@ -32,7 +32,7 @@ class FlakyOfflineProvider(OfflineProvider):
         if task.id == os.environ.get("SHEEN_TEST_FAIL_TASK") and not marker.exists():
             marker.touch()
             raise ProviderError(f"injected failure in task {task.id}")
-        return super().generate_files(task, plan, context_files)
+        return await super().generate_files(task, plan, context_files)
 
 
 def calls_by_task(home: Path, build_id: str) -> dict[str, int]:
@@ -64,27 +64,29 @@ class GatedOfflineProvider(OfflineProvider):
     """Holds the task named by SHEEN_TEST_GATE_TASK until the file SHEEN_HOME/gate-open exists,
     so a test can watch a build while it is running."""
 
-    def generate_files(
+    async def generate_files(
         self, task: Task, plan: Plan, context_files: Mapping[str, str]
     ) -> GeneratedFiles:
         if task.id == os.environ.get("SHEEN_TEST_GATE_TASK"):
             gate = Path(os.environ["SHEEN_HOME"]) / "gate-open"
-            wait_for(gate.exists, 120, f"the gate of task {task.id}")
-        return super().generate_files(task, plan, context_files)
+            with anyio.fail_after(120):
+                while not gate.exists():
+                    await anyio.sleep(0.05)
+        return await super().generate_files(task, plan, context_files)
 
 
 class ProbeOfflineProvider(OfflineProvider):
     """Takes SHEEN_TEST_TASK_SLEEP_S per task and records when each call ran, across processes,
     so a test can count how many task calls were ever in flight at once."""
 
-    def generate_files(
+    async def generate_files(
         self, task: Task, plan: Plan, context_files: Mapping[str, str]
     ) -> GeneratedFiles:
         probe = Path(os.environ["SHEEN_HOME"]) / "probe"
         probe.mkdir(parents=True, exist_ok=True)
         started = time.time()
-        time.sleep(float(os.environ.get("SHEEN_TEST_TASK_SLEEP_S", "0")))
-        result = super().generate_files(task, plan, context_files)
+        await anyio.sleep(float(os.environ.get("SHEEN_TEST_TASK_SLEEP_S", "0")))
+        result = await super().generate_files(task, plan, context_files)
         record = {"build": plan.build_id, "task": task.id, "start": started, "end": time.time()}
         (probe / f"{plan.build_id}-{task.id}.json").write_text(json.dumps(record))
         return result
@@ -104,18 +106,18 @@ def max_in_flight(home: Path) -> int:
 class HangingOfflineProvider(OfflineProvider):
     """Never answers for the task named by SHEEN_TEST_HANG_TASK (a provider call that hangs)."""
 
-    def generate_files(
+    async def generate_files(
         self, task: Task, plan: Plan, context_files: Mapping[str, str]
     ) -> GeneratedFiles:
         if task.id == os.environ.get("SHEEN_TEST_HANG_TASK"):
-            threading.Event().wait()
-        return super().generate_files(task, plan, context_files)
+            await anyio.sleep_forever()
+        return await super().generate_files(task, plan, context_files)
 
 
 class LeakyOfflineProvider(OfflineProvider):
     """Fails every task with an error that quotes secrets and an email address."""
 
-    def generate_files(
+    async def generate_files(
         self, task: Task, plan: Plan, context_files: Mapping[str, str]
     ) -> GeneratedFiles:
         key = os.environ.get("ANTHROPIC_API_KEY", "")
@@ -148,7 +150,7 @@ class NpmProjectProvider(OfflineProvider):
         yield from tasks
         yield PlanDraft("an npm project", tasks, TokenUsage())
 
-    def generate_files(
+    async def generate_files(
         self, task: Task, plan: Plan, context_files: Mapping[str, str]
     ) -> GeneratedFiles:
         if task.input.target_path == "package.json":

@@ -48,9 +48,15 @@ class OfflineProvider:
         yield from tasks
         yield PlanDraft(summary=f"A {brief.kind} site for {brief.name}", tasks=tasks, usage=_FREE)
 
-    def generate_files(
+    async def generate_files(
         self, task: Task, plan: Plan, context_files: Mapping[str, str]
     ) -> GeneratedFiles:
+        return self.render_files(task, plan, context_files)
+
+    def render_files(
+        self, task: Task, plan: Plan, context_files: Mapping[str, str]
+    ) -> GeneratedFiles:
+        """The task's files from templates: instant, no network."""
         brief = _brief_from_config(context_files) or read_brief(plan.request.prompt)
         target = task.input.target_path
         if task.type is TaskType.MODIFY_FILE:

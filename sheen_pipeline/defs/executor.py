@@ -1,0 +1,66 @@
+"""The build job's executor: dagster-async-executor runs the `async def` task ops of a run at the
+same time in one process (Dagster's own step machinery, retries, tag limits and pool claims),
+bounded by SHEEN_MAX_PARALLEL_TASKS.
+
+It carries one fix of dagster-async-executor 0.0.4: when every ready step waits on a concurrency
+pool claim (more ready tasks than the `llm` pool has slots) or on a delayed retry, the executor
+waited for an event with no time limit although no step was running to send one, and the run
+hung. Here the wait is bounded while steps are parked, so their claims are checked again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from dagster import executor
+from dagster._core.events import DagsterEvent
+from dagster._core.execution.context.system import PlanExecutionContext
+from dagster._core.execution.plan.active import ActiveExecution
+from dagster._core.execution.retries import RetryMode
+from dagster._core.execution.step_dependency_config import StepDependencyConfig
+from dagster._core.executor.init import InitExecutorContext
+from dagster_async_executor.executor import AsyncExecutor
+from dagster_async_executor.executor_definition import ASYNC_CONFIG
+
+PARKED_STEP_POLL_S = 0.05
+
+
+class _ParkedStepsPolled:
+    """The run's ActiveExecution, except that it asks to be polled again soon while steps are
+    parked (pending pool claims, delayed retries) instead of "wait for the next event"."""
+
+    def __init__(self, active: ActiveExecution) -> None:
+        self._active = active
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._active, name)
+
+    def sleep_interval(self) -> float:
+        interval: float = self._active.sleep_interval()  # type: ignore[no-untyped-call]
+        claims = self._active._instance_concurrency_context
+        parked = self._active._waiting_to_retry or (claims and claims.has_pending_claims())
+        return max(interval, PARKED_STEP_POLL_S) if parked else interval
+
+
+class PoolSafeAsyncExecutor(AsyncExecutor):  # type: ignore[misc]
+    def _async_execution_iterator(
+        self, job_context: PlanExecutionContext, active: ActiveExecution
+    ) -> AsyncIterator[DagsterEvent]:
+        events: AsyncIterator[DagsterEvent] = super()._async_execution_iterator(
+            job_context, _ParkedStepsPolled(active)
+        )
+        return events
+
+
+@executor(name="pool_safe_async_executor", config_schema=ASYNC_CONFIG)
+def pool_safe_async_executor(init_context: InitExecutorContext) -> PoolSafeAsyncExecutor:
+    config: dict[str, Any] = dict(init_context.executor_config)
+    return PoolSafeAsyncExecutor(
+        retries=RetryMode.from_config(config["retries"]),
+        max_concurrent=config.get("max_concurrent"),
+        tag_concurrency_limits=config.get("tag_concurrency_limits"),
+        step_dependency_config=StepDependencyConfig.from_config(
+            config.get("step_dependency_config")
+        ),
+    )
