@@ -182,3 +182,64 @@ class AwkwardIdsOfflineProvider(OfflineProvider):
             return with_dependencies(renamed, deps)
 
         yield PlanDraft(draft.summary, tuple(rename(t) for t in draft.tasks), draft.usage)
+
+
+def shaped_tasks(shape: str, prompt: str) -> tuple[Task, ...]:
+    """`levels:LxW`: L levels of W tasks, each needing the whole level before it;
+    `chain:N`: N tasks one after another. Task t0_0 writes index.html."""
+    kind, size = shape.split(":")
+    levels, width = (int(n) for n in size.split("x")) if kind == "levels" else (int(size), 1)
+    tasks: list[Task] = []
+    for level in range(levels):
+        before = tuple(f"t{level - 1}_{i}" for i in range(width)) if level else ()
+        for index in range(width):
+            task_id = f"t{level}_{index}"
+            target = "index.html" if task_id == "t0_0" else f"parts/{task_id}.html"
+            tasks.append(
+                Task(
+                    id=task_id,
+                    type=TaskType.CREATE_FILE,
+                    name=task_id,
+                    description=f"write {target}",
+                    input=TaskInput(prompt=prompt, target_path=target, dependencies=before),
+                )
+            )
+    return tuple(tasks)
+
+
+class ShapedProbeProvider(ProbeOfflineProvider):
+    """Plans SHEEN_TEST_PLAN_SHAPE (see shaped_tasks); each call takes SHEEN_TEST_TASK_SLEEP_S
+    and is recorded. With SHEEN_TEST_BARRIER=N, a call first waits (up to 30 s) until N calls
+    are in flight at once, and fails if they never are: a build that runs its tasks one by one
+    cannot pass it."""
+
+    in_flight: ClassVar[dict[str, int]] = {}
+    most_in_flight: ClassVar[dict[str, int]] = {}
+
+    def stream_plan(self, request: BuildRequest) -> Iterator[Task | PlanDraft]:
+        tasks = shaped_tasks(os.environ["SHEEN_TEST_PLAN_SHAPE"], request.prompt)
+        yield from tasks
+        yield PlanDraft("a shaped plan", tasks, TokenUsage())
+
+    async def generate_files(
+        self, task: Task, plan: Plan, context_files: Mapping[str, str]
+    ) -> GeneratedFiles:
+        build, now, most = plan.build_id, self.in_flight, self.most_in_flight
+        now[build] = now.get(build, 0) + 1
+        most[build] = max(most.get(build, 0), now[build])
+        try:
+            barrier = int(os.environ.get("SHEEN_TEST_BARRIER", "0"))
+            with anyio.move_on_after(30):
+                while most[build] < barrier:
+                    await anyio.sleep(0.01)
+            if most[build] < barrier:
+                raise ProviderError(f"task {task.id}: {barrier} calls were never in flight")
+            return await super().generate_files(task, plan, context_files)
+        finally:
+            now[build] -= 1
+
+    def render_files(
+        self, task: Task, plan: Plan, context_files: Mapping[str, str]
+    ) -> GeneratedFiles:
+        page = f"<!DOCTYPE html><title>{task.id}</title><h1>{task.id}</h1>"
+        return GeneratedFiles({task.input.target_path: page}, TokenUsage())

@@ -1,0 +1,68 @@
+"""The build's independent tasks run at the same time on the async executor, bounded by
+SHEEN_MAX_PARALLEL_TASKS and by the `llm` pool, proven with barriers, not clocks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+
+from sheen_pipeline.defs.local_runs import run_build
+from sheen_pipeline.models import parse_build_request
+from sheen_pipeline.pipeline import BuildPipeline
+from tests.support.processes import sheen, sheen_cli_env
+from tests.support.providers import max_in_flight
+
+SHAPED = "tests.support.providers:ShapedProbeProvider"
+POOLED_INSTANCE = "telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    granularity: op\n"
+
+
+def shaped_build(
+    instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch, shape: str, **env: str
+) -> str:
+    for name, value in {"SHEEN_PROVIDER": SHAPED, "SHEEN_TEST_PLAN_SHAPE": shape, **env}.items():
+        monkeypatch.setenv(name, value)
+    request = parse_build_request(prompt=f"a site shaped {shape}")
+    outcome = run_build(instance, BuildPipeline.from_env(), request, lambda _line: None)
+    assert outcome.status == "succeeded", outcome.error
+    return outcome.build_id
+
+
+def test_independent_tasks_are_in_flight_together(
+    instance: DagsterInstance, sheen_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each call waits until 3 calls are in flight: one task at a time would fail the build.
+    shaped_build(
+        instance, monkeypatch, "levels:1x3", SHEEN_TEST_BARRIER="3", SHEEN_TEST_TASK_SLEEP_S="0.2"
+    )
+    assert max_in_flight(sheen_home) == 3
+
+
+def test_max_parallel_tasks_bounds_a_build(
+    instance: DagsterInstance, sheen_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shaped_build(
+        instance,
+        monkeypatch,
+        "levels:1x4",
+        SHEEN_MAX_PARALLEL_TASKS="1",
+        SHEEN_TEST_TASK_SLEEP_S="0.2",
+    )
+    assert max_in_flight(sheen_home) == 1
+
+
+def test_a_pool_limit_below_the_ready_tasks_finishes_within_the_limit(tmp_path: Path) -> None:
+    env = sheen_cli_env(
+        tmp_path,
+        SHEEN_PROVIDER=SHAPED,
+        SHEEN_TEST_PLAN_SHAPE="levels:1x6",
+        SHEEN_TEST_TASK_SLEEP_S="0.3",
+        SHEEN_POOL_LLM_LIMIT="2",
+    )
+    (Path(env["DAGSTER_HOME"]) / "dagster.yaml").write_text(POOLED_INSTANCE)
+    result = sheen(env, "build", "six ready tasks, two pool slots", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["status"] == "succeeded"
+    assert max_in_flight(Path(env["SHEEN_HOME"])) == 2
