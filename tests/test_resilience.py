@@ -53,6 +53,7 @@ def test_a_hanging_task_times_out_while_its_siblings_finish(
     events = events_of(pipeline, outcome.build_id)
     (timeout,) = [e for e in events if e.type is EventType.TASK_TIMEOUT]
     assert timeout.data == {"task_id": "forms", "timeout_s": 1}
+    assert (sheen_home / "cancelled-forms").exists()  # the call was cancelled, not abandoned
     completed = {e.data["task_id"] for e in events if e.type is EventType.TASK_COMPLETED}
     assert completed == {"config", "styles"}  # the sibling finished
     run_id = outcome.dagster_run_ids[1]

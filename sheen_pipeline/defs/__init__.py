@@ -1,5 +1,6 @@
 """Dagster wiring only: the code location entry point is `sheen_pipeline.defs` (repository `sheen`)."""
 
+import sheen_pipeline.sqlite_commits  # noqa: F401  (every process that runs steps loads this)
 from sheen_pipeline.defs.repository import sheen
 
 __all__ = ["sheen"]

@@ -104,13 +104,18 @@ def max_in_flight(home: Path) -> int:
 
 
 class HangingOfflineProvider(OfflineProvider):
-    """Never answers for the task named by SHEEN_TEST_HANG_TASK (a provider call that hangs)."""
+    """Never answers for the task named by SHEEN_TEST_HANG_TASK (a provider call that hangs);
+    when the call is cancelled it leaves the file SHEEN_HOME/cancelled-<task id>."""
 
     async def generate_files(
         self, task: Task, plan: Plan, context_files: Mapping[str, str]
     ) -> GeneratedFiles:
         if task.id == os.environ.get("SHEEN_TEST_HANG_TASK"):
-            await anyio.sleep_forever()
+            try:
+                await anyio.sleep_forever()
+            except anyio.get_cancelled_exc_class():
+                (Path(os.environ["SHEEN_HOME"]) / f"cancelled-{task.id}").touch()
+                raise
         return await super().generate_files(task, plan, context_files)
 
 
