@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
 import uuid
 from pathlib import Path
 
+from sheen_pipeline.defs.webserver import reload_code_location
 from sheen_pipeline.models import parse_build_request
 from sheen_pipeline.store.requests import RequestStore, new_request_id
 from tests.conftest import REPO_ROOT
@@ -62,3 +64,32 @@ def test_three_submitted_rows_become_three_builds_within_the_llm_pool(tmp_path: 
     assert peak <= LLM_LIMIT, f"{peak} task calls ran at once with the llm pool at {LLM_LIMIT}"
     status = sheen(env, "status")
     assert status.stdout.count("succeeded") == BUILDS
+
+
+def test_requests_launched_while_the_code_location_reloads_are_not_lost(tmp_path: Path) -> None:
+    """Reloads restart the code server that launches runs; every request still ends succeeded."""
+    port = free_port()
+    env = sheen_cli_env(tmp_path)
+    shutil.copy(REPO_ROOT / "dagster.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
+    assert sheen(env, "init").returncode == 0
+    store = RequestStore(f"sqlite:///{Path(env['SHEEN_HOME']) / 'sheen.db'}")
+    prompts = [f"a blog about tea number {n}" for n in range(6)]
+    for prompt in prompts:
+        store.add(parse_build_request(prompt=prompt), new_request_id(), str(uuid.uuid4()))
+
+    def all_ended() -> bool:
+        return all(r.status in ("succeeded", "failed") for r in store.recent(10))
+
+    dagster = str(Path(sys.executable).parent / "dagster")
+    args = [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+    reloads = 0
+    with running(args, env, tmp_path / "dagster-dev.log"):
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: reload_code_location(url) is None, 180, "the Dagster webserver")
+        deadline = time.monotonic() + 300
+        while not all_ended():
+            assert time.monotonic() < deadline, [r.status for r in store.recent(10)]
+            reloads += reload_code_location(url) is None
+    records = store.recent(10)
+    assert [r.status for r in records] == ["succeeded"] * len(prompts), [r.error for r in records]
+    assert reloads >= 3
