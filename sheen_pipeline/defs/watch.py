@@ -60,17 +60,22 @@ class UiWatch:
         plans = self.count_plans()
         if plans == self._shown_plans:
             return
-        self._last_reload = now
         problem = self.reload(self.webserver_url)
+        if problem and self._starting(now):
+            return  # the webserver is still starting: try again at the next poll
+        self._last_reload = now
         if problem:
             self.say(f"could not reload the code location at {self.webserver_url}: {problem}")
         else:
             self._shown_plans = plans
 
+    def _starting(self, now: float) -> bool:
+        return now - self.started < STARTUP_GRACE_S
+
     def _check_daemon(self, now: float) -> None:
         problem = daemon_problem(self.instance)
         self._daemon_seen = self._daemon_seen or problem is None
-        if problem and not self._daemon_seen and now - self.started < STARTUP_GRACE_S:
+        if problem and not self._daemon_seen and self._starting(now):
             return  # the daemon is still starting
         if problem != self._reported:
             self.say(f"WARNING: {problem}" if problem else "the Dagster daemon is heartbeating")
