@@ -27,8 +27,9 @@ def _usage(usage: Any) -> TokenUsage:
     )
 
 
-def _text(message: Any) -> str:
-    return "".join(block.text for block in message.content if block.type == "text")
+def _completion(message: Any) -> Completion:
+    text = "".join(block.text for block in message.content if block.type == "text")
+    return Completion(text, _usage(message.usage), cut_off=message.stop_reason == "max_tokens")
 
 
 def _api_message(error: anthropic.APIStatusError) -> str:
@@ -95,7 +96,7 @@ class AnthropicTransport:
     ) -> Completion:
         with self._translated_errors():
             message = self._client.messages.create(**self._params(system, messages, schema))
-        return Completion(_text(message), _usage(message.usage))
+        return _completion(message)
 
     async def complete_async(
         self, system: list[SystemBlock], messages: list[Message], schema: dict[str, Any]
@@ -103,7 +104,7 @@ class AnthropicTransport:
         params = self._params(system, messages, schema)
         with self._translated_errors():
             message = await self._async_client.get().messages.create(**params)
-        return Completion(_text(message), _usage(message.usage))
+        return _completion(message)
 
     def stream(
         self, system: list[SystemBlock], messages: list[Message], schema: dict[str, Any]
@@ -114,4 +115,4 @@ class AnthropicTransport:
         ):
             yield from stream.text_stream
             message = stream.get_final_message()
-        yield Completion(_text(message), _usage(message.usage))
+        yield _completion(message)

@@ -20,10 +20,11 @@ MAX_ERROR_CHARS = 1500
 
 @dataclass(frozen=True)
 class Completion:
-    """A model's raw answer and what it cost."""
+    """A model's raw answer and what it cost; cut_off when it ended at the output token limit."""
 
     text: str
     usage: TokenUsage
+    cut_off: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,17 @@ def describe(error: Exception) -> str:
     return text[:MAX_ERROR_CHARS]
 
 
-Reask = tuple[str, str]  # the invalid answer, and what was wrong with it
+CUT_OFF = "the answer was cut off at the output token limit (SHEEN_MAX_TOKENS)"
+
+
+@dataclass(frozen=True)
+class Reask:
+    """What to ask again about: the invalid answer and what was wrong with it. A cut-off answer
+    is never repaired into a result, nor shown to the model again: it is asked for anew."""
+
+    invalid: str
+    problem: str
+    cut_off: bool
 
 
 def _healing(
@@ -52,20 +63,23 @@ def _healing(
 ) -> Generator[Reask, Completion, Healed[T]]:
     """The healing of one answer, written once for sync and async callers: yields each re-ask
     it needs and is sent the answer. Each local repair or re-ask that was needed is one heal."""
-    text, usage, heals = first.text, first.usage, 0
+    answer, usage, heals = first, first.usage, 0
     for reasks in range(MAX_REASKS + 1):
-        try:
-            return Healed(validate(text), usage, heals)
-        except ValueError as error:
-            problem = describe(error)
-        try:
-            return Healed(validate(repair_json(text)), usage, heals + 1)
-        except ValueError:
-            pass
+        if answer.cut_off:
+            problem = CUT_OFF
+        else:
+            try:
+                return Healed(validate(answer.text), usage, heals)
+            except ValueError as error:
+                problem = describe(error)
+            try:
+                return Healed(validate(repair_json(answer.text)), usage, heals + 1)
+            except ValueError:
+                pass
         if reasks == MAX_REASKS:
             break
-        answer = yield text, problem
-        text, usage, heals = answer.text, usage + answer.usage, heals + 1
+        answer = yield Reask(answer.text, problem, answer.cut_off)
+        usage, heals = usage + answer.usage, heals + 1
     raise ProviderError(
         f"{what}: the model's answer is still invalid after {MAX_REASKS} re-asks: {problem}"
     )
@@ -74,14 +88,14 @@ def _healing(
 def heal(
     first: Completion,
     validate: Callable[[str], T],
-    reask: Callable[[str, str], Completion],
+    reask: Callable[[Reask], Completion],
     what: str,
 ) -> Healed[T]:
     steps = _healing(first, validate, what)
     try:
         request = next(steps)
         while True:
-            request = steps.send(reask(*request))
+            request = steps.send(reask(request))
     except StopIteration as done:
         healed: Healed[T] = done.value
         return healed
@@ -90,14 +104,14 @@ def heal(
 async def heal_async(
     first: Completion,
     validate: Callable[[str], T],
-    reask: Callable[[str, str], Awaitable[Completion]],
+    reask: Callable[[Reask], Awaitable[Completion]],
     what: str,
 ) -> Healed[T]:
     steps = _healing(first, validate, what)
     try:
         request = next(steps)
         while True:
-            request = steps.send(await reask(*request))
+            request = steps.send(await reask(request))
     except StopIteration as done:
         healed: Healed[T] = done.value
         return healed

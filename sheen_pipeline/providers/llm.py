@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -13,7 +14,7 @@ from sheen_pipeline.models import BuildRequest, Plan, Task
 from sheen_pipeline.planning.dag import check_tasks
 from sheen_pipeline.providers import prompts
 from sheen_pipeline.providers.base import DependencyRepair, GeneratedFiles, PlanDraft
-from sheen_pipeline.providers.healing import Completion, Healed, heal, heal_async
+from sheen_pipeline.providers.healing import Completion, Healed, Reask, heal, heal_async
 from sheen_pipeline.providers.partial_json import StreamedTaskReader
 from sheen_pipeline.providers.pricing import Price, priced
 from sheen_pipeline.providers.prompts import Message, SystemBlock
@@ -94,9 +95,16 @@ def _streamed_task(raw: dict[str, Any]) -> Task | None:
         return None  # the final answer is healed as a whole
 
 
-def repair_conversation(messages: list[Message], invalid: str, error: str) -> list[Message]:
-    """The request again, with the invalid answer and what was wrong with it."""
-    return [*messages, {"role": "assistant", "content": invalid}, prompts.repair_request(error)]
+def repair_conversation(messages: list[Message], reask: Reask) -> list[Message]:
+    """The request again, with the invalid answer and what was wrong with it; a cut-off
+    answer is left out and asked for anew."""
+    if reask.cut_off:
+        return [*messages, prompts.cut_off_request()]
+    return [
+        *messages,
+        {"role": "assistant", "content": reask.invalid},
+        prompts.repair_request(reask.problem),
+    ]
 
 
 class LLMProvider:
@@ -107,7 +115,7 @@ class LLMProvider:
         self.model = transport.model
 
     def _priced(self, completion: Completion) -> Completion:
-        return Completion(completion.text, priced(completion.usage, self.price))
+        return replace(completion, usage=priced(completion.usage, self.price))
 
     def _ask(
         self, system: list[SystemBlock], messages: list[Message], schema: Schema
@@ -128,8 +136,8 @@ class LLMProvider:
         validate: Callable[[str], T],
         what: str,
     ) -> Healed[T]:
-        def reask(invalid: str, error: str) -> Completion:
-            return self._ask(system, repair_conversation(messages, invalid, error), schema)
+        def reask(request: Reask) -> Completion:
+            return self._ask(system, repair_conversation(messages, request), schema)
 
         return heal(first, validate, reask, what)
 
@@ -161,8 +169,8 @@ class LLMProvider:
         system, messages = prompts.task_system(plan), prompts.task_request(task, context_files)
         schema = json_schema(FilesSpec)
 
-        async def reask(invalid: str, error: str) -> Completion:
-            conversation = repair_conversation(messages, invalid, error)
+        async def reask(request: Reask) -> Completion:
+            conversation = repair_conversation(messages, request)
             return await self._ask_async(system, conversation, schema)
 
         first = await self._ask_async(system, messages, schema)

@@ -20,6 +20,7 @@ from sheen_pipeline.providers.loop_local import LoopLocal
 from sheen_pipeline.providers.prompts import Message, SystemBlock
 from sheen_pipeline.redaction import redact
 
+CUT_OFF_REASON = "length"  # finish_reason of an answer that hit max_tokens
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 8.0
@@ -163,10 +164,12 @@ class OpenAICompatibleTransport:
 
     def _completion(self, data: Any) -> Completion:
         try:
-            text = data["choices"][0]["message"]["content"] or ""
+            choice = data["choices"][0]
+            text = choice["message"]["content"] or ""
         except (KeyError, IndexError, TypeError):
             raise self._error(f"unexpected answer: {str(data)[:300]}", retryable=False) from None
-        return Completion(text, _usage(data.get("usage")))
+        cut_off = choice.get("finish_reason") == CUT_OFF_REASON
+        return Completion(text, _usage(data.get("usage")), cut_off=cut_off)
 
     def stream(
         self, system: list[SystemBlock], messages: list[Message], schema: dict[str, Any]
@@ -174,6 +177,7 @@ class OpenAICompatibleTransport:
         response = self._post(self._body(system, messages, schema, stream=True))
         parts: list[str] = []
         usage = TokenUsage()
+        cut_off = False
         try:
             for line in response.iter_lines(chunk_size=None, decode_unicode=True):
                 if not line or not line.startswith("data:"):
@@ -185,6 +189,7 @@ class OpenAICompatibleTransport:
                 if chunk.get("usage"):
                     usage = _usage(chunk["usage"])
                 for choice in chunk.get("choices") or []:
+                    cut_off = cut_off or choice.get("finish_reason") == CUT_OFF_REASON
                     text = (choice.get("delta") or {}).get("content")
                     if text:
                         parts.append(text)
@@ -193,4 +198,4 @@ class OpenAICompatibleTransport:
             raise self._error(f"stream broke: {error}", retryable=True) from None
         finally:
             response.close()
-        yield Completion("".join(parts), usage)
+        yield Completion("".join(parts), usage, cut_off=cut_off)

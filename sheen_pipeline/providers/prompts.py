@@ -91,6 +91,15 @@ def dependency_request(tasks: tuple[Task, ...], cycles: list[list[str]]) -> list
     ]
 
 
+def cut_off_request() -> Message:
+    return {
+        "role": "user",
+        "content": "Your previous answer was cut off at the output length limit, so it was "
+        "discarded. Answer again from the start, complete and valid, and shorter: fewer words, "
+        "no comments, compact markup.",
+    }
+
+
 def repair_request(error: str) -> Message:
     return {
         "role": "user",

@@ -245,3 +245,34 @@ def test_a_cycle_from_the_model_goes_down_the_ladder(llm: LLM) -> None:
     assert not find_cycles(outcome.plan.tasks)
     assert [r.schema_title for r in llm.server.requests] == ["PlanSpec", "DependenciesSpec"]
     assert outcome.usage.input_tokens == 2000
+
+
+def test_a_plan_cut_off_at_max_tokens_is_asked_for_anew_not_repaired(llm: LLM) -> None:
+    text = plan_json()
+    three_of_five = text[: text.index('{"id":"index_page"')]
+    llm.server.then(Reply(three_of_five, stop="max_tokens"), Reply(text))
+    _, draft = collect_plan(llm)
+    assert [t.id for t in draft.tasks] == [t.id for t in offline_plan().tasks]
+    assert draft.heals == 1
+    again = llm.server.requests[1].body["messages"]
+    assert "assistant" not in [m["role"] for m in again]  # the cut-off answer is not sent back
+    assert "cut off at the output length limit" in again[-1]["content"]
+
+
+def test_a_page_cut_off_at_max_tokens_is_never_deployed(llm: LLM) -> None:
+    plan = offline_plan()
+    page = "<!DOCTYPE html><title>x</title><form><h2>Join our newsletter</h2></form>"
+    cut = files_json("index.html", page)[:70]  # ends mid-tag, as `<h2>Join our newsletter</h2`
+    llm.server.then(Reply(cut, stop="max_tokens"), Reply(files_json("index.html", page)))
+    result = generate(llm, plan.task("index_page"), plan, {})
+    assert dict(result.files) == {"index.html": page} and result.heals == 1
+
+
+def test_an_answer_that_is_always_cut_off_fails_clearly(llm: LLM) -> None:
+    plan = offline_plan()
+    cut = Reply(files_json()[:30], stop="max_tokens")
+    llm.server.then(cut, cut, cut)
+    with pytest.raises(ProviderError, match="cut off at the output token limit") as failure:
+        generate(llm, plan.task("styles"), plan, {})
+    assert not failure.value.retryable
+    assert len(llm.server.requests) == 3

@@ -60,6 +60,13 @@ class Reply:
     chunks: list[str] | None = None
     # Called between streamed chunks, with the index of the next chunk: lets a test gate a stream.
     between_chunks: Callable[[int], None] | None = None
+    # Why the model stopped, in Anthropic's words: "end_turn", or "max_tokens" for a cut-off answer.
+    stop: str = "end_turn"
+
+    @property
+    def finish_reason(self) -> str:
+        """The same in OpenAI's words."""
+        return {"end_turn": "stop", "max_tokens": "length"}.get(self.stop, self.stop)
 
 
 Responder = Callable[[Recorded], Reply]
@@ -168,7 +175,7 @@ class AnthropicWire:
             "role": "assistant",
             "model": model,
             "content": [{"type": "text", "text": reply.text}],
-            "stop_reason": "end_turn",
+            "stop_reason": reply.stop,
             "stop_sequence": None,
             "usage": self._usage(reply.usage),
         }
@@ -206,7 +213,7 @@ class AnthropicWire:
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "delta": {"stop_reason": reply.stop, "stop_sequence": None},
                 "usage": {"output_tokens": reply.usage.output},
             },
         )
@@ -233,7 +240,7 @@ class OpenAIWire:
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": reply.text},
-                    "finish_reason": "stop",
+                    "finish_reason": reply.finish_reason,
                 }
             ],
             "usage": self._usage(reply.usage),
@@ -255,6 +262,13 @@ class OpenAIWire:
                     "choices": [{"index": 0, "delta": {"content": chunk}, "finish_reason": None}],
                 }
             )
+        yield data(
+            {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}],
+            }
+        )
         yield data(
             {
                 "id": "c",
