@@ -16,6 +16,7 @@ from sheen_pipeline.providers.prompts import Message, SystemBlock
 from sheen_pipeline.redaction import redact
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
+TRANSIENT_ERRORS = {"overloaded_error", "rate_limit_error", "api_error", "timeout_error"}
 
 
 def _usage(usage: Any) -> TokenUsage:
@@ -32,10 +33,11 @@ def _completion(message: Any) -> Completion:
     return Completion(text, _usage(message.usage), cut_off=message.stop_reason == "max_tokens")
 
 
-def _api_message(error: anthropic.APIStatusError) -> str:
+def _api_error(error: anthropic.APIStatusError) -> tuple[str, str]:
+    """The error's type (e.g. overloaded_error) and message, from its body."""
     body = error.body if isinstance(error.body, dict) else {}
     detail = body.get("error", {}) if isinstance(body.get("error"), dict) else {}
-    return str(detail.get("message") or error.message)
+    return str(detail.get("type") or ""), str(detail.get("message") or error.message)
 
 
 class AnthropicTransport:
@@ -45,6 +47,7 @@ class AnthropicTransport:
         self, api_key: str, model: str, max_tokens: int, timeout_s: int, max_retries: int
     ) -> None:
         self.model = model
+        self.max_retries = max_retries
         self.max_tokens = max_tokens
         self.timeout_s = timeout_s
         self._secrets = (api_key,)
@@ -80,8 +83,11 @@ class AnthropicTransport:
             yield
         except anthropic.APIStatusError as error:
             status = error.status_code
-            retryable = status in (408, 409, 429) or status >= 500
-            message = f"Anthropic API error {status}: {_api_message(error)}"
+            kind, detail = _api_error(error)
+            # An error sent inside a stream arrives with the stream's 200: its type decides.
+            retryable = status in (408, 409, 429) or status >= 500 or kind in TRANSIENT_ERRORS
+            where = f"{kind} inside the stream" if status == 200 else str(status)
+            message = f"Anthropic API error ({where}): {detail}"
             raise ProviderError(redact(message, self._secrets), retryable=retryable) from None
         except anthropic.APITimeoutError:
             raise ProviderError(

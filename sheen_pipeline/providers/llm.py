@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
@@ -13,7 +14,13 @@ from sheen_pipeline.execution.workspace import check_relative_path
 from sheen_pipeline.models import BuildRequest, Plan, Task
 from sheen_pipeline.planning.dag import check_tasks
 from sheen_pipeline.providers import prompts
-from sheen_pipeline.providers.base import DependencyRepair, GeneratedFiles, PlanDraft
+from sheen_pipeline.providers.backoff import backoff_s
+from sheen_pipeline.providers.base import (
+    DependencyRepair,
+    GeneratedFiles,
+    PlanDraft,
+    ProviderError,
+)
 from sheen_pipeline.providers.healing import Completion, Healed, Reask, heal, heal_async
 from sheen_pipeline.providers.partial_json import StreamedTaskReader
 from sheen_pipeline.providers.pricing import Price, priced
@@ -33,6 +40,7 @@ Schema = dict[str, Any]
 class ChatTransport(Protocol):
     name: str
     model: str
+    max_retries: int
 
     def complete(
         self, system: list[SystemBlock], messages: list[Message], schema: Schema
@@ -147,6 +155,27 @@ class LLMProvider:
             prompts.plan_request(request),
             json_schema(PlanSpec),
         )
+        shown: set[str] = set()
+        final: Completion | None = None
+        for attempt in range(self.transport.max_retries + 1):
+            try:
+                final = yield from self._stream_tasks(system, messages, schema, shown)
+                break
+            except ProviderError as error:
+                if not error.retryable or attempt == self.transport.max_retries:
+                    raise
+                time.sleep(backoff_s(attempt, None))
+        if final is None:
+            raise RuntimeError("the transport's stream ended without a final answer")
+        healed = self._healed(final, system, messages, schema, validate_plan, "plan")
+        summary, tasks = healed.value
+        yield PlanDraft(summary, tasks, healed.usage, healed.heals)
+
+    def _stream_tasks(
+        self, system: list[SystemBlock], messages: list[Message], schema: Schema, shown: set[str]
+    ) -> Generator[Task, None, Completion | None]:
+        """One streamed answer: each task not shown yet as soon as it is complete, then the
+        answer. A stream that breaks with a transient error is started again by the caller."""
         reader = StreamedTaskReader()
         final: Completion | None = None
         for item in self.transport.stream(system, messages, schema):
@@ -155,13 +184,10 @@ class LLMProvider:
                 continue
             for raw in reader.feed(item):
                 task = _streamed_task(raw)
-                if task is not None:
+                if task is not None and task.id not in shown:
+                    shown.add(task.id)
                     yield task
-        if final is None:
-            raise RuntimeError("the transport's stream ended without a final answer")
-        healed = self._healed(final, system, messages, schema, validate_plan, "plan")
-        summary, tasks = healed.value
-        yield PlanDraft(summary, tasks, healed.usage, healed.heals)
+        return final
 
     async def generate_files(
         self, task: Task, plan: Plan, context_files: Mapping[str, str]

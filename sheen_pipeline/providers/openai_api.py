@@ -4,7 +4,6 @@ streamed plan, an async client (httpx2, which the Anthropic SDK brings) for task
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +13,7 @@ import httpx2
 import requests
 
 from sheen_pipeline.models import TokenUsage
+from sheen_pipeline.providers.backoff import backoff_s
 from sheen_pipeline.providers.base import ProviderError
 from sheen_pipeline.providers.healing import Completion
 from sheen_pipeline.providers.loop_local import LoopLocal
@@ -21,9 +21,8 @@ from sheen_pipeline.providers.prompts import Message, SystemBlock
 from sheen_pipeline.redaction import redact
 
 CUT_OFF_REASON = "length"  # finish_reason of an answer that hit max_tokens
+TRANSIENT_ERRORS = {"overloaded_error", "rate_limit_error", "server_error", "api_error"}
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
-BACKOFF_BASE_S = 0.5
-BACKOFF_MAX_S = 8.0
 
 
 def _usage(usage: dict[str, Any] | None) -> TokenUsage:
@@ -35,15 +34,6 @@ def _usage(usage: dict[str, Any] | None) -> TokenUsage:
         cache_read_tokens=cached,
         output_tokens=int(usage.get("completion_tokens") or 0),
     )
-
-
-def _backoff_s(attempt: int, retry_after: str | None) -> float:
-    """The server's Retry-After when it gave one, else exponential backoff; with jitter."""
-    try:
-        delay = min(float(retry_after or ""), BACKOFF_MAX_S)
-    except ValueError:
-        delay = min(BACKOFF_BASE_S * 2**attempt, BACKOFF_MAX_S)
-    return delay * (1 - 0.25 * random.random())
 
 
 class OpenAICompatibleTransport:
@@ -116,7 +106,7 @@ class OpenAICompatibleTransport:
             if last_attempt:
                 raise self._error(problem, retryable=True)
             retry_after = None if response is None else response.headers.get("retry-after")
-            time.sleep(_backoff_s(attempt, retry_after))
+            time.sleep(backoff_s(attempt, retry_after))
         raise AssertionError("unreachable")
 
     async def _post_async(self, body: dict[str, Any]) -> Any:
@@ -138,8 +128,14 @@ class OpenAICompatibleTransport:
             if attempt == self.max_retries:
                 raise self._error(problem, retryable=True)
             retry_after = None if response is None else response.headers.get("retry-after")
-            await anyio.sleep(_backoff_s(attempt, retry_after))
+            await anyio.sleep(backoff_s(attempt, retry_after))
         raise AssertionError("unreachable")
+
+    def _stream_error(self, error: dict[str, Any]) -> ProviderError:
+        """An error sent inside a stream, classified like its HTTP twin."""
+        kind = str(error.get("type") or error.get("code") or "error")
+        transient = kind in TRANSIENT_ERRORS or error.get("code") in RETRYABLE_STATUS
+        return self._error(f"{kind} inside the stream: {error.get('message', '')}", transient)
 
     def _status_problem(self, status: int, text: str) -> str:
         """What an error status means; raises at once when retrying cannot help."""
@@ -186,6 +182,8 @@ class OpenAICompatibleTransport:
                 if payload == "[DONE]":
                     break
                 chunk = json.loads(payload)
+                if isinstance(chunk.get("error"), dict):
+                    raise self._stream_error(chunk["error"])
                 if chunk.get("usage"):
                     usage = _usage(chunk["usage"])
                 for choice in chunk.get("choices") or []:

@@ -276,3 +276,21 @@ def test_an_answer_that_is_always_cut_off_fails_clearly(llm: LLM) -> None:
         generate(llm, plan.task("styles"), plan, {})
     assert not failure.value.retryable
     assert len(llm.server.requests) == 3
+
+
+def test_an_overload_inside_the_stream_is_retried_without_repeating_tasks(llm: LLM) -> None:
+    text = plan_json()
+    llm.server.then(Reply(text, stream_error="overloaded_error"), Reply(text))
+    shown, draft = collect_plan(llm)
+    expected = [t.id for t in offline_plan().tasks]
+    assert [t.id for t in draft.tasks] == expected
+    assert [t.id for t in shown] == expected  # each task reported once across both streams
+    assert len(llm.server.requests) == 2
+
+
+def test_a_permanent_error_inside_the_stream_fails_at_once(llm: LLM) -> None:
+    llm.server.then(Reply(plan_json(), stream_error="invalid_request_error"))
+    with pytest.raises(ProviderError, match="invalid_request_error inside the stream") as failure:
+        collect_plan(llm)
+    assert not failure.value.retryable
+    assert len(llm.server.requests) == 1

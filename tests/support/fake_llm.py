@@ -62,6 +62,8 @@ class Reply:
     between_chunks: Callable[[int], None] | None = None
     # Why the model stopped, in Anthropic's words: "end_turn", or "max_tokens" for a cut-off answer.
     stop: str = "end_turn"
+    # A stream that sends this error type (e.g. "overloaded_error") after its chunks, with HTTP 200.
+    stream_error: str | None = None
 
     @property
     def finish_reason(self) -> str:
@@ -208,6 +210,10 @@ class AnthropicWire:
                     "delta": {"type": "text_delta", "text": chunk},
                 },
             )
+        if reply.stream_error:
+            error = {"type": reply.stream_error, "message": "Overloaded"}
+            yield event("error", {"type": "error", "error": error})
+            return
         yield event("content_block_stop", {"type": "content_block_stop", "index": 0})
         yield event(
             "message_delta",
@@ -262,6 +268,9 @@ class OpenAIWire:
                     "choices": [{"index": 0, "delta": {"content": chunk}, "finish_reason": None}],
                 }
             )
+        if reply.stream_error:
+            yield data({"error": {"type": reply.stream_error, "message": "Overloaded"}})
+            return
         yield data(
             {
                 "id": "c",
