@@ -30,7 +30,12 @@ def _usage(usage: Any) -> TokenUsage:
 
 def _completion(message: Any) -> Completion:
     text = "".join(block.text for block in message.content if block.type == "text")
-    return Completion(text, _usage(message.usage), cut_off=message.stop_reason == "max_tokens")
+    return Completion(
+        text,
+        _usage(message.usage),
+        cut_off=message.stop_reason == "max_tokens",
+        refused=message.stop_reason == "refusal",
+    )
 
 
 def _api_error(error: anthropic.APIStatusError) -> tuple[str, str]:

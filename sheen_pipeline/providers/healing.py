@@ -20,11 +20,13 @@ MAX_ERROR_CHARS = 1500
 
 @dataclass(frozen=True)
 class Completion:
-    """A model's raw answer and what it cost; cut_off when it ended at the output token limit."""
+    """A model's raw answer and what it cost; cut_off when it ended at the output token limit,
+    refused when the model declined (the text then says why, if anything)."""
 
     text: str
     usage: TokenUsage
     cut_off: bool = False
+    refused: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ def _healing(
     it needs and is sent the answer. Each local repair or re-ask that was needed is one heal."""
     answer, usage, heals = first, first.usage, 0
     for reasks in range(MAX_REASKS + 1):
+        if answer.refused:
+            reason = f": {answer.text.strip()[:MAX_ERROR_CHARS]}" if answer.text.strip() else ""
+            raise ProviderError(f"{what}: the model refused to answer{reason}")
         if answer.cut_off:
             problem = CUT_OFF
         else:

@@ -105,9 +105,12 @@ def _streamed_task(raw: dict[str, Any]) -> Task | None:
 
 def repair_conversation(messages: list[Message], reask: Reask) -> list[Message]:
     """The request again, with the invalid answer and what was wrong with it; a cut-off
-    answer is left out and asked for anew."""
+    answer is left out and asked for anew, and an empty one is not sent back (an empty
+    assistant turn is refused by the API)."""
     if reask.cut_off:
         return [*messages, prompts.cut_off_request()]
+    if not reask.invalid.strip():
+        return [*messages, prompts.repair_request(reask.problem)]
     return [
         *messages,
         {"role": "assistant", "content": reask.invalid},

@@ -161,11 +161,13 @@ class OpenAICompatibleTransport:
     def _completion(self, data: Any) -> Completion:
         try:
             choice = data["choices"][0]
-            text = choice["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError):
+            refusal = choice["message"].get("refusal") or ""
+            text = refusal or choice["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError, AttributeError):
             raise self._error(f"unexpected answer: {str(data)[:300]}", retryable=False) from None
         cut_off = choice.get("finish_reason") == CUT_OFF_REASON
-        return Completion(text, _usage(data.get("usage")), cut_off=cut_off)
+        usage = _usage(data.get("usage"))
+        return Completion(text, usage, cut_off=cut_off, refused=bool(refusal))
 
     def stream(
         self, system: list[SystemBlock], messages: list[Message], schema: dict[str, Any]

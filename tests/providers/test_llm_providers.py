@@ -294,3 +294,22 @@ def test_a_permanent_error_inside_the_stream_fails_at_once(llm: LLM) -> None:
         collect_plan(llm)
     assert not failure.value.retryable
     assert len(llm.server.requests) == 1
+
+
+def test_an_empty_answer_is_asked_again_without_an_empty_turn(llm: LLM) -> None:
+    plan = offline_plan()
+    llm.server.then(Reply(""), Reply(files_json()))
+    result = generate(llm, plan.task("styles"), plan, {})
+    assert dict(result.files) == {"styles.css": "body { color: red; }"} and result.heals == 1
+    again = llm.server.requests[1].body["messages"]
+    assert "assistant" not in [m["role"] for m in again]
+    assert "did not pass validation" in again[-1]["content"]
+
+
+def test_a_refusal_is_a_clear_permanent_failure(llm: LLM) -> None:
+    plan = offline_plan()
+    llm.server.then(Reply("I can't help with that.", stop="refusal"))
+    with pytest.raises(ProviderError, match="the model refused to answer: I can't help") as failure:
+        generate(llm, plan.task("styles"), plan, {})
+    assert not failure.value.retryable
+    assert len(llm.server.requests) == 1

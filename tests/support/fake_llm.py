@@ -68,7 +68,9 @@ class Reply:
     @property
     def finish_reason(self) -> str:
         """The same in OpenAI's words."""
-        return {"end_turn": "stop", "max_tokens": "length"}.get(self.stop, self.stop)
+        return {"end_turn": "stop", "max_tokens": "length", "refusal": "stop"}.get(
+            self.stop, self.stop
+        )
 
 
 Responder = Callable[[Recorded], Reply]
@@ -245,7 +247,8 @@ class OpenAIWire:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": reply.text},
+                    "message": {"role": "assistant", "content": reply.text}
+                    | ({"content": None, "refusal": reply.text} if reply.stop == "refusal" else {}),
                     "finish_reason": reply.finish_reason,
                 }
             ],
