@@ -91,8 +91,8 @@ class AnthropicTransport:
             kind, detail = _api_error(error)
             # An error sent inside a stream arrives with the stream's 200: its type decides.
             retryable = status in (408, 409, 429) or status >= 500 or kind in TRANSIENT_ERRORS
-            where = f"{kind} inside the stream" if status == 200 else str(status)
-            message = f"Anthropic API error ({where}): {detail}"
+            where = f"({kind} inside the stream)" if status == 200 else str(status)
+            message = f"Anthropic API error {where}: {detail}"
             raise ProviderError(redact(message, self._secrets), retryable=retryable) from None
         except anthropic.APITimeoutError:
             raise ProviderError(
