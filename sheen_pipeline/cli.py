@@ -34,10 +34,15 @@ def _ensure_dagster_home(settings: Settings) -> None:
 
 
 def _settings() -> Settings:
+    """The settings, checked before anything starts; an error names the variable."""
+    from sheen_pipeline.providers.pricing import load_prices
+
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
+        load_prices(settings.prices)
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
+    return settings
 
 
 @click.group()

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sheen_pipeline.config import ConfigError, Settings
+from tests.support.processes import sheen, sheen_cli_env
 
 
 @pytest.mark.parametrize(
@@ -39,3 +42,16 @@ def test_secrets_stay_out_of_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings.from_env()
     assert "hidden" not in repr(settings)
     assert set(settings.secrets) == {"sk-ant-hidden-123456789", "whsec-hidden"}
+
+
+@pytest.mark.parametrize(
+    "prices", ['{"m": 3}', '{"m": {"input": "x", "output": 1}}', '{"m": {"input": 3}}']
+)
+def test_a_malformed_price_table_stops_the_cli_before_it_starts(
+    tmp_path: Path, prices: str
+) -> None:
+    env = sheen_cli_env(tmp_path, SHEEN_PRICES=prices)
+    result = sheen(env, "status")
+    assert result.returncode == 2
+    assert "SHEEN_PRICES is not a valid price table" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -54,7 +54,7 @@ def load_prices(override: str) -> dict[str, Price]:
                 cache_write=Decimal(fields.get("cache_write", input_usd * Decimal("1.25"))),
                 cache_read=Decimal(fields.get("cache_read", input_usd * Decimal("0.1"))),
             )
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError) as error:
         raise ConfigError(f"SHEEN_PRICES is not a valid price table: {error!r}") from None
     return prices
 
