@@ -49,11 +49,6 @@ class Deployment:
     duration_s: float
 
 
-def total_usage(plan: Plan, results: Sequence[TaskResult]) -> TokenUsage:
-    """Planning plus every task: the exact total of the calls made for this build."""
-    return sum((r.usage for r in results), plan.planning_usage)
-
-
 class BuildTimeLimit(RuntimeError):
     """The build's current run used up SHEEN_BUILD_TIMEOUT_S."""
 
@@ -135,9 +130,11 @@ class BuildPipeline:
             )
             raise
         except Exception as error:
+            self._pay(build_id, error)
             self.fail(build_id, f"planning failed: {error}")
             raise
         plan = outcome.plan
+        self.store.add_usage(build_id, plan.planning_usage)
         self.store.save_plan(plan)
         for warning in outcome.warnings:
             self.events.emit(build_id, EventType.PLAN_WARNING, warning=warning)
@@ -229,6 +226,7 @@ class BuildPipeline:
                 raise BuildTimeLimit(f"the build ran out of its {limit}s limit") from None
             raise
         except Exception as error:
+            self._pay(build_id, error)
             self.events.emit(
                 build_id,
                 EventType.TASK_FAILED,
@@ -238,6 +236,7 @@ class BuildPipeline:
                 will_retry=retries_left and is_transient(error),
             )
             raise
+        self.store.add_usage(build_id, result.usage)
         self.events.emit(
             build_id,
             EventType.TASK_COMPLETED,
@@ -272,7 +271,7 @@ class BuildPipeline:
             files = build_static(workspace, dist)
         return BuildSummary(
             files=tuple(files),
-            usage=total_usage(plan, results),
+            usage=self.store.get_build(build_id).usage,
             task_count=len(plan.tasks),
             heals=plan.planning_heals + sum(r.heals for r in results),
             cache_hits=sum(r.cache_hit for r in results),
@@ -302,11 +301,18 @@ class BuildPipeline:
         )
         return Deployment(url, tuple(files), round(duration, 3))
 
+    def _pay(self, build_id: str, error: Exception) -> None:
+        """A failed provider call's answers were paid for: they count in the build's cost."""
+        if isinstance(error, ProviderError):
+            self.store.add_usage(build_id, error.usage)
+
     def fail(self, build_id: str, reason: str) -> None:
-        """Mark the build failed and emit build_failed, once per run however many steps fail."""
+        """Mark the build failed and emit build_failed (with what the build cost so far), once
+        per run however many steps fail."""
         reason = redact(reason, self.settings.secrets)
         if self.store.mark_failed(build_id, reason):
-            self.events.emit(build_id, EventType.BUILD_FAILED, reason=reason)
+            usage = usage_data(self.store.get_build(build_id).usage)
+            self.events.emit(build_id, EventType.BUILD_FAILED, reason=reason, usage=usage)
 
 
 @cache

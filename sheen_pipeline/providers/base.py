@@ -36,11 +36,15 @@ class DependencyRepair:
 
 class ProviderError(RuntimeError):
     """A provider call failed. The message is safe to show: it never contains a key.
-    `retryable` says whether the same call may succeed later (rate limit, overload, timeout)."""
+    `retryable` says whether the same call may succeed later (rate limit, overload, timeout);
+    `usage` is what the answers received before the failure cost (they are paid for too)."""
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool = False, usage: TokenUsage | None = None
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.usage = usage or TokenUsage()
 
 
 class Provider(Protocol):

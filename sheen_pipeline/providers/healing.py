@@ -69,7 +69,7 @@ def _healing(
     for reasks in range(MAX_REASKS + 1):
         if answer.refused:
             reason = f": {answer.text.strip()[:MAX_ERROR_CHARS]}" if answer.text.strip() else ""
-            raise ProviderError(f"{what}: the model refused to answer{reason}")
+            raise ProviderError(f"{what}: the model refused to answer{reason}", usage=usage)
         if answer.cut_off:
             problem = CUT_OFF
         else:
@@ -86,7 +86,8 @@ def _healing(
         answer = yield Reask(answer.text, problem, answer.cut_off)
         usage, heals = usage + answer.usage, heals + 1
     raise ProviderError(
-        f"{what}: the model's answer is still invalid after {MAX_REASKS} re-asks: {problem}"
+        f"{what}: the model's answer is still invalid after {MAX_REASKS} re-asks: {problem}",
+        usage=usage,
     )
 
 

@@ -130,6 +130,20 @@ class BuildStore:
         with self.engine.begin() as conn:
             _write(conn, build_id, status, error=error, **values)
 
+    def add_usage(self, build_id: str, usage: TokenUsage) -> TokenUsage:
+        """Add what calls made for the build cost (every paid call, whatever its outcome) to its
+        total; returns the new total."""
+        query = select(builds.c.usage_json).where(builds.c.build_id == build_id).with_for_update()
+        with self.engine.begin() as conn:
+            raw = conn.execute(query).scalar_one_or_none()
+            total = (TokenUsage.model_validate_json(raw) if raw else TokenUsage()) + usage
+            conn.execute(
+                update(builds)
+                .where(builds.c.build_id == build_id)
+                .values(usage_json=total.model_dump_json())
+            )
+        return total
+
     def start_run(self, build_id: str, run_id: str) -> BuildStatus | None:
         """Mark the build as building when a new run of it starts, returning the status it had;
         None for later steps of the same run, which leave a failure they recorded alone."""

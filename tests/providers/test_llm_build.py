@@ -11,7 +11,14 @@ from dagster import DagsterInstance
 
 from sheen_pipeline.defs.tags import MODEL, PROVIDER
 from tests.providers.conftest import llm_env
-from tests.support.fake_llm import AnthropicWire, FakeLLMServer, OpenAIWire
+from tests.support.fake_llm import (
+    AnthropicWire,
+    FakeLLMServer,
+    OpenAIWire,
+    Recorded,
+    Reply,
+    offline_answer,
+)
 from tests.support.processes import sheen, sheen_cli_env
 
 PROMPT = "a landing page for Blue Fern Coffee in Portland, with a signup form"
@@ -45,3 +52,35 @@ def test_sheen_build_against_a_real_wire_format(
             assert run.tags[MODEL] == (
                 "claude-sonnet-5-5" if kind == "anthropic" else "llama-3.3-70b"
             )
+
+
+def asked_task(request: Recorded) -> str | None:
+    """The id of the task a files request (or its re-ask) is about."""
+    if request.schema_title != "FilesSpec":
+        return None
+    first = next(m["content"] for m in request.body["messages"] if m["role"] == "user")
+    return str(json.loads(first.split("```json\n")[1].split("\n```")[0])["id"])
+
+
+def test_a_failed_build_reports_every_paid_call(tmp_path: Path) -> None:
+    def answer(request: Recorded) -> Reply:
+        if asked_task(request) == "forms":
+            return Reply("this is not JSON at all")  # paid for, and never valid
+        return offline_answer(request)
+
+    with FakeLLMServer(AnthropicWire(), default=answer) as server:
+        env = sheen_cli_env(tmp_path, **llm_env("anthropic", server))
+        result = sheen(env, "build", PROMPT, "--json")
+        summary = json.loads(result.stdout.strip().splitlines()[-1])
+        events = json.loads(
+            "["
+            + ",".join(sheen(env, "events", summary["build_id"], "--json").stdout.splitlines())
+            + "]"
+        )
+    assert summary["status"] == "failed" and "still invalid" in summary["error"]
+    calls = len(server.requests)
+    assert [asked_task(r) for r in server.requests].count("forms") == 3  # the answer and 2 re-asks
+    assert summary["tokens"]["input"] == 1000 * calls
+    assert Decimal(str(summary["cost_usd"])) == Decimal("0.0105") * calls
+    (failed,) = [e for e in events if e["type"] == "build_failed"]
+    assert Decimal(failed["data"]["usage"]["cost_usd"]) == Decimal("0.0105") * calls
