@@ -25,8 +25,12 @@ TRANSIENT_ERRORS = {"overloaded_error", "rate_limit_error", "server_error", "api
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
 
 
+UNKNOWN_USAGE = TokenUsage(cost_usd=None)  # a server that reports no usage: cost unknown, not $0
+
+
 def _usage(usage: dict[str, Any] | None) -> TokenUsage:
-    usage = usage or {}
+    if not usage:
+        return UNKNOWN_USAGE
     prompt = int(usage.get("prompt_tokens") or 0)
     cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
     return TokenUsage(
@@ -174,7 +178,7 @@ class OpenAICompatibleTransport:
     ) -> Iterator[str | Completion]:
         response = self._post(self._body(system, messages, schema, stream=True))
         parts: list[str] = []
-        usage = TokenUsage()
+        usage = UNKNOWN_USAGE
         cut_off = False
         try:
             for line in response.iter_lines(chunk_size=None, decode_unicode=True):

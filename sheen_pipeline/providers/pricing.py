@@ -67,8 +67,9 @@ def _read(path: str) -> str:
 
 
 def priced(usage: TokenUsage, price: Price | None) -> TokenUsage:
-    """The same usage with its exact cost, or cost None when the price is unknown."""
-    if price is None:
+    """The same usage with its exact cost, or cost None when the price (or the usage) is
+    unknown."""
+    if price is None or usage.cost_usd is None:
         return usage.model_copy(update={"cost_usd": None})
     cost = (
         usage.input_tokens * price.input

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from decimal import Decimal
+from pathlib import Path
 
 import anyio
 import pytest
@@ -16,8 +17,8 @@ from sheen_pipeline.planning.planner import make_plan
 from sheen_pipeline.providers.base import GeneratedFiles, PlanDraft, ProviderError
 from sheen_pipeline.providers.offline import OfflineProvider
 from sheen_pipeline.providers.schemas import FilesSpec, PlanSpec, TaskSpec
-from tests.providers.conftest import LLM
-from tests.support.fake_llm import Reply, Usage
+from tests.providers.conftest import LLM, OPENAI_KEY, llm_env
+from tests.support.fake_llm import FakeLLMServer, OpenAIWire, Reply, Usage
 
 PROMPT = "a landing page for Blue Fern Coffee in Portland, with a signup form"
 SONNET = {"input": Decimal(3), "output": Decimal(15)}
@@ -313,3 +314,16 @@ def test_a_refusal_is_a_clear_permanent_failure(llm: LLM) -> None:
         generate(llm, plan.task("styles"), plan, {})
     assert not failure.value.retryable
     assert len(llm.server.requests) == 1
+
+
+def test_a_server_that_reports_no_usage_gives_an_unknown_cost(
+    sheen_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = offline_plan()
+    with FakeLLMServer(OpenAIWire()) as server:
+        for name, value in llm_env("openai", server).items():
+            monkeypatch.setenv(name, value)
+        server.then(Reply(files_json(), reports_usage=False))
+        llm = LLM("openai", server, OPENAI_KEY)
+        result = generate(llm, plan.task("styles"), plan, {})
+    assert result.usage.cost_usd is None and result.usage.total_tokens == 0

@@ -64,6 +64,8 @@ class Reply:
     stop: str = "end_turn"
     # A stream that sends this error type (e.g. "overloaded_error") after its chunks, with HTTP 200.
     stream_error: str | None = None
+    # False: an OpenAI-compatible server that reports no usage.
+    reports_usage: bool = True
 
     @property
     def finish_reason(self) -> str:
@@ -252,8 +254,7 @@ class OpenAIWire:
                     "finish_reason": reply.finish_reason,
                 }
             ],
-            "usage": self._usage(reply.usage),
-        }
+        } | ({"usage": self._usage(reply.usage)} if reply.reports_usage else {})
 
     def error(self, reply: Reply) -> dict[str, Any]:
         return {"error": {"type": reply.error_type, "message": reply.text}}
