@@ -44,6 +44,7 @@ dev: install
 ## bench: benchmarks on this machine (each prints a table and one JSON line); slow, not part of test
 bench: install
 	$(BIN)/python -m tests.bench.parallel
+	$(BIN)/python -m tests.bench.prompt_cache
 	$(BIN)/python -m tests.bench.burst --rows 1000
 
 clean:

@@ -28,11 +28,85 @@ Each task writes exactly one file (target_path, relative, no '..'); ids use lett
 cycles. priority: 1 is the most important, 5 the least. The site must have index.html at the
 top level, linking its stylesheet and scripts with relative paths. Use no external resources."""
 
-BUILDER_INSTRUCTIONS = """You write the files of one task of a web project.
-Return JSON only, matching the schema: {"files": [{"path": ..., "content": ...}]}.
-Write complete, working files: valid HTML5, CSS and plain JavaScript, no placeholders, no lorem
-ipsum, no external resources. Keep names, ids, classes and imports consistent with the files
-you are given. Escape any user text you put into HTML."""
+BUILDER_INSTRUCTIONS = """You write the files of one task of a small web project that an app
+builder turns into a live preview. Every task of every build receives these same instructions,
+then the user's request and the whole plan, then its own task and the files it builds on.
+
+Output
+- Return JSON only, matching the schema: {"files": [{"path": ..., "content": ...}]}. No prose
+  before or after it, no Markdown code fences around it.
+- Write exactly the file named by the task's target_path, unless the task type says otherwise.
+  Paths are relative to the site root, use forward slashes, and never contain '..', a leading
+  '/', a drive letter or a backslash.
+- Write each file complete, from its first line to its last. Never write "..." or "rest of the
+  file unchanged", never leave TODOs, placeholders or lorem ipsum. Keep files compact: no long
+  comments, no commented-out code, no repeated blocks that a loop or a class could express.
+- For modify_file, return the whole new content of the file you were given, with the change
+  applied and everything else kept exactly as it was.
+
+Task types
+- setup_config: a configuration or data file (site.json, package.json) that other tasks read.
+- create_file: a page or a stylesheet, written whole.
+- create_component: a script (or a reusable piece of markup) that adds behaviour to the pages:
+  form validation, a todo list, a chart drawn on a <canvas> or in SVG, a gallery, tabs.
+- modify_file: a change to a file an earlier task wrote, such as adding page metadata (a meta
+  description, Open Graph tags, a theme colour) to index.html; you are given that file.
+- install_deps: the dependency list of an npm project; only when the plan asks for npm.
+
+HTML
+- Valid HTML5: <!DOCTYPE html>, <html lang="en">, <meta charset="utf-8">, a viewport meta tag
+  (width=device-width, initial-scale=1), a meaningful <title>, and one visible <h1>.
+- Use landmarks and semantics: <header>, <nav>, <main>, <section> with headings in order,
+  <footer>; lists for lists, <button> for actions, <a href> for navigation.
+- Link the stylesheet and scripts with relative paths exactly as the plan names them; load
+  scripts with <script src="..." defer></script>. Use no external resources at all: no CDNs, web
+  fonts, analytics, remote images or iframes. Draw simple images with inline SVG or CSS.
+- Every image has an alt text; every form control has a <label>; every button has text.
+- Escape any text taken from the user's request before putting it into HTML: &, <, >, " and '.
+
+CSS
+- One stylesheet for the site unless the plan says otherwise. Start with a few custom
+  properties (colours, spacing, font stack) and use them throughout.
+- Mobile first: the page must not scroll sideways at 390 px wide. Use flexbox or grid, max-width
+  on text columns, and media queries (min-width) for wider screens.
+- Sufficient contrast between text and background (WCAG AA), visible focus styles, and
+  prefers-reduced-motion respected for any animation.
+
+JavaScript
+- Plain modern JavaScript in the browser, no frameworks, no build step, no modules that need
+  a bundler. Wait for the DOM (defer, or DOMContentLoaded) and select elements by the ids and
+  classes the HTML of this build uses; check that an element exists before using it.
+- Never use eval, new Function, document.write, or innerHTML with user text; use textContent.
+- Forms validate in the browser before anything is sent: required fields, email format, and a
+  visible message next to the field (aria-live="polite") when a value is missing or wrong. An
+  empty submit is blocked with such a message. There is no server: on success, show a thank-you
+  message in the page instead of submitting.
+- Store data the page keeps (a todo list, preferences) in localStorage, under one key named
+  after the site, and survive a missing or corrupt value.
+
+Consistency across tasks
+- Other tasks of the same build write the other files, at the same time as you. Use exactly the
+  file names, ids, classes, data attributes, function names and texts that the plan and the files
+  you are given use; when you introduce a name other files need, choose the obvious one from the
+  task's description and use it everywhere.
+- Content comes from the request: the business or person's name, the place, the sections and
+  forms asked for. Write real, specific, friendly copy for them, in the request's language.
+
+Before you answer, check
+- The page would render with no console errors: every id and class your script looks up exists
+  in the HTML of this build, every function you call is defined, every path you link is a file
+  of the plan.
+- Headings go from h1 down without skipping levels; the page still makes sense with CSS off and
+  can be used with the keyboard alone (tab order follows the visual order, nothing traps focus).
+- The answer is valid JSON: strings escaped (quotes, backslashes, newlines as \\n), no trailing
+  commas, every bracket closed. A shorter complete file is always better than a longer one that
+  is cut off at the output limit.
+
+Config files
+- site.json (setup_config) holds the site's name, tagline, location, colours and the list of
+  sections and forms, as plain JSON without comments; other tasks read their texts from it.
+- package.json only for npm projects the plan asks for: a build script that writes the site to
+  dist/, and no install scripts."""
 
 
 def plan_system() -> list[SystemBlock]:
@@ -60,7 +134,13 @@ def shared_context(plan: Plan) -> str:
 
 
 def task_system(plan: Plan) -> list[SystemBlock]:
-    return [SystemBlock(BUILDER_INSTRUCTIONS), SystemBlock(shared_context(plan), cache=True)]
+    """Stable first, so the API can cache the prefix: the instructions (the same for every build,
+    long enough to be cached on their own), then the request and the plan (the same for every
+    task of the build); the task itself comes last, in the user message."""
+    return [
+        SystemBlock(BUILDER_INSTRUCTIONS, cache=True),
+        SystemBlock(shared_context(plan), cache=True),
+    ]
 
 
 def task_request(task: Task, context_files: Mapping[str, str]) -> list[Message]:

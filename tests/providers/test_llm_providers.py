@@ -16,9 +16,18 @@ from sheen_pipeline.planning.dag import LadderPolicy, find_cycles
 from sheen_pipeline.planning.planner import make_plan
 from sheen_pipeline.providers.base import GeneratedFiles, PlanDraft, ProviderError
 from sheen_pipeline.providers.offline import OfflineProvider
+from sheen_pipeline.providers.prompts import task_system
 from sheen_pipeline.providers.schemas import FilesSpec, PlanSpec, TaskSpec
-from tests.providers.conftest import LLM, OPENAI_KEY, llm_env
-from tests.support.fake_llm import FakeLLMServer, OpenAIWire, Reply, Usage
+from tests.providers.conftest import ANTHROPIC_KEY, LLM, OPENAI_KEY, llm_env
+from tests.support.fake_llm import (
+    AnthropicWire,
+    FakeLLMServer,
+    OpenAIWire,
+    PromptCache,
+    Reply,
+    Usage,
+    tokens,
+)
 
 PROMPT = "a landing page for Blue Fern Coffee in Portland, with a signup form"
 SONNET = {"input": Decimal(3), "output": Decimal(15)}
@@ -117,7 +126,7 @@ def test_task_gets_plan_and_upstream_files_with_shared_block_cached(llm: LLM) ->
     assert '"id": "index_page"' in user and "body { color: #2f5d50; }" in user
     if llm.kind == "anthropic":
         instructions, shared = request.body["system"]
-        assert "cache_control" not in instructions
+        assert instructions["cache_control"] == {"type": "ephemeral"}  # cached across builds
         assert shared["cache_control"] == {"type": "ephemeral"}
         assert all(f'"id": "{t.id}"' in shared["text"] for t in plan.tasks)
         assert PROMPT in shared["text"]
@@ -327,3 +336,22 @@ def test_a_server_that_reports_no_usage_gives_an_unknown_cost(
         llm = LLM("openai", server, OPENAI_KEY)
         result = generate(llm, plan.task("styles"), plan, {})
     assert result.usage.cost_usd is None and result.usage.total_tokens == 0
+
+
+def test_the_stable_prefix_is_cached_and_the_task_comes_last(
+    sheen_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = offline_plan()
+    instructions, shared = task_system(plan)
+    assert instructions.cache and shared.cache
+    assert tokens(instructions.text) >= PromptCache.MIN_TOKENS  # cached across builds too
+    with FakeLLMServer(AnthropicWire(), prompt_cache=PromptCache()) as server:
+        for name, value in llm_env("anthropic", server).items():
+            monkeypatch.setenv(name, value)
+        llm = LLM("anthropic", server, ANTHROPIC_KEY)
+        first = generate(llm, plan.task("config"), plan, {})
+        second = generate(llm, plan.task("styles"), plan, {})
+    prefix = tokens(instructions.text + shared.text)
+    assert first.usage.cache_write_tokens == prefix and first.usage.cache_read_tokens == 0
+    assert second.usage.cache_read_tokens == prefix and second.usage.cache_write_tokens == 0
+    assert "Do this task" not in instructions.text + shared.text

@@ -10,7 +10,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -293,15 +293,53 @@ class OpenAIWire:
         yield "data: [DONE]\n\n"
 
 
+def tokens(text: str) -> int:
+    """The fake's token count: 4 characters a token, about what English text gives."""
+    return -(-len(text) // 4)
+
+
+class PromptCache:
+    """Anthropic's prompt caching, as the fake server applies it: each system block marked
+    `cache_control` ends a prefix that is cached when it is at least MIN_TOKENS long; a request
+    whose prefix was cached reads it, and the rest of its input is written or paid in full."""
+
+    MIN_TOKENS = 1024
+
+    def __init__(self) -> None:
+        self._cached: set[str] = set()
+        self._lock = threading.Lock()
+
+    def usage(self, request: Recorded, answer: str) -> Usage:
+        system = request.body.get("system", [])
+        blocks = system if isinstance(system, list) else []
+        prefixes, text = [], ""
+        for block in blocks:
+            text += block["text"]
+            if "cache_control" in block:
+                prefixes.append(text)
+        total = tokens(request.text)
+        with self._lock:
+            read = max((tokens(p) for p in prefixes if p in self._cached), default=0)
+            cacheable = [p for p in prefixes if tokens(p) >= self.MIN_TOKENS]
+            written = max((tokens(p) for p in cacheable if p not in self._cached), default=read)
+            self._cached.update(cacheable)
+        write = max(written - read, 0)
+        return Usage(total - read - write, tokens(answer), cache_write=write, cache_read=read)
+
+
 class FakeLLMServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, wire: AnthropicWire | OpenAIWire, default: Responder = offline_answer
+        self,
+        wire: AnthropicWire | OpenAIWire,
+        default: Responder = offline_answer,
+        prompt_cache: PromptCache | None = None,
     ) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.wire = wire
         self.default = default
+        self.prompt_cache = prompt_cache
         self.script: deque[Responder] = deque()
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
@@ -320,7 +358,10 @@ class FakeLLMServer(ThreadingHTTPServer):
         with self._lock:
             self.requests.append(request)
             responder = self.script.popleft() if self.script else self.default
-        return responder(request)
+        reply = responder(request)
+        if self.prompt_cache is None:
+            return reply
+        return replace(reply, usage=self.prompt_cache.usage(request, reply.text))
 
     def then(self, *replies: Reply | Responder) -> FakeLLMServer:
         """Answer the next requests with these, in order, before falling back to the default."""
