@@ -56,12 +56,11 @@ class AnthropicTransport:
         self.max_tokens = max_tokens
         self.timeout_s = timeout_s
         self._secrets = (api_key,)
-        # base_url comes from ANTHROPIC_BASE_URL when set; the SDK retries 408/409/429/5xx,
-        # overload (529), timeouts and connection errors with exponential backoff.
+        # base_url comes from ANTHROPIC_BASE_URL when set.
         options: dict[str, Any] = {
             "api_key": api_key,
             "timeout": float(timeout_s),
-            "max_retries": max_retries,
+            "max_retries": 0,  # the provider retries, the same way on every path
         }
         self._client = anthropic.Anthropic(**options)
         self._async_client = LoopLocal(lambda: anthropic.AsyncAnthropic(**options))
@@ -93,7 +92,10 @@ class AnthropicTransport:
             retryable = status in (408, 409, 429) or status >= 500 or kind in TRANSIENT_ERRORS
             where = f"({kind} inside the stream)" if status == 200 else str(status)
             message = f"Anthropic API error {where}: {detail}"
-            raise ProviderError(redact(message, self._secrets), retryable=retryable) from None
+            retry_after = error.response.headers.get("retry-after")
+            raise ProviderError(
+                redact(message, self._secrets), retryable=retryable, retry_after=retry_after
+            ) from None
         except anthropic.APITimeoutError:
             raise ProviderError(
                 f"Anthropic API timed out after {self.timeout_s}s", retryable=True

@@ -1,8 +1,18 @@
-"""How long to wait before another attempt of a provider call, in one place for every path."""
+"""Another attempt of a provider call after a transient error, and how long to wait first: in
+one place for every provider and path (Retry-After honoured, but never beyond BACKOFF_MAX_S)."""
 
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import anyio
+
+from sheen_pipeline.providers.base import ProviderError
+
+T = TypeVar("T")
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 8.0
@@ -15,3 +25,25 @@ def backoff_s(attempt: int, retry_after: str | None) -> float:
     except ValueError:
         delay = min(BACKOFF_BASE_S * 2**attempt, BACKOFF_MAX_S)
     return delay * (1 - 0.25 * random.random())
+
+
+def with_retries(call: Callable[[], T], max_retries: int) -> T:
+    for attempt in range(max_retries + 1):
+        try:
+            return call()
+        except ProviderError as error:
+            if not error.retryable or attempt == max_retries:
+                raise
+            time.sleep(backoff_s(attempt, error.retry_after))
+    raise AssertionError("unreachable")
+
+
+async def with_retries_async(call: Callable[[], Awaitable[T]], max_retries: int) -> T:
+    for attempt in range(max_retries + 1):
+        try:
+            return await call()
+        except ProviderError as error:
+            if not error.retryable or attempt == max_retries:
+                raise
+            await anyio.sleep(backoff_s(attempt, error.retry_after))
+    raise AssertionError("unreachable")

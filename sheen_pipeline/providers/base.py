@@ -37,14 +37,21 @@ class DependencyRepair:
 class ProviderError(RuntimeError):
     """A provider call failed. The message is safe to show: it never contains a key.
     `retryable` says whether the same call may succeed later (rate limit, overload, timeout);
-    `usage` is what the answers received before the failure cost (they are paid for too)."""
+    `usage` is what the answers received before the failure cost (they are paid for too);
+    `retry_after` is the server's Retry-After header, if it sent one."""
 
     def __init__(
-        self, message: str, *, retryable: bool = False, usage: TokenUsage | None = None
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        usage: TokenUsage | None = None,
+        retry_after: str | None = None,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.usage = usage or TokenUsage()
+        self.retry_after = retry_after
 
 
 class Provider(Protocol):

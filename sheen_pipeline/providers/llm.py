@@ -14,7 +14,7 @@ from sheen_pipeline.execution.workspace import check_relative_path
 from sheen_pipeline.models import BuildRequest, Plan, Task
 from sheen_pipeline.planning.dag import check_tasks
 from sheen_pipeline.providers import prompts
-from sheen_pipeline.providers.backoff import backoff_s
+from sheen_pipeline.providers.backoff import backoff_s, with_retries, with_retries_async
 from sheen_pipeline.providers.base import (
     DependencyRepair,
     GeneratedFiles,
@@ -131,12 +131,19 @@ class LLMProvider:
     def _ask(
         self, system: list[SystemBlock], messages: list[Message], schema: Schema
     ) -> Completion:
-        return self._priced(self.transport.complete(system, messages, schema))
+        completion = with_retries(
+            lambda: self.transport.complete(system, messages, schema), self.transport.max_retries
+        )
+        return self._priced(completion)
 
     async def _ask_async(
         self, system: list[SystemBlock], messages: list[Message], schema: Schema
     ) -> Completion:
-        return self._priced(await self.transport.complete_async(system, messages, schema))
+        completion = await with_retries_async(
+            lambda: self.transport.complete_async(system, messages, schema),
+            self.transport.max_retries,
+        )
+        return self._priced(completion)
 
     def _healed(
         self,
@@ -167,7 +174,7 @@ class LLMProvider:
             except ProviderError as error:
                 if not error.retryable or attempt == self.transport.max_retries:
                     raise
-                time.sleep(backoff_s(attempt, None))
+                time.sleep(backoff_s(attempt, error.retry_after))
         if final is None:
             raise RuntimeError("the transport's stream ended without a final answer")
         healed = self._healed(final, system, messages, schema, validate_plan, "plan")

@@ -4,16 +4,13 @@ streamed plan, an async client (httpx2, which the Anthropic SDK brings) for task
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-import anyio
 import httpx2
 import requests
 
 from sheen_pipeline.models import TokenUsage
-from sheen_pipeline.providers.backoff import backoff_s
 from sheen_pipeline.providers.base import ProviderError
 from sheen_pipeline.providers.healing import Completion
 from sheen_pipeline.providers.loop_local import LoopLocal
@@ -91,49 +88,33 @@ class OpenAICompatibleTransport:
         return body
 
     def _post(self, body: dict[str, Any]) -> requests.Response:
-        """POST with bounded retries and exponential backoff with jitter on transient errors."""
-        for attempt in range(self.max_retries + 1):
-            last_attempt = attempt == self.max_retries
-            response: requests.Response | None = None
-            try:
-                response = self._session.post(
-                    self.url, json=body, timeout=self.timeout_s, stream=bool(body.get("stream"))
-                )
-            except requests.Timeout:
-                problem = f"timed out after {self.timeout_s}s"
-            except requests.ConnectionError as error:
-                problem = f"cannot connect: {error}"
-            else:
-                if response.status_code < 400:
-                    return response
-                problem = self._status_problem(response.status_code, response.text)
-            if last_attempt:
-                raise self._error(problem, retryable=True)
-            retry_after = None if response is None else response.headers.get("retry-after")
-            time.sleep(backoff_s(attempt, retry_after))
-        raise AssertionError("unreachable")
+        """One POST; a failure is a ProviderError saying whether another attempt may help (the
+        provider retries, the same way on every path)."""
+        try:
+            response = self._session.post(
+                self.url, json=body, timeout=self.timeout_s, stream=bool(body.get("stream"))
+            )
+        except requests.Timeout:
+            raise self._error(f"timed out after {self.timeout_s}s", retryable=True) from None
+        except requests.ConnectionError as error:
+            raise self._error(f"cannot connect: {error}", retryable=True) from None
+        if response.status_code >= 400:  # (a streamed body is read only when it is an error)
+            raise self._status_error(response.status_code, response.text, response.headers)
+        return response
 
     async def _post_async(self, body: dict[str, Any]) -> Any:
         """_post for task calls: cancelling it (a task's time limit) closes the request."""
-        for attempt in range(self.max_retries + 1):
-            response: httpx2.Response | None = None
-            try:
-                response = await self._async_client.get().post(
-                    self.url, json=body, timeout=self.timeout_s
-                )
-            except httpx2.TimeoutException:
-                problem = f"timed out after {self.timeout_s}s"
-            except httpx2.TransportError as error:
-                problem = f"cannot connect: {error}"
-            else:
-                if response.status_code < 400:
-                    return response.json()
-                problem = self._status_problem(response.status_code, response.text)
-            if attempt == self.max_retries:
-                raise self._error(problem, retryable=True)
-            retry_after = None if response is None else response.headers.get("retry-after")
-            await anyio.sleep(backoff_s(attempt, retry_after))
-        raise AssertionError("unreachable")
+        try:
+            response = await self._async_client.get().post(
+                self.url, json=body, timeout=self.timeout_s
+            )
+        except httpx2.TimeoutException:
+            raise self._error(f"timed out after {self.timeout_s}s", retryable=True) from None
+        except httpx2.TransportError as error:
+            raise self._error(f"cannot connect: {error}", retryable=True) from None
+        if response.status_code >= 400:
+            raise self._status_error(response.status_code, response.text, response.headers)
+        return response.json()
 
     def _stream_error(self, error: dict[str, Any]) -> ProviderError:
         """An error sent inside a stream, classified like its HTTP twin."""
@@ -141,16 +122,18 @@ class OpenAICompatibleTransport:
         transient = kind in TRANSIENT_ERRORS or error.get("code") in RETRYABLE_STATUS
         return self._error(f"{kind} inside the stream: {error.get('message', '')}", transient)
 
-    def _status_problem(self, status: int, text: str) -> str:
-        """What an error status means; raises at once when retrying cannot help."""
-        problem = f"HTTP {status}: {text[:500]}"
-        if status not in RETRYABLE_STATUS:
-            raise self._error(problem, retryable=False)
-        return problem
+    def _status_error(self, status: int, text: str, headers: Mapping[str, str]) -> ProviderError:
+        return self._error(
+            f"HTTP {status}: {text[:500]}",
+            retryable=status in RETRYABLE_STATUS,
+            retry_after=headers.get("retry-after"),
+        )
 
-    def _error(self, problem: str, retryable: bool) -> ProviderError:
+    def _error(
+        self, problem: str, retryable: bool, retry_after: str | None = None
+    ) -> ProviderError:
         message = redact(f"OpenAI-compatible server {self.url}: {problem}", self._secrets)
-        return ProviderError(message, retryable=retryable)
+        return ProviderError(message, retryable=retryable, retry_after=retry_after)
 
     def complete(
         self, system: list[SystemBlock], messages: list[Message], schema: dict[str, Any]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from sheen_pipeline.models import Plan, Task, parse_build_request
 from sheen_pipeline.planning.dag import LadderPolicy, find_cycles
 from sheen_pipeline.planning.planner import make_plan
+from sheen_pipeline.providers.backoff import BACKOFF_MAX_S, backoff_s
 from sheen_pipeline.providers.base import GeneratedFiles, PlanDraft, ProviderError
 from sheen_pipeline.providers.offline import OfflineProvider
 from sheen_pipeline.providers.prompts import task_system
@@ -355,3 +357,16 @@ def test_the_stable_prefix_is_cached_and_the_task_comes_last(
     assert first.usage.cache_write_tokens == prefix and first.usage.cache_read_tokens == 0
     assert second.usage.cache_read_tokens == prefix and second.usage.cache_write_tokens == 0
     assert "Do this task" not in instructions.text + shared.text
+
+
+def test_retry_after_is_read_on_both_paths_and_capped(
+    llm: LLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHEEN_LLM_MAX_RETRIES", "0")
+    plan = offline_plan()
+    limited = Reply("slow down", status=429, error_type="rate_limit_error")
+    llm.server.then(replace(limited, headers={"retry-after": "20"}))
+    with pytest.raises(ProviderError) as failure:
+        generate(llm, plan.task("styles"), plan, {})
+    assert failure.value.retryable and failure.value.retry_after == "20"
+    assert backoff_s(0, "20") <= BACKOFF_MAX_S  # a 20 s Retry-After waits 8 s at most
