@@ -22,7 +22,13 @@ from sheen_pipeline.execution.workspace import Workspace
 from sheen_pipeline.logs import configure_logging
 from sheen_pipeline.models import BuildRequest, FileArtifact, Plan, Task, TaskResult, TokenUsage
 from sheen_pipeline.planning.dag import LadderPolicy, PlanBlocked
-from sheen_pipeline.planning.planner import OnTask, PlanOutcome, make_plan, receive_draft
+from sheen_pipeline.planning.planner import (
+    OnRetract,
+    OnTask,
+    PlanOutcome,
+    make_plan,
+    receive_draft,
+)
 from sheen_pipeline.providers import select_provider
 from sheen_pipeline.providers.base import PlanDraft, Provider, ProviderError
 from sheen_pipeline.redaction import redact
@@ -117,8 +123,11 @@ class BuildPipeline:
             self.events.emit(build_id, EventType.PLAN_PARTIAL, task=task.model_dump(mode="json"))
             on_task(task)
 
+        def retract(task_ids: list[str]) -> None:
+            self.events.emit(build_id, EventType.PLAN_PARTIAL_RETRACTED, task_ids=task_ids)
+
         try:
-            draft, cache_hit = self._draft(request, partial)
+            draft, cache_hit = self._draft(request, partial, retract)
             outcome = make_plan(request, build_id, self.provider, self.ladder_policy, draft=draft)
         except PlanBlocked as blocked:
             self.store.set_status(build_id, BuildStatus.BLOCKED, error=str(blocked))
@@ -151,7 +160,9 @@ class BuildPipeline:
         )
         return outcome
 
-    def _draft(self, request: BuildRequest, on_task: OnTask) -> tuple[PlanDraft, bool]:
+    def _draft(
+        self, request: BuildRequest, on_task: OnTask, on_retract: OnRetract
+    ) -> tuple[PlanDraft, bool]:
         """An identical request (same prompt, framework, provider and model) reuses the stored
         draft at no cost; otherwise the provider streams one, which is stored."""
         key = plan_fingerprint(request, self.provider.name, self.provider.model)
@@ -159,7 +170,7 @@ class BuildPipeline:
         if cached is not None:
             tasks = tuple(Task.model_validate(t) for t in cached["tasks"])
             return PlanDraft(cached["summary"], tasks, TokenUsage()), True
-        draft = receive_draft(self.provider, request, on_task)
+        draft = receive_draft(self.provider, request, on_task, on_retract)
         tasks_json = [t.model_dump(mode="json") for t in draft.tasks]
         self.cache.put(key, {"summary": draft.summary, "tasks": tasks_json})
         return draft, False

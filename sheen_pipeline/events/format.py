@@ -23,6 +23,9 @@ _LINES: dict[EventType, Callable[[dict[str, Any]], str]] = {
         "re-execution started" if d.get("reexecution") else "planning"
     ),
     EventType.PLAN_PARTIAL: _task,
+    EventType.PLAN_PARTIAL_RETRACTED: lambda d: (
+        f"plan_partial retracted: {', '.join(d['task_ids'])} (the answer was replaced)"
+    ),
     EventType.PLAN_GENERATED: lambda d: (
         f"plan ready with {len(d['tasks'])} tasks (provider {d['provider']}, model {d['model']})"
     ),

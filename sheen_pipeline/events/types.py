@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 class EventType(StrEnum):
     BUILD_STARTED = "build_started"
     PLAN_PARTIAL = "plan_partial"
+    PLAN_PARTIAL_RETRACTED = "plan_partial_retracted"
     PLAN_GENERATED = "plan_generated"
     PLAN_WARNING = "plan_warning"
     PLAN_BLOCKED = "plan_blocked"

@@ -32,13 +32,25 @@ class PlanOutcome:
 
 
 OnTask = Callable[[Task], None]
+OnRetract = Callable[[list[str]], None]
 
 
-def receive_draft(provider: Provider, request: BuildRequest, on_task: OnTask) -> PlanDraft:
-    """Report each task as it streams in; the draft comes last."""
+def receive_draft(
+    provider: Provider,
+    request: BuildRequest,
+    on_task: OnTask,
+    on_retract: OnRetract = lambda _ids: None,
+) -> PlanDraft:
+    """Report each task as it streams in; the draft comes last. Tasks reported from an answer
+    that was then replaced (healed by a re-ask) and are not in the draft are retracted."""
+    shown: list[Task] = []
     for item in provider.stream_plan(request):
         if isinstance(item, PlanDraft):
+            retracted = [task.id for task in shown if task not in item.tasks]
+            if retracted:
+                on_retract(retracted)
             return item
+        shown.append(item)
         on_task(item)
     raise RuntimeError(f"provider {provider.name} ended the plan stream without a plan")
 

@@ -84,3 +84,23 @@ def test_a_failed_build_reports_every_paid_call(tmp_path: Path) -> None:
     assert Decimal(str(summary["cost_usd"])) == Decimal("0.0105") * calls
     (failed,) = [e for e in events if e["type"] == "build_failed"]
     assert Decimal(failed["data"]["usage"]["cost_usd"]) == Decimal("0.0105") * calls
+
+
+def test_plan_partials_of_a_replaced_answer_are_retracted(tmp_path: Path) -> None:
+    good = offline_answer  # the fake's plan for the prompt
+    renamed: list[bool] = []
+
+    def answer(request: Recorded) -> Reply:
+        reply = good(request)
+        if request.schema_title == "PlanSpec" and not renamed:
+            renamed.append(True)  # the first answer streams, then fails validation
+            return Reply(reply.text.replace('"styles.css"', '"../styles.css"', 1))
+        return reply
+
+    with FakeLLMServer(AnthropicWire(), default=answer) as server:
+        env = sheen_cli_env(tmp_path, **llm_env("anthropic", server))
+        result = sheen(env, "build", PROMPT, "--json")
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "succeeded", summary["error"]
+    assert "plan_partial: task styles (create_file ../styles.css)" in result.stderr
+    assert "plan_partial retracted: styles (the answer was replaced)" in result.stderr
