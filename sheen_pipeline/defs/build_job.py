@@ -78,7 +78,15 @@ def build_step(context: OpExecutionContext, step: str) -> Iterator[Step]:
             if retries_left and is_transient(error):
                 raise TransientStepError(message) from None
             pipeline.fail(plan.build_id, f"{step} failed: {message}")
-            raise Failure(description=f"{step} failed: {message}", allow_retries=False) from None
+            spent = pipeline.store.get_build(plan.build_id).usage  # every paid call, so far
+            raise Failure(
+                description=f"{step} failed: {message}",
+                metadata={
+                    "cost_usd": cost_metadata(spent.cost_usd),
+                    "total_tokens": spent.total_tokens,
+                },
+                allow_retries=False,
+            ) from None
 
 
 @op(

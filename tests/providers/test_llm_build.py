@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance
+from dagster import DagsterEventType, DagsterInstance
 
 from sheen_pipeline.defs.tags import MODEL, PROVIDER
 from tests.providers.conftest import llm_env
@@ -62,7 +62,9 @@ def asked_task(request: Recorded) -> str | None:
     return str(json.loads(first.split("```json\n")[1].split("\n```")[0])["id"])
 
 
-def test_a_failed_build_reports_every_paid_call(tmp_path: Path) -> None:
+def test_a_failed_build_reports_every_paid_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def answer(request: Recorded) -> Reply:
         if asked_task(request) == "forms":
             return Reply("this is not JSON at all")  # paid for, and never valid
@@ -84,6 +86,16 @@ def test_a_failed_build_reports_every_paid_call(tmp_path: Path) -> None:
     assert Decimal(str(summary["cost_usd"])) == Decimal("0.0105") * calls
     (failed,) = [e for e in events if e["type"] == "build_failed"]
     assert Decimal(failed["data"]["usage"]["cost_usd"]) == Decimal("0.0105") * calls
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    with DagsterInstance.get() as instance:
+        logs = instance.all_logs(
+            summary["dagster_run_ids"][1], of_type=DagsterEventType.STEP_FAILURE
+        )
+        (forms,) = [entry for entry in logs if entry.step_key == "forms"]
+        assert forms.dagster_event is not None
+        failure = forms.dagster_event.step_failure_data.user_failure_data
+        assert failure is not None
+        assert failure.metadata["cost_usd"].value == float(Decimal("0.0105") * calls)
 
 
 def test_plan_partials_of_a_replaced_answer_are_retracted(tmp_path: Path) -> None:
