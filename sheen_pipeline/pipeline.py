@@ -317,13 +317,17 @@ class BuildPipeline:
         if isinstance(error, ProviderError):
             self.store.add_usage(build_id, error.usage)
 
-    def fail(self, build_id: str, reason: str) -> None:
-        """Mark the build failed and emit build_failed (with what the build cost so far), once
-        per run however many steps fail."""
+    def fail(self, build_id: str, reason: str) -> TokenUsage:
+        """Mark the build failed and emit build_failed, once per run however many steps fail;
+        returns what the build has cost so far (every paid call), which the event carries."""
         reason = redact(reason, self.settings.secrets)
-        if self.store.mark_failed(build_id, reason):
-            usage = usage_data(self.store.get_build(build_id).usage)
-            self.events.emit(build_id, EventType.BUILD_FAILED, reason=reason, usage=usage)
+        newly_failed = self.store.mark_failed(build_id, reason)
+        spent = self.store.get_build(build_id).usage
+        if newly_failed:
+            self.events.emit(
+                build_id, EventType.BUILD_FAILED, reason=reason, usage=usage_data(spent)
+            )
+        return spent
 
 
 @cache

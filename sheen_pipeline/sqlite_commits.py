@@ -1,6 +1,6 @@
-"""SQLite databases in WAL mode (Dagster's embedded storage, and ours) commit without waiting for
-the disk (`synchronous=NORMAL`): a commit per event otherwise costs a disk flush, and the steps of
-a build, which share one event loop, wait on every one. In WAL mode this keeps the database
+"""SQLite databases in WAL mode (Dagster's embedded run and event storage set it) commit without
+waiting for the disk (`synchronous=NORMAL`): Dagster commits once per event, and the steps of a
+build, which share one event loop, would otherwise wait on a disk flush for every one. In WAL mode this keeps the database
 consistent; a power cut may lose the last moments of events, never corrupt them. Postgres is
 untouched."""
 

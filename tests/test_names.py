@@ -7,8 +7,8 @@ from dagster._core.definitions.utils import check_valid_name, has_valid_name_cha
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sheen_pipeline.defs.build_job import task_id_of_node, task_node_name
-from sheen_pipeline.defs.names import build_id_from_job_name, build_job_name
+from sheen_pipeline.defs.build_job import task_id_of_node
+from sheen_pipeline.defs.names import build_id_from_job_name, build_job_name, dagster_name
 from sheen_pipeline.models import SAFE_ID_PATTERN
 
 valid_ids = st.from_regex(SAFE_ID_PATTERN.replace("$", r"\Z"), fullmatch=True)
@@ -23,7 +23,7 @@ def test_every_valid_build_id_gives_a_valid_job_name_that_maps_back(build_id: st
 
 @given(valid_ids)
 def test_every_valid_task_id_gives_a_node_name_that_maps_back(task_id: str) -> None:
-    node = task_node_name(task_id)
+    node = dagster_name(task_id)
     assert has_valid_name_chars(node)
     assert task_id_of_node(node) == task_id
 
@@ -32,7 +32,7 @@ def test_every_valid_task_id_gives_a_node_name_that_maps_back(task_id: str) -> N
 def test_distinct_ids_give_distinct_names(first: str, second: str) -> None:
     if first != second:
         assert build_job_name(first) != build_job_name(second)
-        assert task_node_name(first) != task_node_name(second)
+        assert dagster_name(first) != dagster_name(second)
 
 
 @pytest.mark.parametrize(

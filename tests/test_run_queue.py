@@ -22,6 +22,7 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
     QueuedRunCoordinatorDaemon,
 )
 
+from sheen_pipeline.defs.build_job import make_build_job
 from sheen_pipeline.defs.launching import MAX_LAUNCH_ATTEMPTS, local_origins, relaunch
 from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.sensors import failed_run_sensor
@@ -34,6 +35,9 @@ from sheen_pipeline.defs.tags import (
 )
 from sheen_pipeline.models import parse_build_request
 from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.planning.dag import LadderPolicy
+from sheen_pipeline.planning.planner import make_plan
+from sheen_pipeline.providers.offline import OfflineProvider
 from sheen_pipeline.store.requests import RequestStore, new_request_id
 from tests.conftest import REPO_ROOT
 
@@ -73,9 +77,12 @@ def next_to_start(instance: DagsterInstance) -> list[str]:
     return [run.run_id for run in runs]
 
 
-def test_the_jobs_carry_the_queue_tags() -> None:
+def test_the_jobs_carry_the_queue_tags(sheen_home: Path) -> None:
+    request = parse_build_request(prompt="a blog about tea")
+    plan = make_plan(request, "b1", OfflineProvider(), LadderPolicy()).plan
     assert PLAN_RUN_TAGS.items() <= plan_build.tags.items()
-    assert BUILD_RUN_TAGS["dagster/priority"] == "10"
+    assert BUILD_RUN_TAGS.items() <= make_build_job(plan).tags.items()
+    assert int(BUILD_RUN_TAGS["dagster/priority"]) > int(plan_build.tags.get("dagster/priority", 0))
 
 
 def test_a_build_queued_after_many_plans_starts_first(queued_instance: DagsterInstance) -> None:
@@ -104,6 +111,18 @@ def failed_before_start(instance: DagsterInstance, tags: dict[str, str]) -> str:
     instance.submit_run(run.run_id, workspace=None)  # type: ignore[arg-type]
     instance.report_run_failed(instance.get_run_by_id(run.run_id))  # type: ignore[arg-type]
     return run.run_id
+
+
+def settle(instance: DagsterInstance, run_id: str) -> None:
+    """Evaluate failed_run_sensor on the failure of run_id, as the daemon does."""
+    (failure,) = instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE)
+    context = build_run_status_sensor_context(
+        sensor_name=failed_run_sensor.name,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(run_id),  # type: ignore[arg-type]
+        dagster_event=failure.get_dagster_event(),
+    ).for_run_failure()
+    failed_run_sensor(context)
 
 
 def test_a_run_that_never_started_is_queued_again_a_bounded_number_of_times(
@@ -143,15 +162,21 @@ def test_the_failure_sensor_launches_again_instead_of_failing_the_request(
     requests = RequestStore(pipeline.settings.database_url)
     row = requests.add(parse_build_request(prompt="a blog about tea"), new_request_id(), "c2a-b0")
     run_id = failed_before_start(queued_instance, {REQUEST_ID: row.request_id, BUILD_ID: "c2a-b0"})
-    (failure,) = queued_instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE)
-    context = build_run_status_sensor_context(
-        sensor_name=failed_run_sensor.name,
-        dagster_instance=queued_instance,
-        dagster_run=queued_instance.get_run_by_id(run_id),  # type: ignore[arg-type]
-        dagster_event=failure.get_dagster_event(),
-    ).for_run_failure()
-    failed_run_sensor(context)
+    settle(queued_instance, run_id)
     children = queued_instance.get_runs(RunsFilter(tags={PARENT_RUN_ID_TAG: run_id}))
     assert [child.status for child in children] == [DagsterRunStatus.QUEUED]
     pending = requests.find(row.request_id)
     assert pending is not None and pending.status == "pending"
+
+
+def test_a_build_whose_run_never_started_and_has_no_launches_left_fails(
+    queued_instance: DagsterInstance, pipeline: BuildPipeline
+) -> None:
+    pipeline.store.create_build("c2a-b1", parse_build_request(prompt="a blog about tea"))
+    tags = {BUILD_ID: "c2a-b1", LAUNCH_ATTEMPT: str(MAX_LAUNCH_ATTEMPTS)}
+    run_id = failed_before_start(queued_instance, tags)
+    settle(queued_instance, run_id)
+    assert queued_instance.get_runs(RunsFilter(tags={PARENT_RUN_ID_TAG: run_id})) == []
+    build = pipeline.store.get_build("c2a-b1")
+    assert build.status.value == "failed" and build.error is not None
+    assert f"run {run_id} failed" in build.error

@@ -77,8 +77,7 @@ def build_step(context: OpExecutionContext, step: str) -> Iterator[Step]:
             message = redact(str(error), pipeline.settings.secrets)
             if retries_left and is_transient(error):
                 raise TransientStepError(message) from None
-            pipeline.fail(plan.build_id, f"{step} failed: {message}")
-            spent = pipeline.store.get_build(plan.build_id).usage  # every paid call, so far
+            spent = pipeline.fail(plan.build_id, f"{step} failed: {message}")
             raise Failure(
                 description=f"{step} failed: {message}",
                 metadata={
@@ -165,12 +164,8 @@ def deploy_preview(context: OpExecutionContext, summary: BuildSummary) -> str:
 Dependencies = dict[NodeInvocation, dict[str, DependencyDefinition | MultiDependencyDefinition]]
 
 
-def task_node_name(task_id: str) -> str:
-    """The node of a task: its id, escaped when it has a '-' (see names.py)."""
-    return dagster_name(task_id)
-
-
 def task_id_of_node(node_name: str) -> str:
+    """The task a `run_task` node was named after (by dagster_name)."""
     task_id = id_from_dagster_name(node_name)
     if task_id is None:
         raise Failure(description=f"node {node_name} is not a task of this build")
@@ -180,8 +175,8 @@ def task_id_of_node(node_name: str) -> str:
 def _task_dependencies(plan: Plan, policy: RetryPolicy) -> Dependencies:
     deps: Dependencies = {}
     for task in plan.tasks:
-        upstream = [DependencyDefinition(task_node_name(dep)) for dep in task.input.dependencies]
-        node = NodeInvocation("run_task", alias=task_node_name(task.id), retry_policy=policy)
+        upstream = [DependencyDefinition(dagster_name(dep)) for dep in task.input.dependencies]
+        node = NodeInvocation("run_task", alias=dagster_name(task.id), retry_policy=policy)
         deps[node] = {"upstream": MultiDependencyDefinition(upstream)} if upstream else {}
     return deps
 
@@ -193,7 +188,7 @@ def make_build_job(plan: Plan) -> JobDefinition:
         **_task_dependencies(plan, retry_policy(settings)),
         NodeInvocation("build_site"): {
             "results": MultiDependencyDefinition(
-                [DependencyDefinition(task_node_name(t.id)) for t in plan.tasks]
+                [DependencyDefinition(dagster_name(t.id)) for t in plan.tasks]
             )
         },
         NodeInvocation("deploy_preview"): {"summary": DependencyDefinition("build_site")},

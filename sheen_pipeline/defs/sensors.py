@@ -95,7 +95,8 @@ def build_requests_sensor(context: SensorEvaluationContext) -> Iterator[RunReque
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "Launches again a run that failed before it started (for example while its code server "
-        "restarted); marks a request failed when its plan_build run fails for good."
+        "restarted); when a run fails for good, marks its build (or, before planning, its "
+        "request) failed."
     ),
 )
 def failed_run_sensor(context: RunFailureSensorContext) -> None:
@@ -105,14 +106,15 @@ def failed_run_sensor(context: RunFailureSensorContext) -> None:
         context.log.info(f"run {failed.run_id} never started; launched again as {again.run_id}")
         return
     tags = failed.tags
-    if failed.job_name != plan_build.name or REQUEST_ID not in tags:
+    if BUILD_ID not in tags:
         return
-    reason = f"plan_build run {failed.run_id} failed: {context.failure_event.message}"
+    reason = f"{failed.job_name} run {failed.run_id} failed: {context.failure_event.message}"
     pipeline = BuildPipeline.from_env()
     try:
-        pipeline.fail(tags[BUILD_ID], reason)
+        pipeline.fail(tags[BUILD_ID], reason)  # a no-op for a build its steps already failed
     except UnknownBuild:  # the run failed before the build was recorded (for example at launch)
-        RequestStore(pipeline.settings.database_url).fail(tags[REQUEST_ID], reason)
+        if REQUEST_ID in tags:
+            RequestStore(pipeline.settings.database_url).fail(tags[REQUEST_ID], reason)
 
 
 @sensor(
