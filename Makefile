@@ -45,6 +45,7 @@ dev: install
 bench: install
 	$(BIN)/python -m tests.bench.parallel
 	$(BIN)/python -m tests.bench.prompt_cache
+	$(BIN)/python -m tests.bench.code_location
 	$(BIN)/python -m tests.bench.burst --rows 1000
 
 clean:

@@ -86,6 +86,7 @@ class Settings:
     max_parallel_tasks: int
     dagster_webserver_url: str
     ui_reload_interval_s: float
+    ui_job_window: int
     webhook_url: str
     webhook_max_attempts: int
     webhook_backoff_s: float
@@ -149,6 +150,7 @@ class Settings:
             max_parallel_tasks=_env_int("SHEEN_MAX_PARALLEL_TASKS", 5),
             dagster_webserver_url=os.environ.get("SHEEN_DAGSTER_WEBSERVER_URL", "").strip(),
             ui_reload_interval_s=_env_float("SHEEN_UI_RELOAD_INTERVAL_S", 30.0),
+            ui_job_window=_env_int("SHEEN_UI_JOB_WINDOW", 200),
             webhook_url=os.environ.get("SHEEN_WEBHOOK_URL", "").strip(),
             webhook_secret=os.environ.get("SHEEN_WEBHOOK_SECRET", "").strip(),
             webhook_max_attempts=_env_int("SHEEN_WEBHOOK_MAX_ATTEMPTS", 5),

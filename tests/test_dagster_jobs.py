@@ -29,6 +29,7 @@ from sheen_pipeline.pipeline import BuildPipeline
 from sheen_pipeline.store.builds import BuildStatus
 from sheen_pipeline.store.tables import plans
 from tests.conftest import FLAKY_PROVIDER
+from tests.support.plans import store_offline_plans
 from tests.support.providers import calls_by_task
 from tests.support.runs import started_steps, succeeded_steps
 
@@ -124,6 +125,18 @@ def test_repository_serves_stored_plans_lazily(
     }
     assert not sheen.has_job("build_nothere")
     assert sheen.has_job(name)
+
+
+def test_repository_lists_only_the_newest_builds_but_loads_any_by_name(
+    pipeline: BuildPipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHEEN_UI_JOB_WINDOW", "3")
+    build_ids = [f"old{number}" for number in range(6)]
+    store_offline_plans(pipeline.store, build_ids)
+    listed = set(SheenRepositoryData().get_job_names()) - {"plan_build", "evict_result_cache"}
+    assert listed == {build_job_name(build_id) for build_id in build_ids[-3:]}
+    oldest = build_job_name(build_ids[0])
+    assert SheenRepositoryData().get_job(oldest).name == oldest
 
 
 def test_plan_build_queues_the_build_run_with_the_plan_runs_origin(

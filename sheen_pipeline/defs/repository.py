@@ -79,13 +79,16 @@ class SheenRepositoryData(RepositoryData):
             logger.error("plan_skipped", build_id=build_id, reason=str(error))
             return None
 
-    def _build_jobs(self) -> Iterator[JobDefinition]:
-        for build_id, plan_json in self._store().stored_plans():
+    def _recent_build_jobs(self) -> Iterator[JobDefinition]:
+        """Only the newest SHEEN_UI_JOB_WINDOW builds' jobs are listed, so loading the code
+        location does not grow with every build ever made; `get_job` still finds any build."""
+        settings = Settings.from_env()
+        for build_id, plan_json in self._store().recent_plans(settings.ui_job_window):
             if (job := self._job_or_none(build_id, plan_json)) is not None:
                 yield job
 
     def get_all_jobs(self) -> Sequence[JobDefinition]:
-        return [*self._static.values(), *self._build_jobs()]
+        return [*self._static.values(), *self._recent_build_jobs()]
 
     def get_job_names(self) -> Sequence[str]:
         return [job.name for job in self.get_all_jobs()]

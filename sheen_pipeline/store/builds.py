@@ -234,10 +234,14 @@ class BuildStore:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(plans)).scalar_one())
 
-    def stored_plans(self) -> list[tuple[str, str]]:
-        """(build id, plan JSON) of every plan, oldest first; unparsed, so that a caller can set
-        aside one it cannot read and go on with the rest."""
-        query = select(plans.c.build_id, plans.c.plan_json).order_by(plans.c.created_at)
+    def recent_plans(self, limit: int) -> list[tuple[str, str]]:
+        """(build id, plan JSON) of the newest `limit` plans, newest first; unparsed, so that a
+        caller can set aside one it cannot read and go on with the rest."""
+        query = (
+            select(plans.c.build_id, plans.c.plan_json)
+            .order_by(plans.c.created_at.desc(), plans.c.build_id.desc())
+            .limit(limit)
+        )
         with self.engine.connect() as conn:
             return [(row.build_id, row.plan_json) for row in conn.execute(query)]
 

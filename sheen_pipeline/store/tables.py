@@ -29,7 +29,7 @@ plans = Table(
     metadata,
     Column("build_id", String(64), ForeignKey("builds.build_id"), primary_key=True),
     Column("plan_json", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
 build_events = Table(
