@@ -17,8 +17,8 @@ from sheen_pipeline.config import ConfigError, Settings
 from sheen_pipeline.models import BuildRequest, InvalidRequest, parse_build_request
 
 if TYPE_CHECKING:
-    from sheen_pipeline.defs.local_runs import BuildOutcome
     from sheen_pipeline.events.delivery import WebhookDispatcher
+    from sheen_pipeline.runs.local import BuildOutcome
 
 
 def _ensure_dagster_home(settings: Settings) -> None:
@@ -87,9 +87,9 @@ def build(request: BuildRequest, as_json: bool) -> None:
 
     from dagster import DagsterInstance
 
-    from sheen_pipeline.defs.local_runs import run_build
-    from sheen_pipeline.defs.pools import set_pool_limits
     from sheen_pipeline.pipeline import BuildPipeline
+    from sheen_pipeline.runs.local import run_build
+    from sheen_pipeline.runs.pools import set_pool_limits
 
     def report(line: str) -> None:
         click.echo(line, err=as_json)
@@ -222,7 +222,7 @@ def init() -> None:
     """Create the app tables and set the concurrency pool limits (plan, llm) on the instance."""
     from dagster import DagsterInstance
 
-    from sheen_pipeline.defs.pools import set_pool_limits
+    from sheen_pipeline.runs.pools import set_pool_limits
     from sheen_pipeline.store.builds import engine_for
 
     settings = _settings()
@@ -278,7 +278,7 @@ def _warn_about_daemon(settings: Settings) -> None:
     """Requests move only while the Dagster daemon runs: say so when it has gone quiet."""
     from dagster import DagsterInstance
 
-    from sheen_pipeline.defs.watch import daemon_problem
+    from sheen_pipeline.runs.watch import daemon_problem
 
     _ensure_dagster_home(settings)
     with DagsterInstance.get() as instance:
@@ -296,7 +296,7 @@ def watch(poll_s: float) -> None:
 
     from dagster import DagsterInstance
 
-    from sheen_pipeline.defs.watch import UiWatch
+    from sheen_pipeline.runs.watch import UiWatch
     from sheen_pipeline.store.builds import BuildStore
 
     settings = _settings()
@@ -334,9 +334,9 @@ def approve(build_id: str, here: bool, as_json: bool) -> None:
 
     from sheen_pipeline.approval import ApprovalError
     from sheen_pipeline.approval import approve as approve_plan
-    from sheen_pipeline.defs.launching import create_build_run
-    from sheen_pipeline.defs.local_runs import plan_run_of, run_approved_build
     from sheen_pipeline.pipeline import BuildPipeline
+    from sheen_pipeline.runs.launch import launch_build_run
+    from sheen_pipeline.runs.local import run_approved_build
 
     settings = _settings()
     _ensure_dagster_home(settings)
@@ -348,8 +348,7 @@ def approve(build_id: str, here: bool, as_json: bool) -> None:
     with DagsterInstance.get() as instance:
         if here:
             _finish(run_approved_build(instance, pipeline, plan, click.echo), click.echo, as_json)
-        run = create_build_run(instance, plan, plan_run_of(instance, build_id))
-        instance.submit_run(run.run_id, workspace=None)  # type: ignore[arg-type]
+        run = launch_build_run(instance, build_id)
     click.echo(f"approved: run {run.run_id} of {run.job_name} queued")
 
 
@@ -379,8 +378,8 @@ def retry(build_id: str, as_json: bool) -> None:
     again; succeeded tasks are reused from their stored outputs."""
     from dagster import DagsterInstance
 
-    from sheen_pipeline.defs.local_runs import retry_build
     from sheen_pipeline.pipeline import BuildPipeline
+    from sheen_pipeline.runs.local import retry_build
 
     settings = _settings()
     _ensure_dagster_home(settings)

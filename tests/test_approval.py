@@ -11,11 +11,12 @@ from dagster import DagsterInstance, DagsterRunStatus
 from dagster._core.execution.api import execute_run
 
 from sheen_pipeline.approval import ApprovalError, approve, expire_stale, reject
-from sheen_pipeline.defs.launching import create_build_run, reconstructable_job
-from sheen_pipeline.defs.local_runs import BuildOutcome, plan_run_of, run_approved_build, run_build
 from sheen_pipeline.events.types import EventType
 from sheen_pipeline.models import parse_build_request
 from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.runs.launch import create_build_run, plan_run_of
+from sheen_pipeline.runs.local import BuildOutcome, run_approved_build, run_build
+from sheen_pipeline.runs.origins import reconstructable_job
 from sheen_pipeline.store.builds import Approval, BuildStatus
 from tests.support.processes import sheen, sheen_cli_env
 
@@ -63,7 +64,7 @@ def test_launching_the_build_job_approves_it(
     build_id = planned(instance, approval_pipeline).build_id
     plan = approval_pipeline.store.get_plan(build_id)
     assert plan is not None
-    run = create_build_run(instance, plan, plan_run_of(instance, build_id))  # the UI's Launch
+    run = create_build_run(instance, build_id, plan_run_of(instance, build_id))  # the UI's Launch
     assert execute_run(reconstructable_job(run.job_name), run, instance).success
     record = approval_pipeline.store.get_build(build_id)
     assert record.status is BuildStatus.SUCCEEDED and record.approval is Approval.APPROVED
@@ -87,7 +88,7 @@ def test_rejected_build_ends_and_cannot_be_launched(
 
     plan = pipeline.store.get_plan(build_id)
     assert plan is not None
-    run = create_build_run(instance, plan, plan_run_of(instance, build_id))
+    run = create_build_run(instance, build_id, plan_run_of(instance, build_id))
     result = execute_run(reconstructable_job(run.job_name), run, instance)
     assert not result.success
     assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE  # type: ignore[union-attr]

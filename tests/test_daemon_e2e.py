@@ -11,8 +11,8 @@ import time
 import uuid
 from pathlib import Path
 
-from sheen_pipeline.defs.webserver import reload_code_location
 from sheen_pipeline.models import parse_build_request
+from sheen_pipeline.runs.webserver import reload_code_location
 from sheen_pipeline.store.requests import RequestStore, new_request_id
 from tests.conftest import REPO_ROOT
 from tests.support.processes import running, sheen, sheen_cli_env

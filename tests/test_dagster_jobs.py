@@ -18,14 +18,14 @@ from sqlalchemy import insert
 
 from sheen_pipeline.defs import sheen
 from sheen_pipeline.defs.build_job import make_build_job
-from sheen_pipeline.defs.launching import local_origins, reconstructable_job
-from sheen_pipeline.defs.local_runs import BuildOutcome, run_build
-from sheen_pipeline.defs.names import build_job_name
 from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.repository import SheenRepositoryData
-from sheen_pipeline.defs.tags import BUILD_ID, LOCATION_NAME, PLAN_RUN_ID, PROJECT_ID, USER_ID
 from sheen_pipeline.models import parse_build_request
 from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.runs.local import BuildOutcome, run_build
+from sheen_pipeline.runs.names import build_job_name
+from sheen_pipeline.runs.origins import local_origins, reconstructable_job
+from sheen_pipeline.runs.tags import BUILD_ID, LOCATION_NAME, PLAN_RUN_ID, PROJECT_ID, USER_ID
 from sheen_pipeline.store.builds import BuildStatus
 from sheen_pipeline.store.tables import plans
 from tests.conftest import FLAKY_PROVIDER

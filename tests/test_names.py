@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sheen_pipeline.defs.build_job import task_id_of_node
-from sheen_pipeline.defs.names import build_id_from_job_name, build_job_name, dagster_name
 from sheen_pipeline.models import SAFE_ID_PATTERN
+from sheen_pipeline.runs.names import build_id_from_job_name, build_job_name, dagster_name
 
 valid_ids = st.from_regex(SAFE_ID_PATTERN.replace("$", r"\Z"), fullmatch=True)
 

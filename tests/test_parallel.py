@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from sheen_pipeline.defs.local_runs import run_build
 from sheen_pipeline.models import parse_build_request
 from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.runs.local import run_build
 from tests.support.processes import sheen, sheen_cli_env
 from tests.support.providers import max_in_flight
 

@@ -14,11 +14,11 @@ from dagster import DagsterEventType, DagsterInstance
 
 from sheen_pipeline.build.npm import build_npm
 from sheen_pipeline.build.sandbox import CommandFailed
-from sheen_pipeline.defs.local_runs import run_build
 from sheen_pipeline.events.types import EventType
 from sheen_pipeline.logs import configure_logging, get_logger, log_context
 from sheen_pipeline.models import parse_build_request
 from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.runs.local import run_build
 from tests.providers.conftest import llm_env
 from tests.support.fake_llm import AnthropicWire, FakeLLMServer, Recorded, Reply, offline_answer
 from tests.support.processes import sheen, sheen_cli_env

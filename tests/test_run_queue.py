@@ -23,21 +23,22 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
 )
 
 from sheen_pipeline.defs.build_job import make_build_job
-from sheen_pipeline.defs.launching import MAX_LAUNCH_ATTEMPTS, local_origins, relaunch
 from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.sensors import failed_run_sensor
-from sheen_pipeline.defs.tags import (
+from sheen_pipeline.models import parse_build_request
+from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.planning.dag import LadderPolicy
+from sheen_pipeline.planning.planner import make_plan
+from sheen_pipeline.providers.offline import OfflineProvider
+from sheen_pipeline.runs.launch import MAX_LAUNCH_ATTEMPTS, relaunch
+from sheen_pipeline.runs.origins import local_origins
+from sheen_pipeline.runs.tags import (
     BUILD_ID,
     BUILD_RUN_TAGS,
     LAUNCH_ATTEMPT,
     PLAN_RUN_TAGS,
     REQUEST_ID,
 )
-from sheen_pipeline.models import parse_build_request
-from sheen_pipeline.pipeline import BuildPipeline
-from sheen_pipeline.planning.dag import LadderPolicy
-from sheen_pipeline.planning.planner import make_plan
-from sheen_pipeline.providers.offline import OfflineProvider
 from sheen_pipeline.store.requests import RequestStore, new_request_id
 from tests.conftest import REPO_ROOT
 

@@ -18,9 +18,9 @@ from sqlalchemy import update
 
 from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.sensors import build_requests_sensor, failed_run_sensor
-from sheen_pipeline.defs.tags import BUILD_ID, REQUEST_ID
 from sheen_pipeline.models import new_build_id, parse_build_request
 from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.runs.tags import BUILD_ID, REQUEST_ID
 from sheen_pipeline.store.requests import RequestRecord, RequestStore, new_request_id
 from sheen_pipeline.store.tables import build_requests
 

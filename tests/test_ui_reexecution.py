@@ -13,10 +13,10 @@ import pytest
 import requests
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 
-from sheen_pipeline.defs.local_runs import run_build
-from sheen_pipeline.defs.tags import BUILD_ID, LOCATION_NAME, PLAN_RUN_ID, REPOSITORY_NAME
 from sheen_pipeline.models import parse_build_request
 from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.runs.local import run_build
+from sheen_pipeline.runs.tags import BUILD_ID, LOCATION_NAME, PLAN_RUN_ID, REPOSITORY_NAME
 from sheen_pipeline.store.builds import BuildStatus
 from tests.conftest import FLAKY_PROVIDER
 from tests.support.processes import SHEEN, child_env, running

@@ -8,7 +8,7 @@ import time
 from dagster import DagsterInstance
 from dagster._daemon.types import DaemonHeartbeat
 
-from sheen_pipeline.defs.watch import STARTUP_GRACE_S, UiWatch, daemon_problem
+from sheen_pipeline.runs.watch import STARTUP_GRACE_S, UiWatch, daemon_problem
 
 
 def beat(instance: DagsterInstance, at: float) -> None:

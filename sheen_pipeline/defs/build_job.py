@@ -27,14 +27,14 @@ from sheen_pipeline.approval import check_may_run
 from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.executor import pool_safe_async_executor
 from sheen_pipeline.defs.metadata import cost_metadata
-from sheen_pipeline.defs.names import build_job_name, dagster_name, id_from_dagster_name
-from sheen_pipeline.defs.pools import LLM_POOL
 from sheen_pipeline.defs.resources import SheenResource
-from sheen_pipeline.defs.tags import build_tags
 from sheen_pipeline.logs import log_context
 from sheen_pipeline.models import Plan, TaskResult
 from sheen_pipeline.pipeline import BuildPipeline, BuildSummary, is_transient
 from sheen_pipeline.redaction import redact
+from sheen_pipeline.runs.names import build_job_name, dagster_name, id_from_dagster_name
+from sheen_pipeline.runs.pools import LLM_POOL
+from sheen_pipeline.runs.tags import build_tags
 
 
 class TransientStepError(RuntimeError):

@@ -14,12 +14,8 @@ from dagster import (
 )
 from pydantic import Field
 
-from sheen_pipeline.defs.launching import create_build_run
 from sheen_pipeline.defs.metadata import cost_metadata
-from sheen_pipeline.defs.names import build_job_name
-from sheen_pipeline.defs.pools import PLAN_POOL
 from sheen_pipeline.defs.resources import SheenResource
-from sheen_pipeline.defs.tags import BUILD_ID, MODEL, PLAN_RUN_TAGS, PROJECT_ID, PROVIDER, USER_ID
 from sheen_pipeline.models import (
     BuildRequest,
     InvalidRequest,
@@ -31,6 +27,10 @@ from sheen_pipeline.models import (
 from sheen_pipeline.planning.dag import PlanBlocked
 from sheen_pipeline.planning.planner import PlanOutcome
 from sheen_pipeline.redaction import redact
+from sheen_pipeline.runs.launch import launch_build_run
+from sheen_pipeline.runs.names import PLAN_JOB_NAME, build_job_name
+from sheen_pipeline.runs.pools import PLAN_POOL
+from sheen_pipeline.runs.tags import BUILD_ID, MODEL, PLAN_RUN_TAGS, PROJECT_ID, PROVIDER, USER_ID
 
 
 class BuildRequestConfig(Config):
@@ -142,13 +142,13 @@ def launch_build(
     if not config.submit:
         context.log.info(f"not submitting build {build_id}: the caller runs it")
         return ""
-    run = create_build_run(context.instance, plan, context.dagster_run)
-    context.instance.submit_run(run.run_id, workspace=None)  # type: ignore[arg-type]
+    run = launch_build_run(context.instance, build_id, context.dagster_run)
     context.log.info(f"submitted run {run.run_id} of job {run.job_name}")
     return run.run_id
 
 
 @job(
+    name=PLAN_JOB_NAME,
     tags=PLAN_RUN_TAGS,
     executor_def=in_process_executor,
     resource_defs={"sheen": SheenResource()},

@@ -18,16 +18,16 @@ from dagster import (
 from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.build_job import make_build_job
 from sheen_pipeline.defs.maintenance import evict_result_cache, hourly_result_cache_eviction
-from sheen_pipeline.defs.names import build_id_from_job_name
 from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.sensors import (
     build_requests_sensor,
     failed_run_sensor,
     plan_approval_expiry_sensor,
 )
-from sheen_pipeline.defs.tags import REPOSITORY_NAME
 from sheen_pipeline.logs import get_logger
 from sheen_pipeline.models import Plan
+from sheen_pipeline.runs.names import build_id_from_job_name
+from sheen_pipeline.runs.tags import REPOSITORY_NAME
 from sheen_pipeline.store.builds import BuildStore
 
 logger = get_logger(__name__)

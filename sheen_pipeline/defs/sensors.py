@@ -17,9 +17,7 @@ from dagster import (
 
 from sheen_pipeline.approval import expire_stale
 from sheen_pipeline.config import Settings
-from sheen_pipeline.defs.launching import relaunch
 from sheen_pipeline.defs.plan_job import plan_build
-from sheen_pipeline.defs.tags import BUILD_ID, PROJECT_ID, REQUEST_ID, USER_ID
 from sheen_pipeline.models import (
     BuildRequest,
     InvalidRequest,
@@ -27,6 +25,8 @@ from sheen_pipeline.models import (
     parse_build_request,
 )
 from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.runs.launch import relaunch
+from sheen_pipeline.runs.tags import BUILD_ID, PROJECT_ID, REQUEST_ID, USER_ID
 from sheen_pipeline.store.builds import UnknownBuild
 from sheen_pipeline.store.requests import RequestRecord, RequestStore
 

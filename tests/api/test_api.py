@@ -14,10 +14,10 @@ from dagster import DagsterInstance
 
 from sheen_pipeline.api.app import create_app
 from sheen_pipeline.config import Settings
-from sheen_pipeline.defs.local_runs import BuildOutcome, run_build
 from sheen_pipeline.events.signing import signed_headers
 from sheen_pipeline.models import parse_build_request
 from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.runs.local import BuildOutcome, run_build
 from sheen_pipeline.store.builds import engine_for
 from sheen_pipeline.store.requests import RequestStore
 from tests.support.processes import sheen, sheen_cli_env

@@ -12,12 +12,12 @@ import pytest
 from dagster import DagsterInstance
 
 from sheen_pipeline.config import Settings
-from sheen_pipeline.defs.local_runs import run_build
 from sheen_pipeline.events.runtime import dispatcher_for, event_log, stop_dispatchers
 from sheen_pipeline.events.signing import EVENT_ID_HEADER, verify_webhook
 from sheen_pipeline.events.types import EventType
 from sheen_pipeline.models import parse_build_request
 from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.runs.local import run_build
 from tests.support.processes import sheen, sheen_cli_env
 from tests.support.receiver import Receiver
 from tests.support.waiting import wait_for

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType, DagsterInstance
 
-from sheen_pipeline.defs.tags import MODEL, PROVIDER
+from sheen_pipeline.runs.tags import MODEL, PROVIDER
 from tests.providers.conftest import llm_env
 from tests.support.fake_llm import (
     AnthropicWire,

@@ -1,69 +1,37 @@
-"""Creating per-build runs that the UI can re-execute: their origins point at this code location."""
+"""Creating and launching runs of per-build jobs that the UI can re-execute: one function
+launches a build's run, whoever asks (plan_build, an approval, the CLI)."""
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import DagsterEventType, DagsterInstance, DagsterRun
-from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
+from dagster import DagsterEventType, DagsterInstance, DagsterRun, RunsFilter
 from dagster._core.execution.api import create_execution_plan
 from dagster._core.execution.plan.state import KnownExecutionState
-from dagster._core.origin import JobPythonOrigin
-from dagster._core.remote_origin import (
-    ManagedGrpcPythonEnvCodeLocationOrigin,
-    RemoteJobOrigin,
-    RemoteRepositoryOrigin,
-)
+from dagster._core.remote_origin import RemoteJobOrigin
 from dagster._core.storage.tags import (
     PARENT_RUN_ID_TAG,
     ROOT_RUN_ID_TAG,
     TAGS_TO_MAYBE_OMIT_ON_RETRY,
 )
-from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
-from sheen_pipeline.defs.build_job import make_build_job
-from sheen_pipeline.defs.tags import (
-    CODE_MODULE,
-    LAUNCH_ATTEMPT,
-    LOCATION_NAME,
-    PLAN_RUN_ID,
-    REPOSITORY_NAME,
-)
-from sheen_pipeline.models import Plan
+from sheen_pipeline.runs.names import PLAN_JOB_NAME, build_job_name
+from sheen_pipeline.runs.origins import job_named, local_origins, reconstructable_job
+from sheen_pipeline.runs.tags import BUILD_ID, LAUNCH_ATTEMPT, PLAN_RUN_ID
 
 MAX_LAUNCH_ATTEMPTS = 3
 
 
-def reconstructable_job(job_name: str) -> ReconstructableJob:
-    """A job any process can rebuild by name from the code location module."""
-    repository = ReconstructableRepository.for_module(
-        CODE_MODULE, REPOSITORY_NAME, working_directory=os.getcwd()
-    )
-    return repository.get_reconstructable_job(job_name)
-
-
-def local_origins(job_name: str) -> tuple[RemoteJobOrigin, JobPythonOrigin]:
-    """Origins naming the code location of workspace.yaml, as a run launched by the UI has them;
-    the UI's re-execution needs them (it reads the location and repository names)."""
-    loadable = LoadableTargetOrigin(
-        executable_path=sys.executable, module_name=CODE_MODULE, working_directory=os.getcwd()
-    )
-    location = ManagedGrpcPythonEnvCodeLocationOrigin(loadable, LOCATION_NAME)
-    remote = RemoteRepositoryOrigin(location, REPOSITORY_NAME).get_job_origin(job_name)
-    return remote, reconstructable_job(job_name).get_python_origin()
-
-
 def create_build_run(
     instance: DagsterInstance,
-    plan: Plan,
+    build_id: str,
     plan_run: DagsterRun,
     run_config: Mapping[str, Any] | None = None,
 ) -> DagsterRun:
-    """A not-yet-started run of the plan's job, with the plan run's origins and the build's tags."""
-    job = make_build_job(plan)
+    """A not-yet-started run of the build's job, with the plan run's origins and the build's
+    tags."""
+    job = job_named(build_job_name(build_id))
     if plan_run.remote_job_origin is not None and plan_run.job_code_origin is not None:
         remote_origin = RemoteJobOrigin(plan_run.remote_job_origin.repository_origin, job.name)
         code_origin = plan_run.job_code_origin._replace(job_name=job.name)
@@ -109,6 +77,22 @@ def create_retry_run(
         remote_job_origin=parent.remote_job_origin,
         job_code_origin=parent.job_code_origin,
     )
+
+
+def launch_build_run(
+    instance: DagsterInstance, build_id: str, plan_run: DagsterRun | None = None
+) -> DagsterRun:
+    """Queue a run of the build's job (the daemon starts it); returns the run."""
+    run = create_build_run(instance, build_id, plan_run or plan_run_of(instance, build_id))
+    instance.submit_run(run.run_id, workspace=None)  # type: ignore[arg-type]
+    return run
+
+
+def plan_run_of(instance: DagsterInstance, build_id: str) -> DagsterRun:
+    runs = instance.get_runs(RunsFilter(job_name=PLAN_JOB_NAME, tags={BUILD_ID: build_id}), limit=1)
+    if not runs:
+        raise LookupError(f"no {PLAN_JOB_NAME} run for build {build_id}")
+    return runs[0]
 
 
 def never_started(instance: DagsterInstance, run: DagsterRun) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from dagster import DagsterInstance
 from dagster._daemon.controller import get_daemon_statuses
 
-from sheen_pipeline.defs.webserver import reload_code_location
+from sheen_pipeline.runs.webserver import reload_code_location
 
 Say = Callable[[str], None]
 

@@ -11,19 +11,13 @@ from typing import Any
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from dagster._core.execution.api import execute_run_iterator
 
-from sheen_pipeline.defs.launching import (
-    create_build_run,
-    create_retry_run,
-    local_origins,
-    reconstructable_job,
-)
-from sheen_pipeline.defs.names import build_job_name
-from sheen_pipeline.defs.plan_job import plan_build
-from sheen_pipeline.defs.tags import BUILD_ID
 from sheen_pipeline.events.format import describe
 from sheen_pipeline.fsutil import regular_files
 from sheen_pipeline.models import BuildRequest, Plan, TokenUsage, new_build_id
 from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.runs.launch import create_build_run, create_retry_run, plan_run_of
+from sheen_pipeline.runs.names import PLAN_JOB_NAME, build_job_name
+from sheen_pipeline.runs.origins import job_named, local_origins, reconstructable_job
 from sheen_pipeline.store.builds import BuildStatus, UnknownBuild
 
 Report = Callable[[str], None]
@@ -110,7 +104,7 @@ def run_build(
     A plan that needs approval stops here with status awaiting_approval."""
     build_id = new_build_id()
     with _reporting(pipeline, build_id, report):
-        remote, code = local_origins(plan_build.name)
+        remote, code = local_origins(PLAN_JOB_NAME)
         run_config = {
             **QUIET_LOGGERS,
             "ops": {
@@ -119,7 +113,10 @@ def run_build(
             },
         }
         plan_run = instance.create_run_for_job(
-            plan_build, run_config=run_config, remote_job_origin=remote, job_code_origin=code
+            job_named(PLAN_JOB_NAME),
+            run_config=run_config,
+            remote_job_origin=remote,
+            job_code_origin=code,
         )
         _execute(instance, plan_run)
         plan_run = instance.get_run_by_id(plan_run.run_id) or plan_run
@@ -166,15 +163,6 @@ def retry_build(
         )
 
 
-def plan_run_of(instance: DagsterInstance, build_id: str) -> DagsterRun:
-    runs = instance.get_runs(
-        RunsFilter(job_name=plan_build.name, tags={BUILD_ID: build_id}), limit=1
-    )
-    if not runs:
-        raise LookupError(f"no plan_build run for build {build_id}")
-    return runs[0]
-
-
 def _run_build_job(
     instance: DagsterInstance,
     pipeline: BuildPipeline,
@@ -182,7 +170,7 @@ def _run_build_job(
     plan_run: DagsterRun,
     outcome: BuildOutcome,
 ) -> BuildOutcome:
-    build_run = create_build_run(instance, plan, plan_run, run_config=QUIET_LOGGERS)
+    build_run = create_build_run(instance, plan.build_id, plan_run, run_config=QUIET_LOGGERS)
     return _finish_build_run(instance, pipeline, plan, build_run, outcome)
 
 
