@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from sheen_pipeline.config import ConfigError, Settings
+from sheen_pipeline.logs import configure_logging
 from sheen_pipeline.models import BuildRequest, InvalidRequest, parse_build_request
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ def _settings() -> Settings:
         load_prices(settings.prices)
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
+    configure_logging(settings.secrets)
     return settings
 
 
@@ -87,16 +89,16 @@ def build(request: BuildRequest, as_json: bool) -> None:
 
     from dagster import DagsterInstance
 
-    from sheen_pipeline.pipeline import BuildPipeline
     from sheen_pipeline.runs.local import run_build
     from sheen_pipeline.runs.pools import set_pool_limits
+    from sheen_pipeline.service import BuildService
 
     def report(line: str) -> None:
         click.echo(line, err=as_json)
 
     with DagsterInstance.get() as instance:
         set_pool_limits(instance, settings, only_missing=True)
-        outcome = run_build(instance, BuildPipeline(settings), request, report)
+        outcome = run_build(instance, BuildService(settings), request, report)
     _finish(outcome, report, as_json)
 
 
@@ -334,20 +336,20 @@ def approve(build_id: str, here: bool, as_json: bool) -> None:
 
     from sheen_pipeline.approval import ApprovalError
     from sheen_pipeline.approval import approve as approve_plan
-    from sheen_pipeline.pipeline import BuildPipeline
     from sheen_pipeline.runs.launch import launch_build_run
     from sheen_pipeline.runs.local import run_approved_build
+    from sheen_pipeline.service import BuildService
 
     settings = _settings()
     _ensure_dagster_home(settings)
-    pipeline = BuildPipeline(settings)
+    service = BuildService(settings)
     try:
-        plan = approve_plan(pipeline, build_id)
+        plan = approve_plan(service, build_id)
     except (ApprovalError, LookupError) as error:
         raise click.ClickException(str(error)) from None
     with DagsterInstance.get() as instance:
         if here:
-            _finish(run_approved_build(instance, pipeline, plan, click.echo), click.echo, as_json)
+            _finish(run_approved_build(instance, service, plan, click.echo), click.echo, as_json)
         run = launch_build_run(instance, build_id)
     click.echo(f"approved: run {run.run_id} of {run.job_name} queued")
 
@@ -359,10 +361,10 @@ def reject(build_id: str, reason: str) -> None:
     """Reject a planned build: it ends with build_failed."""
     from sheen_pipeline.approval import ApprovalError
     from sheen_pipeline.approval import reject as reject_plan
-    from sheen_pipeline.pipeline import BuildPipeline
+    from sheen_pipeline.service import BuildService
 
     try:
-        reject_plan(BuildPipeline(_settings()), build_id, reason)
+        reject_plan(BuildService(_settings()), build_id, reason)
     except (ApprovalError, LookupError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"rejected build {build_id}")
@@ -378,8 +380,8 @@ def retry(build_id: str, as_json: bool) -> None:
     again; succeeded tasks are reused from their stored outputs."""
     from dagster import DagsterInstance
 
-    from sheen_pipeline.pipeline import BuildPipeline
     from sheen_pipeline.runs.local import retry_build
+    from sheen_pipeline.service import BuildService
 
     settings = _settings()
     _ensure_dagster_home(settings)
@@ -389,7 +391,7 @@ def retry(build_id: str, as_json: bool) -> None:
 
     with DagsterInstance.get() as instance:
         try:
-            outcome = retry_build(instance, BuildPipeline(settings), build_id, report)
+            outcome = retry_build(instance, BuildService(settings), build_id, report)
         except LookupError as error:
             raise click.ClickException(str(error)) from None
     _finish(outcome, report, as_json)

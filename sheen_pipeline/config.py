@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -19,8 +20,10 @@ class ConfigError(ValueError):
 N = TypeVar("N", int, float)
 
 
-def _env_number(name: str, default: N, kind: type[N], minimum: N, what: str) -> N:
-    raw = os.environ.get(name)
+def _env_number(
+    env: Mapping[str, str], name: str, default: N, kind: type[N], minimum: N, what: str
+) -> N:
+    raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
@@ -32,16 +35,16 @@ def _env_number(name: str, default: N, kind: type[N], minimum: N, what: str) -> 
     return value
 
 
-def _env_int(name: str, default: int, minimum: int = 1) -> int:
-    return _env_number(name, default, int, minimum, "a whole number")
+def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    return _env_number(env, name, default, int, minimum, "a whole number")
 
 
-def _env_float(name: str, default: float) -> float:
-    return _env_number(name, default, float, 0.001, "a number")
+def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    return _env_number(env, name, default, float, 0.001, "a number")
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
+def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
     if raw is None:
         return default
     lowered = raw.strip().lower()
@@ -115,51 +118,53 @@ class Settings:
         return f"http://{self.preview_host}:{self.preview_port}/p/{build_id}/"
 
     @classmethod
-    def from_env(cls) -> Settings:
-        home = Path(os.environ.get("SHEEN_HOME") or ".sheen").expanduser().resolve()
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """From `environ` (the process environment by default)."""
+        env = os.environ if environ is None else environ
+        home = Path(env.get("SHEEN_HOME") or ".sheen").expanduser().resolve()
         return cls(
             home=home,
-            database_url=os.environ.get("SHEEN_DATABASE_URL") or f"sqlite:///{home / 'sheen.db'}",
-            provider=os.environ.get("SHEEN_PROVIDER", "").strip(),
-            preview_host=os.environ.get("SHEEN_PREVIEW_HOST") or "127.0.0.1",
-            preview_port=_env_int("SHEEN_PREVIEW_PORT", 8787),
-            max_file_bytes=_env_int("SHEEN_MAX_FILE_BYTES", 1_000_000),
-            max_cycle_edges_to_drop=_env_int("SHEEN_MAX_CYCLE_EDGES_TO_DROP", 3, minimum=0),
-            sequential_fallback=_env_bool("SHEEN_SEQUENTIAL_FALLBACK", True),
-            require_plan_approval=_env_bool("SHEEN_REQUIRE_PLAN_APPROVAL", False),
-            model=os.environ.get("SHEEN_MODEL", "").strip(),
-            max_tokens=_env_int("SHEEN_MAX_TOKENS", 16000),
-            llm_timeout_s=_env_int("SHEEN_LLM_TIMEOUT_S", 120),
-            llm_max_retries=_env_int("SHEEN_LLM_MAX_RETRIES", 3, minimum=0),
-            openai_base_url=os.environ.get("SHEEN_OPENAI_BASE_URL", "").strip(),
-            prices=os.environ.get("SHEEN_PRICES", ""),
-            anthropic_api_key=os.environ.get("ANTHROPIC_API_KEY", "").strip(),
-            openai_api_key=os.environ.get("SHEEN_OPENAI_API_KEY", "").strip(),
-            task_timeout_s=_env_int("SHEEN_TASK_TIMEOUT_S", 60),
-            task_timeouts=os.environ.get("SHEEN_TASK_TIMEOUTS", ""),
-            build_timeout_s=_env_int("SHEEN_BUILD_TIMEOUT_S", 900),
-            task_retries=_env_int("SHEEN_TASK_RETRIES", 3, minimum=0),
-            task_retry_delay_s=_env_float("SHEEN_TASK_RETRY_DELAY_S", 2.0),
-            result_cache_ttl_s=_env_int("SHEEN_RESULT_CACHE_TTL_S", 3600, minimum=0),
-            build_command_timeout_s=_env_int("SHEEN_BUILD_COMMAND_TIMEOUT_S", 300),
-            max_files=_env_int("SHEEN_MAX_FILES", 200),
-            max_total_bytes=_env_int("SHEEN_MAX_TOTAL_BYTES", 20_000_000),
-            plan_approval_ttl_s=_env_int("SHEEN_PLAN_APPROVAL_TTL_S", 300),
-            pool_plan_limit=_env_int("SHEEN_POOL_PLAN_LIMIT", 2),
-            pool_llm_limit=_env_int("SHEEN_POOL_LLM_LIMIT", 5),
-            max_parallel_tasks=_env_int("SHEEN_MAX_PARALLEL_TASKS", 5),
-            dagster_webserver_url=os.environ.get("SHEEN_DAGSTER_WEBSERVER_URL", "").strip(),
-            ui_reload_interval_s=_env_float("SHEEN_UI_RELOAD_INTERVAL_S", 30.0),
-            ui_job_window=_env_int("SHEEN_UI_JOB_WINDOW", 200),
-            webhook_url=os.environ.get("SHEEN_WEBHOOK_URL", "").strip(),
-            webhook_secret=os.environ.get("SHEEN_WEBHOOK_SECRET", "").strip(),
-            webhook_max_attempts=_env_int("SHEEN_WEBHOOK_MAX_ATTEMPTS", 5),
-            webhook_backoff_s=_env_float("SHEEN_WEBHOOK_BACKOFF_S", 1.0),
-            webhook_timeout_s=_env_float("SHEEN_WEBHOOK_TIMEOUT_S", 5.0),
-            webhook_rate_per_s=_env_int("SHEEN_WEBHOOK_RATE_PER_S", 10),
-            ingress_secret=os.environ.get("SHEEN_INGRESS_SECRET", "").strip(),
-            ingress_rate_per_min=_env_int("SHEEN_INGRESS_RATE_PER_MIN", 10),
-            ingress_max_body_bytes=_env_int("SHEEN_INGRESS_MAX_BODY_BYTES", 16_384),
+            database_url=env.get("SHEEN_DATABASE_URL") or f"sqlite:///{home / 'sheen.db'}",
+            provider=env.get("SHEEN_PROVIDER", "").strip(),
+            preview_host=env.get("SHEEN_PREVIEW_HOST") or "127.0.0.1",
+            preview_port=_env_int(env, "SHEEN_PREVIEW_PORT", 8787),
+            max_file_bytes=_env_int(env, "SHEEN_MAX_FILE_BYTES", 1_000_000),
+            max_cycle_edges_to_drop=_env_int(env, "SHEEN_MAX_CYCLE_EDGES_TO_DROP", 3, minimum=0),
+            sequential_fallback=_env_bool(env, "SHEEN_SEQUENTIAL_FALLBACK", True),
+            require_plan_approval=_env_bool(env, "SHEEN_REQUIRE_PLAN_APPROVAL", False),
+            model=env.get("SHEEN_MODEL", "").strip(),
+            max_tokens=_env_int(env, "SHEEN_MAX_TOKENS", 16000),
+            llm_timeout_s=_env_int(env, "SHEEN_LLM_TIMEOUT_S", 120),
+            llm_max_retries=_env_int(env, "SHEEN_LLM_MAX_RETRIES", 3, minimum=0),
+            openai_base_url=env.get("SHEEN_OPENAI_BASE_URL", "").strip(),
+            prices=env.get("SHEEN_PRICES", ""),
+            anthropic_api_key=env.get("ANTHROPIC_API_KEY", "").strip(),
+            openai_api_key=env.get("SHEEN_OPENAI_API_KEY", "").strip(),
+            task_timeout_s=_env_int(env, "SHEEN_TASK_TIMEOUT_S", 60),
+            task_timeouts=env.get("SHEEN_TASK_TIMEOUTS", ""),
+            build_timeout_s=_env_int(env, "SHEEN_BUILD_TIMEOUT_S", 900),
+            task_retries=_env_int(env, "SHEEN_TASK_RETRIES", 3, minimum=0),
+            task_retry_delay_s=_env_float(env, "SHEEN_TASK_RETRY_DELAY_S", 2.0),
+            result_cache_ttl_s=_env_int(env, "SHEEN_RESULT_CACHE_TTL_S", 3600, minimum=0),
+            build_command_timeout_s=_env_int(env, "SHEEN_BUILD_COMMAND_TIMEOUT_S", 300),
+            max_files=_env_int(env, "SHEEN_MAX_FILES", 200),
+            max_total_bytes=_env_int(env, "SHEEN_MAX_TOTAL_BYTES", 20_000_000),
+            plan_approval_ttl_s=_env_int(env, "SHEEN_PLAN_APPROVAL_TTL_S", 300),
+            pool_plan_limit=_env_int(env, "SHEEN_POOL_PLAN_LIMIT", 2),
+            pool_llm_limit=_env_int(env, "SHEEN_POOL_LLM_LIMIT", 5),
+            max_parallel_tasks=_env_int(env, "SHEEN_MAX_PARALLEL_TASKS", 5),
+            dagster_webserver_url=env.get("SHEEN_DAGSTER_WEBSERVER_URL", "").strip(),
+            ui_reload_interval_s=_env_float(env, "SHEEN_UI_RELOAD_INTERVAL_S", 30.0),
+            ui_job_window=_env_int(env, "SHEEN_UI_JOB_WINDOW", 200),
+            webhook_url=env.get("SHEEN_WEBHOOK_URL", "").strip(),
+            webhook_secret=env.get("SHEEN_WEBHOOK_SECRET", "").strip(),
+            webhook_max_attempts=_env_int(env, "SHEEN_WEBHOOK_MAX_ATTEMPTS", 5),
+            webhook_backoff_s=_env_float(env, "SHEEN_WEBHOOK_BACKOFF_S", 1.0),
+            webhook_timeout_s=_env_float(env, "SHEEN_WEBHOOK_TIMEOUT_S", 5.0),
+            webhook_rate_per_s=_env_int(env, "SHEEN_WEBHOOK_RATE_PER_S", 10),
+            ingress_secret=env.get("SHEEN_INGRESS_SECRET", "").strip(),
+            ingress_rate_per_min=_env_int(env, "SHEEN_INGRESS_RATE_PER_MIN", 10),
+            ingress_max_body_bytes=_env_int(env, "SHEEN_INGRESS_MAX_BODY_BYTES", 16_384),
         )
 
     @property

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, instance_for_test
 
-from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import dispose_engine
 from tests.support.databases import postgres_schema
 
@@ -25,8 +25,8 @@ def sheen_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def pipeline(sheen_home: Path) -> BuildPipeline:
-    return BuildPipeline.from_env()
+def service(sheen_home: Path) -> BuildService:
+    return BuildService.from_env()
 
 
 @pytest.fixture
@@ -55,5 +55,5 @@ def database_url(
 
 
 @pytest.fixture
-def db_pipeline(database_url: str) -> BuildPipeline:
-    return BuildPipeline.from_env()
+def db_service(database_url: str) -> BuildService:
+    return BuildService.from_env()

@@ -13,10 +13,10 @@ from dagster._core.execution.api import execute_run
 from sheen_pipeline.approval import ApprovalError, approve, expire_stale, reject
 from sheen_pipeline.events.types import EventType
 from sheen_pipeline.models import parse_build_request
-from sheen_pipeline.pipeline import BuildPipeline
 from sheen_pipeline.runs.launch import create_build_run, plan_run_of
 from sheen_pipeline.runs.local import BuildOutcome, run_approved_build, run_build
 from sheen_pipeline.runs.origins import reconstructable_job
+from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import Approval, BuildStatus
 from tests.support.processes import sheen, sheen_cli_env
 
@@ -24,90 +24,88 @@ PROMPT = "a landing page for Blue Fern Coffee with a signup form"
 
 
 @pytest.fixture
-def approval_pipeline(db_pipeline: BuildPipeline, monkeypatch: pytest.MonkeyPatch) -> BuildPipeline:
+def approval_service(db_service: BuildService, monkeypatch: pytest.MonkeyPatch) -> BuildService:
     monkeypatch.setenv("SHEEN_REQUIRE_PLAN_APPROVAL", "true")
-    return BuildPipeline.from_env()
+    return BuildService.from_env()
 
 
-def planned(instance: DagsterInstance, pipeline: BuildPipeline) -> BuildOutcome:
-    outcome = run_build(instance, pipeline, parse_build_request(prompt=PROMPT), lambda _: None)
+def planned(instance: DagsterInstance, service: BuildService) -> BuildOutcome:
+    outcome = run_build(instance, service, parse_build_request(prompt=PROMPT), lambda _: None)
     assert outcome.status == "awaiting_approval" and outcome.build_id
     return outcome
 
 
-def event_types(pipeline: BuildPipeline, build_id: str) -> list[EventType]:
-    return [event.type for event in pipeline.events.after(build_id)]
+def event_types(service: BuildService, build_id: str) -> list[EventType]:
+    return [event.type for event in service.events.after(build_id)]
 
 
 def test_planned_build_waits_then_runs_when_approved(
-    approval_pipeline: BuildPipeline, instance: DagsterInstance
+    approval_service: BuildService, instance: DagsterInstance
 ) -> None:
-    pipeline = approval_pipeline
-    outcome = planned(instance, pipeline)
+    service = approval_service
+    outcome = planned(instance, service)
     build_id = outcome.build_id
-    record = pipeline.store.get_build(build_id)
+    record = service.store.get_build(build_id)
     assert record.status is BuildStatus.AWAITING_APPROVAL and record.approval is Approval.REQUIRED
-    assert event_types(pipeline, build_id)[-1] is EventType.PLAN_GENERATED
+    assert event_types(service, build_id)[-1] is EventType.PLAN_GENERATED
     assert len(outcome.dagster_run_ids) == 1  # no build run yet
 
-    plan = approve(pipeline, build_id)
-    assert pipeline.store.get_build(build_id).approval is Approval.APPROVED
-    result = run_approved_build(instance, pipeline, plan, lambda _: None)
+    plan = approve(service, build_id)
+    assert service.store.get_build(build_id).approval is Approval.APPROVED
+    result = run_approved_build(instance, service, plan, lambda _: None)
     assert result.status == "succeeded" and result.preview_url
     with pytest.raises(ApprovalError, match="not waiting for approval"):
-        approve(pipeline, build_id)
+        approve(service, build_id)
 
 
 def test_launching_the_build_job_approves_it(
-    approval_pipeline: BuildPipeline, instance: DagsterInstance
+    approval_service: BuildService, instance: DagsterInstance
 ) -> None:
-    build_id = planned(instance, approval_pipeline).build_id
-    plan = approval_pipeline.store.get_plan(build_id)
+    build_id = planned(instance, approval_service).build_id
+    plan = approval_service.store.get_plan(build_id)
     assert plan is not None
     run = create_build_run(instance, build_id, plan_run_of(instance, build_id))  # the UI's Launch
     assert execute_run(reconstructable_job(run.job_name), run, instance).success
-    record = approval_pipeline.store.get_build(build_id)
+    record = approval_service.store.get_build(build_id)
     assert record.status is BuildStatus.SUCCEEDED and record.approval is Approval.APPROVED
 
 
 def test_rejected_build_ends_and_cannot_be_launched(
-    approval_pipeline: BuildPipeline, instance: DagsterInstance
+    approval_service: BuildService, instance: DagsterInstance
 ) -> None:
-    pipeline = approval_pipeline
-    build_id = planned(instance, pipeline).build_id
-    reject(pipeline, build_id, "wrong colours")
-    record = pipeline.store.get_build(build_id)
+    service = approval_service
+    build_id = planned(instance, service).build_id
+    reject(service, build_id, "wrong colours")
+    record = service.store.get_build(build_id)
     assert record.status is BuildStatus.FAILED and record.error == "plan rejected: wrong colours"
-    last = pipeline.events.after(build_id)[-1]
+    last = service.events.after(build_id)[-1]
     assert (
         last.type is EventType.BUILD_FAILED
         and last.data["reason"] == "plan rejected: wrong colours"
     )
     with pytest.raises(ApprovalError):
-        approve(pipeline, build_id)
+        approve(service, build_id)
 
-    plan = pipeline.store.get_plan(build_id)
+    plan = service.store.get_plan(build_id)
     assert plan is not None
     run = create_build_run(instance, build_id, plan_run_of(instance, build_id))
     result = execute_run(reconstructable_job(run.job_name), run, instance)
     assert not result.success
     assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE  # type: ignore[union-attr]
-    assert not (pipeline.settings.previews_dir / build_id).exists()
+    assert not (service.settings.previews_dir / build_id).exists()
 
 
-def test_unapproved_plans_expire(
-    approval_pipeline: BuildPipeline, instance: DagsterInstance
-) -> None:
-    pipeline = approval_pipeline
-    build_id = planned(instance, pipeline).build_id
-    assert expire_stale(pipeline) == []  # not yet
+def test_unapproved_plans_expire(approval_service: BuildService, instance: DagsterInstance) -> None:
+    service = approval_service
+    build_id = planned(instance, service).build_id
+    assert expire_stale(service) == []  # not yet
     later = datetime.now(UTC) + timedelta(seconds=301)
-    assert expire_stale(pipeline, now=later) == [build_id]
-    record = pipeline.store.get_build(build_id)
+    assert expire_stale(service, now=later) == [build_id]
+    record = service.store.get_build(build_id)
     assert record.status is BuildStatus.FAILED and record.approval is Approval.EXPIRED
     assert record.error == "plan approval expired after 300s"
-    assert event_types(pipeline, build_id)[-1] is EventType.BUILD_FAILED
-    assert expire_stale(pipeline, now=later) == []  # once
+    assert event_types(service, build_id)[-1] is EventType.BUILD_FAILED
+    assert expire_stale(service, now=later) == []  # once
 
 
 def test_cli_build_waits_and_approve_runs_it(tmp_path: Path) -> None:

@@ -21,11 +21,11 @@ from sheen_pipeline.defs.build_job import make_build_job
 from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.repository import SheenRepositoryData
 from sheen_pipeline.models import parse_build_request
-from sheen_pipeline.pipeline import BuildPipeline
 from sheen_pipeline.runs.local import BuildOutcome, run_build
 from sheen_pipeline.runs.names import build_job_name
 from sheen_pipeline.runs.origins import local_origins, reconstructable_job
 from sheen_pipeline.runs.tags import BUILD_ID, LOCATION_NAME, PLAN_RUN_ID, PROJECT_ID, USER_ID
+from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import BuildStatus
 from sheen_pipeline.store.tables import plans
 from tests.conftest import FLAKY_PROVIDER
@@ -38,17 +38,17 @@ TASKS = {"config", "styles", "forms", "index_page", "page_metadata"}
 
 
 def build(
-    instance: DagsterInstance, pipeline: BuildPipeline, **fields: str
+    instance: DagsterInstance, service: BuildService, **fields: str
 ) -> tuple[BuildOutcome, list[str]]:
     lines: list[str] = []
     request = parse_build_request(prompt=PROMPT, **fields)
-    return run_build(instance, pipeline, request, lines.append), lines
+    return run_build(instance, service, request, lines.append), lines
 
 
 def test_whole_build_succeeds_and_records_the_preview_asset(
-    instance: DagsterInstance, pipeline: BuildPipeline, sheen_home: Path
+    instance: DagsterInstance, service: BuildService, sheen_home: Path
 ) -> None:
-    outcome, lines = build(instance, pipeline, project_id="coffee", user_id="u1")
+    outcome, lines = build(instance, service, project_id="coffee", user_id="u1")
     assert outcome.status == "succeeded", outcome.error
     assert outcome.build_id is not None
     assert outcome.preview_url == f"http://127.0.0.1:8787/p/{outcome.build_id}/"
@@ -96,9 +96,9 @@ def test_whole_build_succeeds_and_records_the_preview_asset(
     assert isinstance(metadata["duration_s"], float)
 
 
-def test_job_graph_matches_the_plan(pipeline: BuildPipeline, instance: DagsterInstance) -> None:
-    outcome, _ = build(instance, pipeline)
-    plan = pipeline.store.get_plan(outcome.build_id)
+def test_job_graph_matches_the_plan(service: BuildService, instance: DagsterInstance) -> None:
+    outcome, _ = build(instance, service)
+    plan = service.store.get_plan(outcome.build_id)
     assert plan is not None
     job = make_build_job(plan)
     execution_plan = create_execution_plan(job)
@@ -111,9 +111,9 @@ def test_job_graph_matches_the_plan(pipeline: BuildPipeline, instance: DagsterIn
 
 
 def test_repository_serves_stored_plans_lazily(
-    pipeline: BuildPipeline, instance: DagsterInstance
+    service: BuildService, instance: DagsterInstance
 ) -> None:
-    outcome, _ = build(instance, pipeline)
+    outcome, _ = build(instance, service)
     name = f"build_{outcome.build_id}"
     assert sheen.get_job(name).name == name
     assert set(sheen.job_names) == {"plan_build", "evict_result_cache", name}
@@ -128,11 +128,11 @@ def test_repository_serves_stored_plans_lazily(
 
 
 def test_repository_lists_only_the_newest_builds_but_loads_any_by_name(
-    pipeline: BuildPipeline, monkeypatch: pytest.MonkeyPatch
+    service: BuildService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SHEEN_UI_JOB_WINDOW", "3")
     build_ids = [f"old{number}" for number in range(6)]
-    store_offline_plans(pipeline.store, build_ids)
+    store_offline_plans(service.store, build_ids)
     listed = set(SheenRepositoryData().get_job_names()) - {"plan_build", "evict_result_cache"}
     assert listed == {build_job_name(build_id) for build_id in build_ids[-3:]}
     oldest = build_job_name(build_ids[0])
@@ -140,7 +140,7 @@ def test_repository_lists_only_the_newest_builds_but_loads_any_by_name(
 
 
 def test_plan_build_queues_the_build_run_with_the_plan_runs_origin(
-    pipeline: BuildPipeline, instance: DagsterInstance
+    service: BuildService, instance: DagsterInstance
 ) -> None:
     remote, code = local_origins(plan_build.name)
     run = instance.create_run_for_job(
@@ -157,7 +157,7 @@ def test_plan_build_queues_the_build_run_with_the_plan_runs_origin(
     assert len(build_runs) == 1
     assert build_runs[0].status == DagsterRunStatus.QUEUED
     assert build_runs[0].remote_job_origin.repository_origin == remote.repository_origin  # type: ignore[union-attr]
-    assert pipeline.store.get_build(build_id).status is BuildStatus.PLANNED
+    assert service.store.get_build(build_id).status is BuildStatus.PLANNED
 
 
 def test_invalid_request_fails_the_plan_run_with_a_clear_reason(
@@ -175,19 +175,19 @@ def test_invalid_request_fails_the_plan_run_with_a_clear_reason(
 
 
 def test_cycles_with_approval_required_block_the_plan(
-    instance: DagsterInstance, pipeline: BuildPipeline, monkeypatch: pytest.MonkeyPatch
+    instance: DagsterInstance, service: BuildService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:CyclicOfflineProvider")
     monkeypatch.setenv("SHEEN_MAX_CYCLE_EDGES_TO_DROP", "0")
     monkeypatch.setenv("SHEEN_SEQUENTIAL_FALLBACK", "false")
     monkeypatch.setenv("SHEEN_REQUIRE_PLAN_APPROVAL", "true")
-    outcome, lines = build(instance, BuildPipeline.from_env())
+    outcome, lines = build(instance, BuildService.from_env())
     assert outcome.status == "failed" and outcome.build_id is not None
     assert any(line.startswith("plan blocked, waiting for approval: cycles") for line in lines)
-    record = pipeline.store.get_build(outcome.build_id)
+    record = service.store.get_build(outcome.build_id)
     assert record.status is BuildStatus.BLOCKED
     assert "config -> " in (record.error or "")
-    assert pipeline.store.get_plan(outcome.build_id) is None
+    assert service.store.get_plan(outcome.build_id) is None
 
 
 def test_sequential_fallback_is_recorded_and_still_builds(
@@ -195,7 +195,7 @@ def test_sequential_fallback_is_recorded_and_still_builds(
 ) -> None:
     monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:CyclicOfflineProvider")
     monkeypatch.setenv("SHEEN_MAX_CYCLE_EDGES_TO_DROP", "0")
-    outcome, lines = build(instance, BuildPipeline.from_env())
+    outcome, lines = build(instance, BuildService.from_env())
     assert outcome.status == "succeeded", outcome.error
     assert any(line.startswith("plan_warning: running tasks one by one") for line in lines)
 
@@ -205,8 +205,8 @@ def test_reexecution_from_failure_reruns_only_the_failed_task_and_downstream(
 ) -> None:
     monkeypatch.setenv("SHEEN_PROVIDER", FLAKY_PROVIDER)
     monkeypatch.setenv("SHEEN_TEST_FAIL_TASK", "forms")
-    pipeline = BuildPipeline.from_env()
-    outcome, lines = build(instance, pipeline)
+    service = BuildService.from_env()
+    outcome, lines = build(instance, service)
     assert outcome.status == "failed"
     assert outcome.error == "task forms failed: injected failure in task forms"
     assert "task forms failed: injected failure in task forms" in lines
@@ -238,7 +238,7 @@ def test_reexecution_from_failure_reruns_only_the_failed_task_and_downstream(
         "index_page": 1,
         "page_metadata": 1,
     }
-    record = pipeline.store.get_build(build_id)
+    record = service.store.get_build(build_id)
     assert record.status is BuildStatus.SUCCEEDED and record.error is None
     assert (sheen_home / "previews" / build_id / "index.html").is_file()
 
@@ -247,7 +247,7 @@ def test_tasks_with_dashes_and_keywords_build(
     instance: DagsterInstance, sheen_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:AwkwardIdsOfflineProvider")
-    outcome, lines = build(instance, BuildPipeline.from_env())
+    outcome, lines = build(instance, BuildService.from_env())
     assert outcome.status == "succeeded", outcome.error
     assert "task index-page done: index.html" in lines
     build_run_id = outcome.dagster_run_ids[1]
@@ -263,12 +263,12 @@ def test_tasks_with_dashes_and_keywords_build(
 
 
 def test_a_plan_that_cannot_become_a_job_leaves_the_code_location_loading(
-    pipeline: BuildPipeline, instance: DagsterInstance, caplog: pytest.LogCaptureFixture
+    service: BuildService, instance: DagsterInstance, caplog: pytest.LogCaptureFixture
 ) -> None:
-    outcome, _ = build(instance, pipeline)
+    outcome, _ = build(instance, service)
     broken = "c2a-b0000"
-    pipeline.store.create_build(broken, parse_build_request(prompt=PROMPT))
-    with pipeline.store.engine.begin() as conn:  # for example a plan stored by an older version
+    service.store.create_build(broken, parse_build_request(prompt=PROMPT))
+    with service.store.engine.begin() as conn:  # for example a plan stored by an older version
         conn.execute(
             insert(plans).values(
                 build_id=broken, plan_json='{"build_id": "c2a-b0000"}', created_at=datetime.now(UTC)

@@ -10,8 +10,8 @@ import pytest
 from dagster import DagsterInstance
 
 from sheen_pipeline.models import parse_build_request
-from sheen_pipeline.pipeline import BuildPipeline
 from sheen_pipeline.runs.local import run_build
+from sheen_pipeline.service import BuildService
 from tests.support.processes import sheen, sheen_cli_env
 from tests.support.providers import max_in_flight
 
@@ -25,7 +25,7 @@ def shaped_build(
     for name, value in {"SHEEN_PROVIDER": SHAPED, "SHEEN_TEST_PLAN_SHAPE": shape, **env}.items():
         monkeypatch.setenv(name, value)
     request = parse_build_request(prompt=f"a site shaped {shape}")
-    outcome = run_build(instance, BuildPipeline.from_env(), request, lambda _line: None)
+    outcome = run_build(instance, BuildService.from_env(), request, lambda _line: None)
     assert outcome.status == "succeeded", outcome.error
     return outcome.build_id
 

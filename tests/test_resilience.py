@@ -17,8 +17,8 @@ from sheen_pipeline.build.sandbox import CommandFailed
 from sheen_pipeline.events.types import EventType
 from sheen_pipeline.logs import configure_logging, get_logger, log_context
 from sheen_pipeline.models import parse_build_request
-from sheen_pipeline.pipeline import BuildPipeline
 from sheen_pipeline.runs.local import run_build
+from sheen_pipeline.service import BuildService
 from tests.providers.conftest import llm_env
 from tests.support.fake_llm import AnthropicWire, FakeLLMServer, Recorded, Reply, offline_answer
 from tests.support.processes import sheen, sheen_cli_env
@@ -30,15 +30,13 @@ SECRET_KEY = "sk-ant-live-0123456789abcdef"
 WEBHOOK_SECRET = "whsec-do-not-leak-42"
 
 
-def build(instance: DagsterInstance, prompt: str = PROMPT) -> tuple[Any, BuildPipeline]:
-    pipeline = BuildPipeline.from_env()
-    return run_build(
-        instance, pipeline, parse_build_request(prompt=prompt), lambda _: None
-    ), pipeline
+def build(instance: DagsterInstance, prompt: str = PROMPT) -> tuple[Any, BuildService]:
+    service = BuildService.from_env()
+    return run_build(instance, service, parse_build_request(prompt=prompt), lambda _: None), service
 
 
-def events_of(pipeline: BuildPipeline, build_id: str) -> list[Any]:
-    return pipeline.events.after(build_id)
+def events_of(service: BuildService, build_id: str) -> list[Any]:
+    return service.events.after(build_id)
 
 
 def test_a_hanging_task_times_out_while_its_siblings_finish(
@@ -47,10 +45,10 @@ def test_a_hanging_task_times_out_while_its_siblings_finish(
     monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:HangingOfflineProvider")
     monkeypatch.setenv("SHEEN_TEST_HANG_TASK", "forms")
     monkeypatch.setenv("SHEEN_TASK_TIMEOUTS", '{"create_component": 1}')  # forms' type only
-    outcome, pipeline = build(instance)
+    outcome, service = build(instance)
     assert outcome.status == "failed"
     assert outcome.error == "task forms failed: task forms timed out after 1s"
-    events = events_of(pipeline, outcome.build_id)
+    events = events_of(service, outcome.build_id)
     (timeout,) = [e for e in events if e.type is EventType.TASK_TIMEOUT]
     assert timeout.data == {"task_id": "forms", "timeout_s": 1}
     assert (sheen_home / "cancelled-forms").exists()  # the call was cancelled, not abandoned
@@ -68,10 +66,10 @@ def test_the_build_stops_cleanly_at_its_time_limit(
     monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:ProbeOfflineProvider")
     monkeypatch.setenv("SHEEN_TEST_TASK_SLEEP_S", "0.6")  # five tasks cannot fit in 2 s
     monkeypatch.setenv("SHEEN_BUILD_TIMEOUT_S", "2")
-    outcome, pipeline = build(instance)
+    outcome, service = build(instance)
     assert outcome.status == "failed"
     assert outcome.error is not None and "ran out of its 2s limit" in outcome.error
-    events = events_of(pipeline, outcome.build_id)
+    events = events_of(service, outcome.build_id)
     assert events[-1].type is EventType.BUILD_FAILED
     completed = [e for e in events if e.type is EventType.TASK_COMPLETED]
     assert 1 <= len(completed) < 5
@@ -88,11 +86,11 @@ def test_overload_then_success_is_retried_by_the_retry_policy(
         monkeypatch.setenv("SHEEN_TASK_RETRY_DELAY_S", "0.1")
         overloaded = Reply("Overloaded", status=529, error_type="overloaded_error")
         server.then(offline_answer, overloaded)  # the plan, then the first task call
-        outcome, pipeline = build(instance)
+        outcome, service = build(instance)
     assert outcome.status == "succeeded", outcome.error
     config_events = [
         (e.type, e.data.get("attempt"), e.data.get("will_retry"))
-        for e in events_of(pipeline, outcome.build_id)
+        for e in events_of(service, outcome.build_id)
         if e.data.get("task_id") == "config"
     ]
     assert config_events == [
@@ -172,8 +170,8 @@ def test_an_identical_rebuild_makes_no_provider_call(tmp_path: Path) -> None:
     assert [e["data"]["cache_hit"] for e in hits] == [True] * first["task_count"]
 
 
-def test_expired_results_are_evicted(db_pipeline: BuildPipeline) -> None:
-    cache = db_pipeline.cache
+def test_expired_results_are_evicted(db_service: BuildService) -> None:
+    cache = db_service.cache
     cache.put("fresh", {"v": 1}, now=1000.0)
     cache.put("stale", {"v": 2}, now=1000.0 - cache.ttl_s)
     assert cache.evict_expired(now=1000.5) == 1
@@ -228,10 +226,10 @@ def test_secrets_never_reach_events_metadata_or_errors(
     monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:LeakyOfflineProvider")
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET_KEY)
     monkeypatch.setenv("SHEEN_WEBHOOK_SECRET", WEBHOOK_SECRET)
-    outcome, pipeline = build(instance)
+    outcome, service = build(instance)
     assert outcome.status == "failed"
     assert outcome.error is not None and "[REDACTED]" in outcome.error
-    stored = json.dumps([e.payload() for e in events_of(pipeline, outcome.build_id)])
+    stored = json.dumps([e.payload() for e in events_of(service, outcome.build_id)])
     dagster_logs = []
     for run_id in outcome.dagster_run_ids:
         for entry in instance.all_logs(run_id):

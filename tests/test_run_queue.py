@@ -13,7 +13,6 @@ from dagster import (
     DagsterInstance,
     DagsterRunStatus,
     RunsFilter,
-    build_run_status_sensor_context,
     instance_for_test,
 )
 from dagster._core.storage.tags import PARENT_RUN_ID_TAG
@@ -24,9 +23,7 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
 
 from sheen_pipeline.defs.build_job import make_build_job
 from sheen_pipeline.defs.plan_job import plan_build
-from sheen_pipeline.defs.sensors import failed_run_sensor
 from sheen_pipeline.models import parse_build_request
-from sheen_pipeline.pipeline import BuildPipeline
 from sheen_pipeline.planning.dag import LadderPolicy
 from sheen_pipeline.planning.planner import make_plan
 from sheen_pipeline.providers.offline import OfflineProvider
@@ -39,8 +36,10 @@ from sheen_pipeline.runs.tags import (
     PLAN_RUN_TAGS,
     REQUEST_ID,
 )
+from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.requests import RequestStore, new_request_id
 from tests.conftest import REPO_ROOT
+from tests.support.sensors import evaluate_failed_run_sensor
 
 QUEUE_SETTINGS = ("run_coordinator", "concurrency")
 
@@ -117,13 +116,9 @@ def failed_before_start(instance: DagsterInstance, tags: dict[str, str]) -> str:
 def settle(instance: DagsterInstance, run_id: str) -> None:
     """Evaluate failed_run_sensor on the failure of run_id, as the daemon does."""
     (failure,) = instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE)
-    context = build_run_status_sensor_context(
-        sensor_name=failed_run_sensor.name,
-        dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(run_id),  # type: ignore[arg-type]
-        dagster_event=failure.get_dagster_event(),
-    ).for_run_failure()
-    failed_run_sensor(context)
+    run = instance.get_run_by_id(run_id)
+    assert run is not None
+    evaluate_failed_run_sensor(instance, run, failure.get_dagster_event())
 
 
 def test_a_run_that_never_started_is_queued_again_a_bounded_number_of_times(
@@ -158,9 +153,9 @@ def test_a_run_that_started_is_not_launched_again(
 
 
 def test_the_failure_sensor_launches_again_instead_of_failing_the_request(
-    queued_instance: DagsterInstance, pipeline: BuildPipeline
+    queued_instance: DagsterInstance, service: BuildService
 ) -> None:
-    requests = RequestStore(pipeline.settings.database_url)
+    requests = RequestStore(service.settings.database_url)
     row = requests.add(parse_build_request(prompt="a blog about tea"), new_request_id(), "c2a-b0")
     run_id = failed_before_start(queued_instance, {REQUEST_ID: row.request_id, BUILD_ID: "c2a-b0"})
     settle(queued_instance, run_id)
@@ -171,13 +166,13 @@ def test_the_failure_sensor_launches_again_instead_of_failing_the_request(
 
 
 def test_a_build_whose_run_never_started_and_has_no_launches_left_fails(
-    queued_instance: DagsterInstance, pipeline: BuildPipeline
+    queued_instance: DagsterInstance, service: BuildService
 ) -> None:
-    pipeline.store.create_build("c2a-b1", parse_build_request(prompt="a blog about tea"))
+    service.store.create_build("c2a-b1", parse_build_request(prompt="a blog about tea"))
     tags = {BUILD_ID: "c2a-b1", LAUNCH_ATTEMPT: str(MAX_LAUNCH_ATTEMPTS)}
     run_id = failed_before_start(queued_instance, tags)
     settle(queued_instance, run_id)
     assert queued_instance.get_runs(RunsFilter(tags={PARENT_RUN_ID_TAG: run_id})) == []
-    build = pipeline.store.get_build("c2a-b1")
+    build = service.store.get_build("c2a-b1")
     assert build.status.value == "failed" and build.error is not None
     assert f"run {run_id} failed" in build.error

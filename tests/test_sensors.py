@@ -11,18 +11,18 @@ from dagster import (
     DagsterInstance,
     RunRequest,
     SkipReason,
-    build_run_status_sensor_context,
     build_sensor_context,
 )
 from sqlalchemy import update
 
 from sheen_pipeline.defs.plan_job import plan_build
-from sheen_pipeline.defs.sensors import build_requests_sensor, failed_run_sensor
+from sheen_pipeline.defs.sensors import build_requests_sensor
 from sheen_pipeline.models import new_build_id, parse_build_request
-from sheen_pipeline.pipeline import BuildPipeline
 from sheen_pipeline.runs.tags import BUILD_ID, REQUEST_ID
+from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.requests import RequestRecord, RequestStore, new_request_id
 from sheen_pipeline.store.tables import build_requests
+from tests.support.sensors import evaluate_failed_run_sensor, resources
 
 
 def add_rows(
@@ -34,7 +34,7 @@ def add_rows(
 
 def tick(instance: DagsterInstance, cursor: str | None) -> tuple[list[RunRequest], str | None]:
     """One evaluation, as the daemon runs it; returns the run requests and the stored cursor."""
-    context = build_sensor_context(instance=instance, cursor=cursor)
+    context = build_sensor_context(instance=instance, cursor=cursor, resources=resources())
     results = list(build_requests_sensor(context))
     requests = [r for r in results if isinstance(r, RunRequest)]
     assert requests or any(isinstance(r, SkipReason) for r in results)
@@ -42,7 +42,7 @@ def tick(instance: DagsterInstance, cursor: str | None) -> tuple[list[RunRequest
 
 
 def test_one_run_request_per_new_row_and_none_on_repeat(
-    db_pipeline: BuildPipeline, instance: DagsterInstance, database_url: str
+    db_service: BuildService, instance: DagsterInstance, database_url: str
 ) -> None:
     store = RequestStore(database_url)
     rows = add_rows(store, 3)
@@ -63,7 +63,7 @@ def test_one_run_request_per_new_row_and_none_on_repeat(
 
 
 def test_cursor_survives_a_restart(
-    db_pipeline: BuildPipeline, instance: DagsterInstance, database_url: str
+    db_service: BuildService, instance: DagsterInstance, database_url: str
 ) -> None:
     store = RequestStore(database_url)
     add_rows(store, 2)
@@ -75,7 +75,7 @@ def test_cursor_survives_a_restart(
 
 
 def test_a_burst_of_1000_rows_drains_in_bounded_ticks(
-    db_pipeline: BuildPipeline, instance: DagsterInstance, database_url: str
+    db_service: BuildService, instance: DagsterInstance, database_url: str
 ) -> None:
     store = RequestStore(database_url)
     rows = add_rows(store, 1000)
@@ -93,7 +93,7 @@ def test_a_burst_of_1000_rows_drains_in_bounded_ticks(
     ("column", "value"), [("user_id", "../x"), ("build_id", "c2a b0000"), ("build_id", "-x")]
 )
 def test_invalid_rows_are_failed_not_launched(
-    db_pipeline: BuildPipeline,
+    db_service: BuildService,
     instance: DagsterInstance,
     database_url: str,
     column: str,
@@ -113,7 +113,7 @@ def test_invalid_rows_are_failed_not_launched(
 
 
 def test_rows_with_dashed_and_uuid_build_ids_are_launched(
-    db_pipeline: BuildPipeline, instance: DagsterInstance, database_url: str
+    db_service: BuildService, instance: DagsterInstance, database_url: str
 ) -> None:
     store = RequestStore(database_url)
     request = parse_build_request(prompt="a blog about tea")
@@ -125,7 +125,7 @@ def test_rows_with_dashed_and_uuid_build_ids_are_launched(
 
 
 def test_a_row_the_cursor_passed_is_picked_up_later(
-    db_pipeline: BuildPipeline, instance: DagsterInstance, database_url: str
+    db_service: BuildService, instance: DagsterInstance, database_url: str
 ) -> None:
     store = RequestStore(database_url)
     old, _new = add_rows(store, 2)
@@ -142,7 +142,7 @@ def test_a_row_the_cursor_passed_is_picked_up_later(
 
 
 def test_a_failed_plan_run_fails_its_request(
-    db_pipeline: BuildPipeline, instance: DagsterInstance, database_url: str
+    db_service: BuildService, instance: DagsterInstance, database_url: str
 ) -> None:
     store = RequestStore(database_url)
     (row,) = add_rows(store, 1)
@@ -154,13 +154,7 @@ def test_a_failed_plan_run_fails_its_request(
     )
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
-    context = build_run_status_sensor_context(
-        sensor_name=failed_run_sensor.name,
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-        dagster_event=failure,
-    ).for_run_failure()
-    failed_run_sensor(context)
+    evaluate_failed_run_sensor(instance, result.dagster_run, failure)
     failed = store.find(row.request_id)
     assert failed is not None and failed.status == "failed"
     assert failed.error is not None and f"plan_build run {result.run_id} failed" in failed.error

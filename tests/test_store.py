@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, inspect
 from sheen_pipeline.events.log import EventLog
 from sheen_pipeline.events.types import EventType
 from sheen_pipeline.models import parse_build_request
-from sheen_pipeline.pipeline import BuildPipeline
+from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import BuildStatus, BuildStore, engine_for
 from sheen_pipeline.store.rate import take
 from sheen_pipeline.store.schema import current_revision, ensure_schema
@@ -78,9 +78,9 @@ def test_an_early_database_is_stamped_then_migrated(database_url: str) -> None:
     engine.dispose()
 
 
-def test_events_are_ordered_and_read_after_a_cursor(db_pipeline: BuildPipeline) -> None:
+def test_events_are_ordered_and_read_after_a_cursor(db_service: BuildService) -> None:
     log = EventLog(
-        db_pipeline.store.engine, webhooks_enabled=False, secrets=("sk-ant-SECRET-123456",)
+        db_service.store.engine, webhooks_enabled=False, secrets=("sk-ant-SECRET-123456",)
     )
     emitted = [log.emit("b1", EventType.TASK_STARTED, task_id=f"t{n}") for n in range(5)]
     log.emit("b2", EventType.TASK_STARTED, task_id="other")

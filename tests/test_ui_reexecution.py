@@ -14,9 +14,9 @@ import requests
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 
 from sheen_pipeline.models import parse_build_request
-from sheen_pipeline.pipeline import BuildPipeline
 from sheen_pipeline.runs.local import run_build
 from sheen_pipeline.runs.tags import BUILD_ID, LOCATION_NAME, PLAN_RUN_ID, REPOSITORY_NAME
+from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import BuildStatus
 from tests.conftest import FLAKY_PROVIDER
 from tests.support.processes import SHEEN, child_env, running
@@ -126,10 +126,10 @@ def test_ui_reexecutes_ui_and_cli_builds_from_failure(
     for key in ("DAGSTER_HOME", "SHEEN_HOME", "SHEEN_PROVIDER", "SHEEN_TEST_FAIL_TASK"):
         monkeypatch.setenv(key, dev_env[key])
     instance = DagsterInstance.get()
-    pipeline = BuildPipeline.from_env()
+    service = BuildService.from_env()
 
     # A build launched the CLI's way (in this process) fails on task "forms".
-    cli_outcome = run_build(instance, pipeline, parse_build_request(prompt=PROMPT), lambda _: None)
+    cli_outcome = run_build(instance, service, parse_build_request(prompt=PROMPT), lambda _: None)
     assert cli_outcome.status == "failed"
     cli_build_run_id = cli_outcome.dagster_run_ids[1]
 
@@ -175,7 +175,7 @@ def test_ui_reexecutes_ui_and_cli_builds_from_failure(
             assert child.parent_run_id == failed_run_id
             assert started_steps(instance, child.run_id) == RERUN_STEPS
             build_id = child.tags[BUILD_ID]
-            assert pipeline.store.get_build(build_id).status is BuildStatus.SUCCEEDED
+            assert service.store.get_build(build_id).status is BuildStatus.SUCCEEDED
             assert calls_by_task(Path(dev_env["SHEEN_HOME"]), build_id) == {
                 "config": 1,
                 "styles": 1,

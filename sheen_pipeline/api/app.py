@@ -10,11 +10,13 @@ from sheen_pipeline.api.ingress import make_ingress
 from sheen_pipeline.api.preview import preview_routes
 from sheen_pipeline.config import Settings
 from sheen_pipeline.events.runtime import event_log
+from sheen_pipeline.logs import configure_logging
 from sheen_pipeline.store.builds import BuildStore
 from sheen_pipeline.store.requests import RequestStore
 
 
 def create_app(settings: Settings) -> Starlette:
+    configure_logging(settings.secrets)
     api = BuildsApi(
         BuildStore(settings.database_url), RequestStore(settings.database_url), event_log(settings)
     )

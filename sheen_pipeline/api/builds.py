@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from sheen_pipeline.events.log import EventLog
 from sheen_pipeline.events.types import TERMINAL_TYPES, BuildEvent
-from sheen_pipeline.pipeline import usage_data
+from sheen_pipeline.service import usage_data
 from sheen_pipeline.store.builds import BuildStore, UnknownBuild
 from sheen_pipeline.store.requests import RequestStore
 

@@ -2,7 +2,6 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from dagster import (
     AssetMaterialization,
@@ -19,6 +18,7 @@ from dagster import (
     OpExecutionContext,
     Out,
     ResourceDefinition,
+    ResourceParam,
     RetryPolicy,
     op,
 )
@@ -27,14 +27,14 @@ from sheen_pipeline.approval import check_may_run
 from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.executor import pool_safe_async_executor
 from sheen_pipeline.defs.metadata import cost_metadata
-from sheen_pipeline.defs.resources import SheenResource
+from sheen_pipeline.defs.resources import BuildServiceResource, build_service_resource
 from sheen_pipeline.logs import log_context
 from sheen_pipeline.models import Plan, TaskResult
-from sheen_pipeline.pipeline import BuildPipeline, BuildSummary, is_transient
 from sheen_pipeline.redaction import redact
 from sheen_pipeline.runs.names import build_job_name, dagster_name, id_from_dagster_name
 from sheen_pipeline.runs.pools import LLM_POOL
 from sheen_pipeline.runs.tags import build_tags
+from sheen_pipeline.service import BuildService, BuildSummary, is_transient
 
 
 class TransientStepError(RuntimeError):
@@ -51,33 +51,27 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-@dataclass(frozen=True)
-class Step:
-    pipeline: BuildPipeline
-    plan: Plan
-    retries_left: bool
-
-
 @contextmanager
-def build_step(context: OpExecutionContext, step: str) -> Iterator[Step]:
-    """One step of the build (sync or async op). A transient error with retries left is raised
-    for the retry policy; any other failure is recorded on the build (build_failed) and raised
-    as a Failure that is not retried. Error text is redacted before Dagster stores it."""
-    plan: Plan = context.resources.plan
-    pipeline: BuildPipeline = context.resources.sheen.pipeline()
-    retries_left = context.retry_number < pipeline.settings.task_retries
+def build_step(
+    context: OpExecutionContext, service: BuildService, plan: Plan, step: str
+) -> Iterator[bool]:
+    """One step of the build (sync or async op); yields whether the step has retries left. A
+    transient error with retries left is raised for the retry policy; any other failure is
+    recorded on the build (build_failed) and raised as a Failure that is not retried. Error text
+    is redacted before Dagster stores it."""
+    retries_left = context.retry_number < service.settings.task_retries
     ids = {"build_id": plan.build_id, "run_id": context.run_id, "step": context.op_handle.name}
     with log_context(**ids):
         try:
-            check_may_run(pipeline, plan.build_id)
-            pipeline.start_run(plan.build_id, context.run_id)
-            pipeline.check_time_left(plan.build_id)
-            yield Step(pipeline, plan, retries_left)
+            check_may_run(service, plan.build_id)
+            service.start_run(plan.build_id, context.run_id)
+            service.check_time_left(plan.build_id)
+            yield retries_left
         except Exception as error:
-            message = redact(str(error), pipeline.settings.secrets)
+            message = redact(str(error), service.settings.secrets)
             if retries_left and is_transient(error):
                 raise TransientStepError(message) from None
-            spent = pipeline.fail(plan.build_id, f"{step} failed: {message}")
+            spent = service.fail(plan.build_id, f"{step} failed: {message}")
             raise Failure(
                 description=f"{step} failed: {message}",
                 metadata={
@@ -91,18 +85,20 @@ def build_step(context: OpExecutionContext, step: str) -> Iterator[Step]:
 @op(
     ins={"upstream": In(list, default_value=[], description="Results of the tasks this one needs")},
     out=Out(TaskResult),
-    required_resource_keys={"sheen", "plan"},
     pool=LLM_POOL,
 )
-async def run_task(context: OpExecutionContext, upstream: list[TaskResult]) -> TaskResult:
+async def run_task(
+    context: OpExecutionContext,
+    sheen: BuildServiceResource,
+    plan: ResourceParam[Plan],
+    upstream: list[TaskResult],
+) -> TaskResult:
     """Generate and write the files of the task this node is named after; async, so the
     build's independent tasks wait on their provider calls at the same time."""
     task_id = task_id_of_node(context.op_handle.name)
     attempt = context.retry_number + 1
-    with build_step(context, f"task {task_id}") as step:
-        result = await step.pipeline.run_task(
-            step.plan, task_id, upstream, attempt, step.retries_left
-        )
+    with build_step(context, sheen.service, plan, f"task {task_id}") as retries_left:
+        result = await sheen.service.run_task(plan, task_id, upstream, attempt, retries_left)
     context.add_output_metadata(
         {
             "files": MetadataValue.json([f.path for f in result.files]),
@@ -119,23 +115,31 @@ async def run_task(context: OpExecutionContext, upstream: list[TaskResult]) -> T
 @op(
     ins={"results": In(list, default_value=[])},
     out=Out(BuildSummary),
-    required_resource_keys={"sheen", "plan"},
 )
-def build_site(context: OpExecutionContext, results: list[TaskResult]) -> BuildSummary:
+def build_site(
+    context: OpExecutionContext,
+    sheen: BuildServiceResource,
+    plan: ResourceParam[Plan],
+    results: list[TaskResult],
+) -> BuildSummary:
     """Copy the workspace into the dist folder; the site must have an index.html."""
-    with build_step(context, "build") as step:
-        summary = step.pipeline.build_site(step.plan, results)
+    with build_step(context, sheen.service, plan, "build"):
+        summary = sheen.service.build_site(plan, results)
     for entry in summary.command_log:
         context.log.info(entry)
     return summary
 
 
-@op(out=Out(str), required_resource_keys={"sheen", "plan"})
-def deploy_preview(context: OpExecutionContext, summary: BuildSummary) -> str:
+@op(out=Out(str))
+def deploy_preview(
+    context: OpExecutionContext,
+    sheen: BuildServiceResource,
+    plan: ResourceParam[Plan],
+    summary: BuildSummary,
+) -> str:
     """Publish dist to the preview server and record the preview as an asset of the project."""
-    plan: Plan = context.resources.plan
-    with build_step(context, "deploy") as step:
-        deployment = step.pipeline.deploy_preview(step.plan, summary)
+    with build_step(context, sheen.service, plan, "deploy"):
+        deployment = sheen.service.deploy_preview(plan, summary)
     usage = summary.usage
     context.log_event(
         AssetMaterialization(
@@ -201,7 +205,7 @@ def make_build_job(plan: Plan) -> JobDefinition:
     )
     return graph.to_job(
         resource_defs={
-            "sheen": SheenResource(),
+            "sheen": build_service_resource(),
             "plan": ResourceDefinition.hardcoded_resource(plan, "The stored plan of this build"),
         },
         tags=build_tags(plan),

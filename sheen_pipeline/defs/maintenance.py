@@ -9,19 +9,19 @@ from dagster import (
     op,
 )
 
-from sheen_pipeline.defs.resources import SheenResource
+from sheen_pipeline.defs.resources import BuildServiceResource, build_service_resource
 
 
 @op
-def evict_expired_results(context: OpExecutionContext, sheen: SheenResource) -> int:
-    evicted = sheen.pipeline().cache.evict_expired()
+def evict_expired_results(context: OpExecutionContext, sheen: BuildServiceResource) -> int:
+    evicted = sheen.service.cache.evict_expired()
     context.log.info(f"evicted {evicted} expired cached results")
     return evicted
 
 
 @job(
     executor_def=in_process_executor,
-    resource_defs={"sheen": SheenResource()},
+    resource_defs={"sheen": build_service_resource()},
     description="Delete expired entries of the result cache (SHEEN_RESULT_CACHE_TTL_S).",
 )
 def evict_result_cache() -> None:

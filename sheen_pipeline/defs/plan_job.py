@@ -14,8 +14,9 @@ from dagster import (
 )
 from pydantic import Field
 
+from sheen_pipeline.approval import hold_for_approval
 from sheen_pipeline.defs.metadata import cost_metadata
-from sheen_pipeline.defs.resources import SheenResource
+from sheen_pipeline.defs.resources import BuildServiceResource, build_service_resource
 from sheen_pipeline.models import (
     BuildRequest,
     InvalidRequest,
@@ -92,14 +93,16 @@ def _plan_metadata(outcome: PlanOutcome) -> dict[str, object]:
 
 
 @op(out=Out(str), pool=PLAN_POOL)
-def generate_plan(context: OpExecutionContext, sheen: SheenResource, ticket: BuildTicket) -> str:
+def generate_plan(
+    context: OpExecutionContext, sheen: BuildServiceResource, ticket: BuildTicket
+) -> str:
     """Ask the provider for a plan, check it, make it acyclic and store it; returns the build id."""
     build_id, request = ticket.build_id, ticket.request
     context.instance.add_run_tags(
         context.run_id,
         {BUILD_ID: build_id, PROJECT_ID: request.project_id, USER_ID: request.user_id},
     )
-    pipeline = sheen.pipeline()
+    service = sheen.service
 
     def report_partial(task: Task) -> None:
         context.log.info(
@@ -107,11 +110,11 @@ def generate_plan(context: OpExecutionContext, sheen: SheenResource, ticket: Bui
         )
 
     try:
-        outcome = pipeline.plan(build_id, request, report_partial)
+        outcome = service.plan(build_id, request, report_partial)
     except PlanBlocked as blocked:
         raise Failure(description=str(blocked)) from None
     except Exception as error:
-        reason = redact(f"planning failed: {error}", pipeline.settings.secrets)
+        reason = redact(f"planning failed: {error}", service.settings.secrets)
         raise Failure(description=reason, allow_retries=False) from None
     plan = outcome.plan
     context.instance.add_run_tags(context.run_id, {PROVIDER: plan.provider, MODEL: plan.model})
@@ -124,16 +127,14 @@ def generate_plan(context: OpExecutionContext, sheen: SheenResource, ticket: Bui
 
 @op
 def launch_build(
-    context: OpExecutionContext, config: LaunchConfig, sheen: SheenResource, build_id: str
+    context: OpExecutionContext, config: LaunchConfig, sheen: BuildServiceResource, build_id: str
 ) -> str:
     """Queue the build's own job (`build_<id>`); the daemon launches it. Returns its run id.
     With plan approval required, the build waits for `sheen approve` or a launch in the UI."""
-    pipeline = sheen.pipeline()
-    plan = pipeline.store.get_plan(build_id)
-    if plan is None:
+    service = sheen.service
+    if service.store.get_plan(build_id) is None:
         raise Failure(description=f"build {build_id} has no stored plan")
-    if pipeline.settings.require_plan_approval:
-        pipeline.store.await_approval(build_id)
+    if hold_for_approval(service, build_id):
         context.log.info(
             f"build {build_id} awaits approval: `sheen approve {build_id}`, or launch "
             f"{build_job_name(build_id)} in the UI; `sheen reject {build_id}` ends it"
@@ -151,7 +152,7 @@ def launch_build(
     name=PLAN_JOB_NAME,
     tags=PLAN_RUN_TAGS,
     executor_def=in_process_executor,
-    resource_defs={"sheen": SheenResource()},
+    resource_defs={"sheen": build_service_resource()},
     description="Plan a build from a prompt, then queue the build's own job (build_<id>).",
 )
 def plan_build() -> None:

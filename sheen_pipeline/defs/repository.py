@@ -19,6 +19,7 @@ from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.build_job import make_build_job
 from sheen_pipeline.defs.maintenance import evict_result_cache, hourly_result_cache_eviction
 from sheen_pipeline.defs.plan_job import plan_build
+from sheen_pipeline.defs.resources import FIELD_ENV_VARS, build_service_resource
 from sheen_pipeline.defs.sensors import (
     build_requests_sensor,
     failed_run_sensor,
@@ -48,6 +49,7 @@ class SheenRepositoryData(RepositoryData):
             evict_result_cache.name: evict_result_cache,
         }
         self._built: dict[str, JobDefinition] = {}
+        self._resource = build_service_resource().get_resource_definition()
 
     def _store(self) -> BuildStore:
         return BuildStore(Settings.from_env().database_url)
@@ -59,10 +61,10 @@ class SheenRepositoryData(RepositoryData):
         return job
 
     def get_top_level_resources(self) -> Mapping[str, ResourceDefinition]:
-        return {}
+        return {"sheen": self._resource}
 
     def get_env_vars_by_top_level_resource(self) -> Mapping[str, AbstractSet[str]]:
-        return {}
+        return {"sheen": set(FIELD_ENV_VARS.values())}
 
     def get_all_sensors(self) -> Sequence[SensorDefinition]:
         return SENSORS

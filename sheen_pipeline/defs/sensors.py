@@ -16,18 +16,16 @@ from dagster import (
 )
 
 from sheen_pipeline.approval import expire_stale
-from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.plan_job import plan_build
+from sheen_pipeline.defs.resources import BuildServiceResource
 from sheen_pipeline.models import (
     BuildRequest,
     InvalidRequest,
     parse_build_id,
     parse_build_request,
 )
-from sheen_pipeline.pipeline import BuildPipeline
 from sheen_pipeline.runs.launch import relaunch
 from sheen_pipeline.runs.tags import BUILD_ID, PROJECT_ID, REQUEST_ID, USER_ID
-from sheen_pipeline.store.builds import UnknownBuild
 from sheen_pipeline.store.requests import RequestRecord, RequestStore
 
 BATCH_SIZE = 100
@@ -80,8 +78,10 @@ def pending_run_requests(
     default_status=DefaultSensorStatus.RUNNING,
     description="Turns new rows of build_requests into plan_build runs, one run per row.",
 )
-def build_requests_sensor(context: SensorEvaluationContext) -> Iterator[RunRequest | SkipReason]:
-    store = RequestStore(Settings.from_env().database_url)
+def build_requests_sensor(
+    context: SensorEvaluationContext, sheen: BuildServiceResource
+) -> Iterator[RunRequest | SkipReason]:
+    store = sheen.service.requests
     cursor = int(context.cursor or 0)
     requests, new_cursor = pending_run_requests(store, cursor, BATCH_SIZE, datetime.now(UTC))
     context.update_cursor(str(new_cursor))
@@ -99,7 +99,7 @@ def build_requests_sensor(context: SensorEvaluationContext) -> Iterator[RunReque
         "request) failed."
     ),
 )
-def failed_run_sensor(context: RunFailureSensorContext) -> None:
+def failed_run_sensor(context: RunFailureSensorContext, sheen: BuildServiceResource) -> None:
     failed = context.dagster_run
     again = relaunch(context.instance, failed)
     if again is not None:
@@ -109,12 +109,7 @@ def failed_run_sensor(context: RunFailureSensorContext) -> None:
     if BUILD_ID not in tags:
         return
     reason = f"{failed.job_name} run {failed.run_id} failed: {context.failure_event.message}"
-    pipeline = BuildPipeline.from_env()
-    try:
-        pipeline.fail(tags[BUILD_ID], reason)  # a no-op for a build its steps already failed
-    except UnknownBuild:  # the run failed before the build was recorded (for example at launch)
-        if REQUEST_ID in tags:
-            RequestStore(pipeline.settings.database_url).fail(tags[REQUEST_ID], reason)
+    sheen.service.fail_build_or_request(tags[BUILD_ID], tags.get(REQUEST_ID), reason)
 
 
 @sensor(
@@ -122,6 +117,8 @@ def failed_run_sensor(context: RunFailureSensorContext) -> None:
     default_status=DefaultSensorStatus.RUNNING,
     description="Ends builds whose plan waited for approval longer than SHEEN_PLAN_APPROVAL_TTL_S.",
 )
-def plan_approval_expiry_sensor(_context: SensorEvaluationContext) -> SkipReason:
-    expired = expire_stale(BuildPipeline.from_env())
+def plan_approval_expiry_sensor(
+    _context: SensorEvaluationContext, sheen: BuildServiceResource
+) -> SkipReason:
+    expired = expire_stale(sheen.service)
     return SkipReason(f"expired {len(expired)} plans: {', '.join(expired) or '-'}")

@@ -14,10 +14,10 @@ from dagster._core.execution.api import execute_run_iterator
 from sheen_pipeline.events.format import describe
 from sheen_pipeline.fsutil import regular_files
 from sheen_pipeline.models import BuildRequest, Plan, TokenUsage, new_build_id
-from sheen_pipeline.pipeline import BuildPipeline
 from sheen_pipeline.runs.launch import create_build_run, create_retry_run, plan_run_of
 from sheen_pipeline.runs.names import PLAN_JOB_NAME, build_job_name
 from sheen_pipeline.runs.origins import job_named, local_origins, reconstructable_job
+from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import BuildStatus, UnknownBuild
 
 Report = Callable[[str], None]
@@ -57,9 +57,9 @@ class BuildOutcome:
         }
 
 
-def _planning_error(pipeline: BuildPipeline, build_id: str) -> str:
+def _planning_error(service: BuildService, build_id: str) -> str:
     try:
-        return pipeline.store.get_build(build_id).error or "planning failed"
+        return service.store.get_build(build_id).error or "planning failed"
     except UnknownBuild:
         return "planning failed before the build was recorded"
 
@@ -70,7 +70,7 @@ def _execute(instance: DagsterInstance, run: DagsterRun) -> None:
 
 
 @contextmanager
-def _reporting(pipeline: BuildPipeline, build_id: str, report: Report) -> Iterator[None]:
+def _reporting(service: BuildService, build_id: str, report: Report) -> Iterator[None]:
     """Progress is read from the build's stored events, as `sheen events --follow` reads it, so
     it does not matter where (or in which thread or process) the steps run."""
     cursor = 0
@@ -78,7 +78,7 @@ def _reporting(pipeline: BuildPipeline, build_id: str, report: Report) -> Iterat
 
     def report_new() -> None:
         nonlocal cursor
-        while batch := pipeline.events.after(build_id, cursor):
+        while batch := service.events.after(build_id, cursor):
             for event in batch:
                 cursor = event.seq
                 report(describe(event))
@@ -98,12 +98,12 @@ def _reporting(pipeline: BuildPipeline, build_id: str, report: Report) -> Iterat
 
 
 def run_build(
-    instance: DagsterInstance, pipeline: BuildPipeline, request: BuildRequest, report: Report
+    instance: DagsterInstance, service: BuildService, request: BuildRequest, report: Report
 ) -> BuildOutcome:
     """Plan, then build and deploy, each as a Dagster run executed here; never raises on failure.
     A plan that needs approval stops here with status awaiting_approval."""
     build_id = new_build_id()
-    with _reporting(pipeline, build_id, report):
+    with _reporting(service, build_id, report):
         remote, code = local_origins(PLAN_JOB_NAME)
         run_config = {
             **QUIET_LOGGERS,
@@ -121,29 +121,29 @@ def run_build(
         _execute(instance, plan_run)
         plan_run = instance.get_run_by_id(plan_run.run_id) or plan_run
         outcome = BuildOutcome(build_id, status="failed", dagster_run_ids=[plan_run.run_id])
-        plan = pipeline.store.get_plan(build_id)
+        plan = service.store.get_plan(build_id)
         if plan_run.status != DagsterRunStatus.SUCCESS or plan is None:
-            outcome.error = _planning_error(pipeline, build_id)
+            outcome.error = _planning_error(service, build_id)
             return outcome
         outcome.task_count = len(plan.tasks)
-        if pipeline.store.get_build(build_id).status is BuildStatus.AWAITING_APPROVAL:
+        if service.store.get_build(build_id).status is BuildStatus.AWAITING_APPROVAL:
             outcome.status = BuildStatus.AWAITING_APPROVAL.value
             return outcome
-        return _run_build_job(instance, pipeline, plan, plan_run, outcome)
+        return _run_build_job(instance, service, plan, plan_run, outcome)
 
 
 def run_approved_build(
-    instance: DagsterInstance, pipeline: BuildPipeline, plan: Plan, report: Report
+    instance: DagsterInstance, service: BuildService, plan: Plan, report: Report
 ) -> BuildOutcome:
     """Run an approved plan's job here, as `sheen approve --here` does."""
     plan_run = plan_run_of(instance, plan.build_id)
     outcome = BuildOutcome(plan.build_id, "failed", task_count=len(plan.tasks))
-    with _reporting(pipeline, plan.build_id, report):
-        return _run_build_job(instance, pipeline, plan, plan_run, outcome)
+    with _reporting(service, plan.build_id, report):
+        return _run_build_job(instance, service, plan, plan_run, outcome)
 
 
 def retry_build(
-    instance: DagsterInstance, pipeline: BuildPipeline, build_id: str, report: Report
+    instance: DagsterInstance, service: BuildService, build_id: str, report: Report
 ) -> BuildOutcome:
     """Re-execute the latest run of the build from failure, here."""
     runs = instance.get_runs(RunsFilter(job_name=build_job_name(build_id)), limit=1)
@@ -154,41 +154,41 @@ def retry_build(
         raise LookupError(
             f"the latest run of build {build_id} is {parent.status.value}, not failed"
         )
-    plan = pipeline.store.get_plan(build_id)
+    plan = service.store.get_plan(build_id)
     assert plan is not None
     outcome = BuildOutcome(build_id, "failed", task_count=len(plan.tasks))
-    with _reporting(pipeline, build_id, report):
+    with _reporting(service, build_id, report):
         return _finish_build_run(
-            instance, pipeline, plan, create_retry_run(instance, parent), outcome
+            instance, service, plan, create_retry_run(instance, parent), outcome
         )
 
 
 def _run_build_job(
     instance: DagsterInstance,
-    pipeline: BuildPipeline,
+    service: BuildService,
     plan: Plan,
     plan_run: DagsterRun,
     outcome: BuildOutcome,
 ) -> BuildOutcome:
     build_run = create_build_run(instance, plan.build_id, plan_run, run_config=QUIET_LOGGERS)
-    return _finish_build_run(instance, pipeline, plan, build_run, outcome)
+    return _finish_build_run(instance, service, plan, build_run, outcome)
 
 
 def _finish_build_run(
     instance: DagsterInstance,
-    pipeline: BuildPipeline,
+    service: BuildService,
     plan: Plan,
     build_run: DagsterRun,
     outcome: BuildOutcome,
 ) -> BuildOutcome:
     outcome.dagster_run_ids.append(build_run.run_id)
     _execute(instance, build_run)
-    record = pipeline.store.get_build(plan.build_id)
+    record = service.store.get_build(plan.build_id)
     outcome.status = record.status.value
     outcome.error = record.error
     outcome.usage = record.usage
     if record.preview_url and record.status is BuildStatus.SUCCEEDED:
         outcome.preview_url = record.preview_url
-        preview = pipeline.settings.previews_dir / plan.build_id
+        preview = service.settings.previews_dir / plan.build_id
         outcome.files = [p.relative_to(preview).as_posix() for p in regular_files(preview)]
     return outcome

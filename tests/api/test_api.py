@@ -16,8 +16,8 @@ from sheen_pipeline.api.app import create_app
 from sheen_pipeline.config import Settings
 from sheen_pipeline.events.signing import signed_headers
 from sheen_pipeline.models import parse_build_request
-from sheen_pipeline.pipeline import BuildPipeline
 from sheen_pipeline.runs.local import BuildOutcome, run_build
+from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import engine_for
 from sheen_pipeline.store.requests import RequestStore
 from tests.support.processes import sheen, sheen_cli_env
@@ -135,11 +135,11 @@ def test_unknown_build_is_404(api: Api) -> None:
 
 def build_in_thread(instance: DagsterInstance) -> tuple[threading.Thread, list[BuildOutcome]]:
     outcomes: list[BuildOutcome] = []
-    pipeline = BuildPipeline.from_env()
+    service = BuildService.from_env()
 
     def work() -> None:
         request = parse_build_request(prompt=PROMPT)
-        outcomes.append(run_build(instance, pipeline, request, lambda _line: None))
+        outcomes.append(run_build(instance, service, request, lambda _line: None))
 
     thread = threading.Thread(target=work)
     thread.start()

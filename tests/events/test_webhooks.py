@@ -16,8 +16,8 @@ from sheen_pipeline.events.runtime import dispatcher_for, event_log, stop_dispat
 from sheen_pipeline.events.signing import EVENT_ID_HEADER, verify_webhook
 from sheen_pipeline.events.types import EventType
 from sheen_pipeline.models import parse_build_request
-from sheen_pipeline.pipeline import BuildPipeline
 from sheen_pipeline.runs.local import run_build
+from sheen_pipeline.service import BuildService
 from tests.support.processes import sheen, sheen_cli_env
 from tests.support.receiver import Receiver
 from tests.support.waiting import wait_for
@@ -37,8 +37,8 @@ def webhook_env(sheen_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[p
     stop_dispatchers()
 
 
-def all_settled(pipeline: BuildPipeline) -> bool:
-    dispatcher = dispatcher_for(pipeline.settings, pipeline.events)
+def all_settled(service: BuildService) -> bool:
+    dispatcher = dispatcher_for(service.settings, service.events)
     return dispatcher.counts().get("pending", 0) == 0
 
 
@@ -52,13 +52,13 @@ def test_unreliable_receiver_gets_every_event_once_in_order(
 
     with Receiver(flaky) as receiver:
         webhook_env.setenv("SHEEN_WEBHOOK_URL", receiver.url)
-        pipeline = BuildPipeline.from_env()
-        outcome = run_build(instance, pipeline, parse_build_request(prompt=PROMPT), lambda _: None)
+        service = BuildService.from_env()
+        outcome = run_build(instance, service, parse_build_request(prompt=PROMPT), lambda _: None)
         assert outcome.status == "succeeded"
-        wait_for(lambda: all_settled(pipeline), 60, "every webhook to be delivered")
+        wait_for(lambda: all_settled(service), 60, "every webhook to be delivered")
         accepted = receiver.accepted()
 
-    events = pipeline.events.after(outcome.build_id)
+    events = service.events.after(outcome.build_id)
     assert len(events) >= 15
     assert len(receiver.received) > len(events)  # failures were retried
     first_seen: dict[str, int] = {}
@@ -85,14 +85,14 @@ def test_a_stuck_receiver_does_not_hold_up_the_build(
     with Receiver(stuck) as receiver:
         webhook_env.setenv("SHEEN_WEBHOOK_URL", receiver.url)
         webhook_env.setenv("SHEEN_WEBHOOK_TIMEOUT_S", "30")
-        pipeline = BuildPipeline.from_env()
-        outcome = run_build(instance, pipeline, parse_build_request(prompt=PROMPT), lambda _: None)
+        service = BuildService.from_env()
+        outcome = run_build(instance, service, parse_build_request(prompt=PROMPT), lambda _: None)
         assert outcome.status == "succeeded"
         wait_for(lambda: len(receiver.received) == 1, 30, "the first delivery to arrive")
         assert not release.is_set()  # the build finished while the receiver held it
         release.set()
-        wait_for(lambda: all_settled(pipeline), 60, "the held deliveries to go out")
-        assert len(receiver.accepted()) == len(pipeline.events.after(outcome.build_id))
+        wait_for(lambda: all_settled(service), 60, "the held deliveries to go out")
+        assert len(receiver.accepted()) == len(service.events.after(outcome.build_id))
 
 
 def test_dead_deliveries_are_kept_and_redelivered_by_the_cli(

@@ -1,11 +1,12 @@
-"""The build flow as plain functions over settings, store and provider; Dagster ops call these."""
+"""The build service: each step of a build (plan, task, site build, deploy, failure) over the
+app store, the event log, the result cache and the provider. Plain Python: Dagster ops call it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import Path
 
 from sheen_pipeline.build.npm import build_npm, is_npm_project
@@ -19,7 +20,6 @@ from sheen_pipeline.execution.cache import ResultCache, plan_fingerprint, task_f
 from sheen_pipeline.execution.tasks import context_files, generate, write_files
 from sheen_pipeline.execution.timeouts import TaskTimeout
 from sheen_pipeline.execution.workspace import Workspace
-from sheen_pipeline.logs import configure_logging
 from sheen_pipeline.models import BuildRequest, FileArtifact, Plan, Task, TaskResult, TokenUsage
 from sheen_pipeline.planning.dag import LadderPolicy, PlanBlocked
 from sheen_pipeline.planning.planner import (
@@ -32,7 +32,8 @@ from sheen_pipeline.planning.planner import (
 from sheen_pipeline.providers import select_provider
 from sheen_pipeline.providers.base import PlanDraft, Provider, ProviderError
 from sheen_pipeline.redaction import redact
-from sheen_pipeline.store.builds import BuildStatus, BuildStore
+from sheen_pipeline.store.builds import BuildStatus, BuildStore, UnknownBuild
+from sheen_pipeline.store.requests import RequestStore
 
 
 @dataclass(frozen=True)
@@ -75,21 +76,20 @@ def usage_data(usage: TokenUsage) -> dict[str, object]:
     }
 
 
-class BuildPipeline:
-    """Settings, the app store, the event log, the result cache and the provider. Every step it
-    runs is reported as a stored build event. `from_env` shares one per process and settings."""
+class BuildService:
+    """Runs the steps of builds and reports each as a stored build event. Made once per run by
+    the Dagster resource (or by the CLI and the API), from settings."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        configure_logging(settings.secrets)
         self.store = BuildStore(settings.database_url)
+        self.requests = RequestStore(settings.database_url)
         self.events = event_log(settings)
         self.cache = ResultCache(self.store.engine, settings.result_cache_ttl_s)
 
     @classmethod
-    def from_env(cls) -> BuildPipeline:
-        """The process's pipeline for the current environment: ops reuse its provider client."""
-        return _shared_pipeline(Settings.from_env())
+    def from_env(cls) -> BuildService:
+        return cls(Settings.from_env())
 
     @cached_property
     def provider(self) -> Provider:
@@ -329,7 +329,11 @@ class BuildPipeline:
             )
         return spent
 
-
-@cache
-def _shared_pipeline(settings: Settings) -> BuildPipeline:
-    return BuildPipeline(settings)
+    def fail_build_or_request(self, build_id: str, request_id: str | None, reason: str) -> None:
+        """A run failed for good: fail its build, or its request when it failed before the build
+        was recorded (for example at launch). A no-op for a build its steps already failed."""
+        try:
+            self.fail(build_id, reason)
+        except UnknownBuild:
+            if request_id is not None:
+                self.requests.fail(request_id, reason)

@@ -1,0 +1,26 @@
+"""Evaluating the code location's sensors as the daemon does, with the build service resource."""
+
+from __future__ import annotations
+
+from dagster import DagsterEvent, DagsterInstance, DagsterRun, build_run_status_sensor_context
+
+from sheen_pipeline.defs.resources import build_service_resource
+from sheen_pipeline.defs.sensors import failed_run_sensor
+
+
+def resources() -> dict[str, object]:
+    """Made when asked, so it reads the environment the test has set."""
+    return {"sheen": build_service_resource()}
+
+
+def evaluate_failed_run_sensor(
+    instance: DagsterInstance, run: DagsterRun, failure: DagsterEvent
+) -> None:
+    context = build_run_status_sensor_context(
+        sensor_name=failed_run_sensor.name,
+        dagster_instance=instance,
+        dagster_run=run,
+        dagster_event=failure,
+        resources=resources(),
+    ).for_run_failure()
+    failed_run_sensor(context)
