@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sheen_pipeline.events.types import EventType
+from sheen_pipeline.events.payloads import BuildFailed
 from sheen_pipeline.models import Plan
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import Approval, BuildStatus
@@ -47,7 +47,7 @@ def reject(service: BuildService, build_id: str, reason: str) -> None:
     message = f"plan rejected: {reason}"
     if not service.store.decide(build_id, Approval.REJECTED, error=message):
         raise ApprovalError(f"build {build_id} was decided by someone else meanwhile")
-    service.events.emit(build_id, EventType.BUILD_FAILED, reason=message)
+    service.events.emit(build_id, BuildFailed(reason=message))
 
 
 def expire_stale(service: BuildService, now: datetime | None = None) -> list[str]:
@@ -58,7 +58,7 @@ def expire_stale(service: BuildService, now: datetime | None = None) -> list[str
     for build_id in service.store.awaiting_approval_since(cutoff):
         message = f"plan approval expired after {ttl}s"
         if service.store.decide(build_id, Approval.EXPIRED, error=message):
-            service.events.emit(build_id, EventType.BUILD_FAILED, reason=message)
+            service.events.emit(build_id, BuildFailed(reason=message))
             expired.append(build_id)
     return expired
 

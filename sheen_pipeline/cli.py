@@ -142,7 +142,7 @@ def events(build_id: str, follow: bool, as_json: bool) -> None:
     """Print the events of BUILD_ID."""
     import time
 
-    from sheen_pipeline.events.format import describe
+    from sheen_pipeline.events.payloads import describe
     from sheen_pipeline.events.runtime import event_log
     from sheen_pipeline.events.types import TERMINAL_TYPES
 

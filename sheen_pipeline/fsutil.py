@@ -7,7 +7,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from sheen_pipeline.execution.workspace import file_artifact
 from sheen_pipeline.models import FileArtifact
 
 
@@ -33,7 +32,7 @@ def replace_tree(source: Path, destination: Path) -> list[FileArtifact]:
         target.parent.mkdir(parents=True, exist_ok=True)
         data = path.read_bytes()
         target.write_bytes(data)
-        artifacts.append(file_artifact(relative.as_posix(), data))
+        artifacts.append(FileArtifact.of(relative.as_posix(), data))
     if destination.exists():
         shutil.rmtree(destination)
     staging.rename(destination)

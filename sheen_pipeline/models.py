@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
+from collections import Counter
+from collections.abc import Sequence
 from decimal import Decimal
 from enum import StrEnum
+from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -142,6 +146,10 @@ class FileArtifact(_Frozen):
     sha256: str
     size: int
 
+    @classmethod
+    def of(cls, path: str, data: bytes) -> FileArtifact:
+        return cls(path=path, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
 
 class TaskResult(_Frozen):
     task_id: str
@@ -149,6 +157,59 @@ class TaskResult(_Frozen):
     usage: TokenUsage
     heals: int = 0
     cache_hit: bool = False
+
+
+RESERVED_TASK_IDS = frozenset({"build_site", "deploy_preview"})
+
+
+class PlanInvalid(ValueError):
+    """The plan refers to tasks that do not exist or names a task twice."""
+
+
+def check_tasks(tasks: Sequence[Task]) -> None:
+    """Raise PlanInvalid naming every empty plan, duplicate id and unknown dependency."""
+    if not tasks:
+        raise PlanInvalid("plan has no tasks")
+    counts = Counter(task.id for task in tasks)
+    problems = [f"duplicate task id {task_id!r}" for task_id, n in counts.items() if n > 1]
+    problems += [f"task id {t.id!r} is reserved" for t in tasks if t.id in RESERVED_TASK_IDS]
+    known = {task.id for task in tasks}
+    problems += [
+        f"task {task.id!r} depends on unknown task {dep!r}"
+        for task in tasks
+        for dep in task.input.dependencies
+        if dep not in known
+    ]
+    if problems:
+        raise PlanInvalid("; ".join(problems))
+
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+class UnsafePath(ValueError):
+    """A generated path that would land outside the workspace, or is otherwise refused."""
+
+
+def check_relative_path(path: str) -> PurePosixPath:
+    """Return the path as a clean relative POSIX path, or raise UnsafePath saying why."""
+    if not path or not path.strip():
+        raise UnsafePath("path is empty")
+    if "\x00" in path:
+        raise UnsafePath(f"path {path!r} contains a NUL byte")
+    if "\\" in path:
+        raise UnsafePath(f"path {path!r} contains a backslash")
+    if _DRIVE.match(path):
+        raise UnsafePath(f"path {path!r} names a drive")
+    pure = PurePosixPath(path)
+    if pure.is_absolute():
+        raise UnsafePath(f"path {path!r} is absolute")
+    if ".." in pure.parts:
+        raise UnsafePath(f"path {path!r} climbs out with '..'")
+    clean = PurePosixPath(*(part for part in pure.parts if part != "."))
+    if not clean.parts:
+        raise UnsafePath(f"path {path!r} names the workspace itself")
+    return clean
 
 
 def new_build_id() -> str:

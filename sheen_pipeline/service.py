@@ -12,11 +12,26 @@ from pathlib import Path
 from sheen_pipeline.build.npm import build_npm, is_npm_project
 from sheen_pipeline.build.sandbox import CommandFailed
 from sheen_pipeline.build.static import BuildError, build_static
+from sheen_pipeline.cache import ResultCache, Worker
 from sheen_pipeline.config import Settings
 from sheen_pipeline.deploy.local import deploy_local
+from sheen_pipeline.events.payloads import (
+    BuildCompleted,
+    BuildFailed,
+    BuildStarted,
+    BuildStepStarted,
+    DeployStarted,
+    PlanBlockedEvent,
+    PlanGenerated,
+    PlanPartial,
+    PlanPartialRetracted,
+    PlanWarning,
+    TaskCompleted,
+    TaskFailed,
+    TaskStarted,
+    TaskTimedOut,
+)
 from sheen_pipeline.events.runtime import event_log
-from sheen_pipeline.events.types import EventType
-from sheen_pipeline.execution.cache import ResultCache, plan_fingerprint, task_fingerprint
 from sheen_pipeline.execution.tasks import context_files, generate, write_files
 from sheen_pipeline.execution.timeouts import TaskTimeout
 from sheen_pipeline.execution.workspace import Workspace
@@ -65,17 +80,6 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, ProviderError) and error.retryable
 
 
-def usage_data(usage: TokenUsage) -> dict[str, object]:
-    """Token counts and cost as event data (cost as a string: exact, or null when unknown)."""
-    return {
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cache_read_tokens": usage.cache_read_tokens,
-        "cache_write_tokens": usage.cache_write_tokens,
-        "cost_usd": None if usage.cost_usd is None else str(usage.cost_usd),
-    }
-
-
 class BuildService:
     """Runs the steps of builds and reports each as a stored build event. Made once per run by
     the Dagster resource (or by the CLI and the API), from settings."""
@@ -96,6 +100,10 @@ class BuildService:
         return select_provider(self.settings)
 
     @property
+    def worker(self) -> Worker:
+        return self.provider.name, self.provider.model
+
+    @property
     def ladder_policy(self) -> LadderPolicy:
         return LadderPolicy(
             max_edges_to_drop=self.settings.max_cycle_edges_to_drop,
@@ -113,18 +121,17 @@ class BuildService:
         self.store.create_build(build_id, request)
         self.events.emit(
             build_id,
-            EventType.BUILD_STARTED,
-            project_id=request.project_id,
-            user_id=request.user_id,
-            prompt=request.prompt,
+            BuildStarted(
+                project_id=request.project_id, user_id=request.user_id, prompt=request.prompt
+            ),
         )
 
         def partial(task: Task) -> None:
-            self.events.emit(build_id, EventType.PLAN_PARTIAL, task=task.model_dump(mode="json"))
+            self.events.emit(build_id, PlanPartial(task=task))
             on_task(task)
 
         def retract(task_ids: list[str]) -> None:
-            self.events.emit(build_id, EventType.PLAN_PARTIAL_RETRACTED, task_ids=task_ids)
+            self.events.emit(build_id, PlanPartialRetracted(task_ids=task_ids))
 
         try:
             draft, cache_hit = self._draft(request, partial, retract)
@@ -132,10 +139,7 @@ class BuildService:
         except PlanBlocked as blocked:
             self.store.set_status(build_id, BuildStatus.BLOCKED, error=str(blocked))
             self.events.emit(
-                build_id,
-                EventType.PLAN_BLOCKED,
-                cycles=blocked.cycles,
-                recovery=[step.model_dump() for step in blocked.steps],
+                build_id, PlanBlockedEvent(cycles=blocked.cycles, recovery=list(blocked.steps))
             )
             raise
         except Exception as error:
@@ -146,17 +150,18 @@ class BuildService:
         self.store.add_usage(build_id, plan.planning_usage)
         self.store.save_plan(plan)
         for warning in outcome.warnings:
-            self.events.emit(build_id, EventType.PLAN_WARNING, warning=warning)
+            self.events.emit(build_id, PlanWarning(warning=warning))
         self.events.emit(
             build_id,
-            EventType.PLAN_GENERATED,
-            summary=plan.summary,
-            tasks=[task.model_dump(mode="json") for task in plan.tasks],
-            recovery=[step.model_dump() for step in plan.recovery],
-            provider=plan.provider,
-            model=plan.model,
-            usage=usage_data(plan.planning_usage),
-            cache_hit=cache_hit,
+            PlanGenerated(
+                summary=plan.summary,
+                tasks=list(plan.tasks),
+                recovery=list(plan.recovery),
+                provider=plan.provider,
+                model=plan.model,
+                usage=plan.planning_usage,
+                cache_hit=cache_hit,
+            ),
         )
         return outcome
 
@@ -165,21 +170,19 @@ class BuildService:
     ) -> tuple[PlanDraft, bool]:
         """An identical request (same prompt, framework, provider and model) reuses the stored
         draft at no cost; otherwise the provider streams one, which is stored."""
-        key = plan_fingerprint(request, self.provider.name, self.provider.model)
-        cached = self.cache.get(key)
+        cached = self.cache.get_plan(request, self.worker)
         if cached is not None:
-            tasks = tuple(Task.model_validate(t) for t in cached["tasks"])
-            return PlanDraft(cached["summary"], tasks, TokenUsage()), True
+            summary, tasks = cached
+            return PlanDraft(summary, tasks, TokenUsage()), True
         draft = receive_draft(self.provider, request, on_task, on_retract)
-        tasks_json = [t.model_dump(mode="json") for t in draft.tasks]
-        self.cache.put(key, {"summary": draft.summary, "tasks": tasks_json})
+        self.cache.put_plan(request, self.worker, draft.summary, draft.tasks)
         return draft, False
 
     def start_run(self, build_id: str, run_id: str) -> None:
         """A run of the build's job starts its first step: say so when it is a re-execution."""
         previous = self.store.start_run(build_id, run_id)
         if previous in (BuildStatus.FAILED, BuildStatus.SUCCEEDED):
-            self.events.emit(build_id, EventType.BUILD_STARTED, run_id=run_id, reexecution=True)
+            self.events.emit(build_id, BuildStarted(run_id=run_id, reexecution=True))
 
     def time_left(self, build_id: str) -> float:
         """Seconds the build's current run has left under SHEEN_BUILD_TIMEOUT_S."""
@@ -204,9 +207,7 @@ class BuildService:
         """Reuse an identical task's stored result, or generate within the task's time limit.
         Async: the tasks of a build wait on their provider calls at the same time."""
         task, build_id = plan.task(task_id), plan.build_id
-        self.events.emit(
-            build_id, EventType.TASK_STARTED, task_id=task_id, name=task.name, attempt=attempt
-        )
+        self.events.emit(build_id, TaskStarted(task_id=task_id, name=task.name, attempt=attempt))
         task_limit = self.settings.task_timeout_for(task.type.value)
         build_left = self.check_time_left(build_id)
         timeout = min(task_limit, build_left)
@@ -216,22 +217,19 @@ class BuildService:
             self.settings.max_files,
             self.settings.max_total_bytes,
         )
-        key = task_fingerprint(task, upstream, self.provider.name, self.provider.model)
         try:
-            cached = self.cache.get(key)
+            cached = self.cache.get_files(task, upstream, self.worker)
             if cached is not None:
-                result = write_files(task, cached["files"], workspace, TokenUsage(), cache_hit=True)
+                result = write_files(task, cached, workspace, TokenUsage(), cache_hit=True)
             else:
                 context = context_files(task, upstream, workspace)
                 generated = await generate(task, plan, self.provider, context, timeout)
                 result = write_files(
                     task, generated.files, workspace, generated.usage, generated.heals
                 )
-                self.cache.put(key, {"files": dict(generated.files)})
+                self.cache.put_files(task, upstream, self.worker, generated.files)
         except TaskTimeout as expired:
-            self.events.emit(
-                build_id, EventType.TASK_TIMEOUT, task_id=task_id, timeout_s=expired.timeout_s
-            )
+            self.events.emit(build_id, TaskTimedOut(task_id=task_id, timeout_s=expired.timeout_s))
             if build_left < task_limit:  # it was the build's limit that ran out
                 limit = self.settings.build_timeout_s
                 raise BuildTimeLimit(f"the build ran out of its {limit}s limit") from None
@@ -240,22 +238,24 @@ class BuildService:
             self._pay(build_id, error)
             self.events.emit(
                 build_id,
-                EventType.TASK_FAILED,
-                task_id=task_id,
-                error=str(error),
-                attempt=attempt,
-                will_retry=retries_left and is_transient(error),
+                TaskFailed(
+                    task_id=task_id,
+                    error=str(error),
+                    attempt=attempt,
+                    will_retry=retries_left and is_transient(error),
+                ),
             )
             raise
         self.store.add_usage(build_id, result.usage)
         self.events.emit(
             build_id,
-            EventType.TASK_COMPLETED,
-            task_id=task_id,
-            files=[artifact.model_dump() for artifact in result.files],
-            usage=usage_data(result.usage),
-            heals=result.heals,
-            cache_hit=result.cache_hit,
+            TaskCompleted(
+                task_id=task_id,
+                files=list(result.files),
+                usage=result.usage,
+                heals=result.heals,
+                cache_hit=result.cache_hit,
+            ),
         )
         return result
 
@@ -264,7 +264,7 @@ class BuildService:
         build_id = plan.build_id
         workspace, dist = self.workspace_dir(build_id), self.settings.dist_dir / build_id
         builder = "npm" if is_npm_project(workspace) else "static"
-        self.events.emit(build_id, EventType.BUILD_STEP_STARTED, builder=builder)
+        self.events.emit(build_id, BuildStepStarted(builder=builder))
         command_log: tuple[str, ...] = ()
         if builder == "npm":
             timeout = min(self.settings.build_command_timeout_s, self.check_time_left(build_id))
@@ -292,7 +292,7 @@ class BuildService:
 
     def deploy_preview(self, plan: Plan, summary: BuildSummary) -> Deployment:
         build_id = plan.build_id
-        self.events.emit(build_id, EventType.DEPLOY_STARTED, target="local")
+        self.events.emit(build_id, DeployStarted(target="local"))
         files = deploy_local(
             self.settings.dist_dir / build_id, self.settings.previews_dir, build_id
         )
@@ -304,11 +304,12 @@ class BuildService:
         duration = (datetime.now(UTC) - started).total_seconds()
         self.events.emit(
             build_id,
-            EventType.BUILD_COMPLETED,
-            preview_url=url,
-            files=[f.path for f in files],
-            usage=usage_data(summary.usage),
-            duration_s=round(duration, 3),
+            BuildCompleted(
+                preview_url=url,
+                files=[f.path for f in files],
+                usage=summary.usage,
+                duration_s=round(duration, 3),
+            ),
         )
         return Deployment(url, tuple(files), round(duration, 3))
 
@@ -324,9 +325,7 @@ class BuildService:
         newly_failed = self.store.mark_failed(build_id, reason)
         spent = self.store.get_build(build_id).usage
         if newly_failed:
-            self.events.emit(
-                build_id, EventType.BUILD_FAILED, reason=reason, usage=usage_data(spent)
-            )
+            self.events.emit(build_id, BuildFailed(reason=reason, usage=spent))
         return spent
 
     def fail_build_or_request(self, build_id: str, request_id: str | None, reason: str) -> None:

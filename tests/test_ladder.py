@@ -6,13 +6,19 @@ from collections.abc import Iterator
 
 import pytest
 
-from sheen_pipeline.models import Task, TaskInput, TaskType, TokenUsage, parse_build_request
+from sheen_pipeline.models import (
+    PlanInvalid,
+    Task,
+    TaskInput,
+    TaskType,
+    TokenUsage,
+    check_tasks,
+    parse_build_request,
+)
 from sheen_pipeline.planning.dag import (
     LadderPolicy,
     PlanBlocked,
     PlanCyclic,
-    PlanInvalid,
-    check_tasks,
     find_cycles,
     resolve_cycles,
 )

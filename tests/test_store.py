@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import create_engine, inspect
 
 from sheen_pipeline.events.log import EventLog
-from sheen_pipeline.events.types import EventType
+from sheen_pipeline.events.payloads import TaskFailed, TaskStarted
 from sheen_pipeline.models import parse_build_request
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import BuildStatus, BuildStore, engine_for
@@ -82,14 +82,15 @@ def test_events_are_ordered_and_read_after_a_cursor(db_service: BuildService) ->
     log = EventLog(
         db_service.store.engine, webhooks_enabled=False, secrets=("sk-ant-SECRET-123456",)
     )
-    emitted = [log.emit("b1", EventType.TASK_STARTED, task_id=f"t{n}") for n in range(5)]
-    log.emit("b2", EventType.TASK_STARTED, task_id="other")
+    emitted = [log.emit("b1", TaskStarted(task_id=f"t{n}", name="t", attempt=1)) for n in range(5)]
+    log.emit("b2", TaskStarted(task_id="other", name="other", attempt=1))
     assert [e.seq for e in emitted] == sorted(e.seq for e in emitted)
     assert [e.data["task_id"] for e in log.after("b1", emitted[1].seq)] == ["t2", "t3", "t4"]
     assert [e.id for e in log.after("b1", 0, limit=2)] == [e.id for e in emitted[:2]]
-    secret = log.emit(
-        "b1", EventType.TASK_FAILED, task_id="t9", error="bad key sk-ant-SECRET-123456"
+    failed = TaskFailed(
+        task_id="t9", error="bad key sk-ant-SECRET-123456", attempt=1, will_retry=False
     )
+    secret = log.emit("b1", failed)
     assert "SECRET" not in secret.data["error"] and "SECRET" not in str(
         log.after("b1", emitted[-1].seq)
     )

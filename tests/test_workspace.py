@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sheen_pipeline.execution.workspace import UnsafePath, Workspace
+from sheen_pipeline.execution.workspace import Workspace
+from sheen_pipeline.models import UnsafePath
 
 
 @pytest.fixture

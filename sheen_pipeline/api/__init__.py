@@ -1,1 +1,1 @@
-"""HTTP: the preview server (and, later, the build API)."""
+"""HTTP (`sheen serve`): previews, the signed ingress, build status, events and live streams."""

@@ -14,7 +14,6 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from sheen_pipeline.events.log import EventLog
 from sheen_pipeline.events.types import TERMINAL_TYPES, BuildEvent
-from sheen_pipeline.service import usage_data
 from sheen_pipeline.store.builds import BuildStore, UnknownBuild
 from sheen_pipeline.store.requests import RequestStore
 
@@ -50,7 +49,7 @@ class BuildsApi:
             "status": record.status.value,
             "error": record.error,
             "preview_url": record.preview_url,
-            "usage": usage_data(record.usage),
+            "usage": record.usage.model_dump(mode="json"),
             "created_at": record.created_at.isoformat(),
         }
 

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from sheen_pipeline.config import Settings
-from sheen_pipeline.events.signing import WebhookVerificationError, verify_webhook
+from sheen_pipeline.events.signing import SignatureError, verify_webhook
 from sheen_pipeline.models import InvalidRequest, new_build_id, parse_build_request
 from sheen_pipeline.store.builds import engine_for
 from sheen_pipeline.store.rate import take
@@ -53,7 +53,7 @@ def make_ingress(settings: Settings) -> Callable[[Request], Awaitable[JSONRespon
             return _error(413, f"body over {settings.ingress_max_body_bytes} bytes")
         try:
             verify_webhook(body, dict(request.headers), settings.ingress_secret)
-        except WebhookVerificationError as error:
+        except SignatureError as error:
             return _error(401, f"unauthorized: {error}")
         try:
             fields = json.loads(body)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
+from sheen_pipeline.events.payloads import EventPayload
 from sheen_pipeline.events.types import BuildEvent, EventType
 from sheen_pipeline.redaction import redact
 from sheen_pipeline.store.tables import build_events, webhook_deliveries
@@ -60,9 +61,12 @@ class EventLog:
         self.listeners.append(listener)
         return lambda: self.listeners.remove(listener)
 
-    def emit(self, build_id: str, event_type: EventType, **data: Any) -> BuildEvent:
+    def emit(self, build_id: str, payload: EventPayload) -> BuildEvent:
+        """Store the event (secrets redacted) and, with webhooks, its delivery, in one
+        transaction; then tell this process's listeners."""
+        event_type = payload.type
         event_id, created_at = uuid.uuid4().hex, datetime.now(UTC)
-        data_json = json.dumps(_redacted(data, self.secrets), default=str)
+        data_json = json.dumps(_redacted(payload.data(), self.secrets))
         row = {
             "event_id": event_id,
             "build_id": build_id,

@@ -58,6 +58,7 @@ def event_log(settings: Settings) -> EventLog:
         target=dispatcher.run, args=(stop, wake), name="sheen-webhooks", daemon=True
     ).start()
     atexit.register(_flush_then_stop, dispatcher, stop, wake)
+    _stops.append(stop)
     return events
 
 

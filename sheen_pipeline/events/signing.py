@@ -12,8 +12,9 @@ TIMESTAMP_HEADER = "X-Sheen-Timestamp"
 SIGNATURE_HEADER = "X-Sheen-Signature"
 
 
-class WebhookVerificationError(ValueError):
-    """A request whose signature or timestamp cannot be trusted."""
+class SignatureError(ValueError):
+    """A signed request (a webhook we sent, or a request to our ingress) whose signature or
+    timestamp cannot be trusted."""
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
@@ -42,18 +43,18 @@ def verify_webhook(
     tolerance_s: int = 300,
     now: float | None = None,
 ) -> None:
-    """Raise WebhookVerificationError unless body and headers were signed with secret within
+    """Raise SignatureError unless body and headers were signed with secret within
     tolerance_s of now (either way: a replayed old request and a future one are refused)."""
     raw_timestamp = _header(headers, TIMESTAMP_HEADER)
     sent = _header(headers, SIGNATURE_HEADER)
     if raw_timestamp is None or sent is None:
-        raise WebhookVerificationError("missing signature or timestamp header")
+        raise SignatureError("missing signature or timestamp header")
     try:
         timestamp = int(raw_timestamp)
     except ValueError:
-        raise WebhookVerificationError("timestamp is not a whole number of seconds") from None
+        raise SignatureError("timestamp is not a whole number of seconds") from None
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance_s:
-        raise WebhookVerificationError("timestamp outside the tolerance window")
+        raise SignatureError("timestamp outside the tolerance window")
     if not hmac.compare_digest(signature(secret, timestamp, body), sent):
-        raise WebhookVerificationError("signature does not match")
+        raise SignatureError("signature does not match")

@@ -1,1 +1,2 @@
-"""Running planned tasks: safe workspace writes and per-type task handlers."""
+"""Running one planned task: generating its files within its time limit and writing them into
+the build's workspace, which generated paths can never escape."""

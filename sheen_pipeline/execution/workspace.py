@@ -2,44 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from sheen_pipeline.models import FileArtifact
+from sheen_pipeline.models import FileArtifact, UnsafePath, check_relative_path
 
-_DRIVE = re.compile(r"^[A-Za-z]:")
 BUILD_TOOL_FOLDERS = {"node_modules", ".home"}  # written by npm, not by tasks
-
-
-class UnsafePath(ValueError):
-    """A generated path that would land outside the workspace, or is otherwise refused."""
-
-
-def check_relative_path(path: str) -> PurePosixPath:
-    """Return the path as a clean relative POSIX path, or raise UnsafePath saying why."""
-    if not path or not path.strip():
-        raise UnsafePath("path is empty")
-    if "\x00" in path:
-        raise UnsafePath(f"path {path!r} contains a NUL byte")
-    if "\\" in path:
-        raise UnsafePath(f"path {path!r} contains a backslash")
-    if _DRIVE.match(path):
-        raise UnsafePath(f"path {path!r} names a drive")
-    pure = PurePosixPath(path)
-    if pure.is_absolute():
-        raise UnsafePath(f"path {path!r} is absolute")
-    if ".." in pure.parts:
-        raise UnsafePath(f"path {path!r} climbs out with '..'")
-    clean = PurePosixPath(*(part for part in pure.parts if part != "."))
-    if not clean.parts:
-        raise UnsafePath(f"path {path!r} names the workspace itself")
-    return clean
-
-
-def file_artifact(relative: str, data: bytes) -> FileArtifact:
-    return FileArtifact(path=relative, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
 
 class Workspace:
@@ -103,7 +71,7 @@ class Workspace:
         fd = os.open(target, flags, 0o644)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        return file_artifact(relative, data)
+        return FileArtifact.of(relative, data)
 
     def read(self, path: str) -> str:
         _, target = self._target(path, create_parents=False)

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
 import networkx as nx
 
-from sheen_pipeline.models import RecoveryStep, Task
+from sheen_pipeline.models import RecoveryStep, Task, check_tasks
 
 MAX_CYCLES_REPORTED = 50
-RESERVED_TASK_IDS = frozenset({"build_site", "deploy_preview"})
-
 AskForAcyclic = Callable[[tuple[Task, ...], list[list[str]]], tuple[Task, ...]]
-
-
-class PlanInvalid(ValueError):
-    """The plan refers to tasks that do not exist or names a task twice."""
 
 
 class PlanCyclic(ValueError):
@@ -66,24 +59,6 @@ def dependency_graph(tasks: Sequence[Task]) -> nx.DiGraph:
     for task in tasks:
         graph.add_edges_from((dep, task.id) for dep in task.input.dependencies)
     return graph
-
-
-def check_tasks(tasks: Sequence[Task]) -> None:
-    """Raise PlanInvalid naming every empty plan, duplicate id and unknown dependency."""
-    if not tasks:
-        raise PlanInvalid("plan has no tasks")
-    counts = Counter(task.id for task in tasks)
-    problems = [f"duplicate task id {task_id!r}" for task_id, n in counts.items() if n > 1]
-    problems += [f"task id {t.id!r} is reserved" for t in tasks if t.id in RESERVED_TASK_IDS]
-    known = {task.id for task in tasks}
-    problems += [
-        f"task {task.id!r} depends on unknown task {dep!r}"
-        for task in tasks
-        for dep in task.input.dependencies
-        if dep not in known
-    ]
-    if problems:
-        raise PlanInvalid("; ".join(problems))
 
 
 def find_cycles(tasks: Sequence[Task]) -> list[list[str]]:

@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sheen_pipeline.execution.workspace import check_relative_path
-from sheen_pipeline.models import BuildRequest, Plan, Task, TokenUsage
-from sheen_pipeline.planning.dag import (
-    LadderPolicy,
+from sheen_pipeline.models import (
+    BuildRequest,
+    Plan,
     PlanInvalid,
+    Task,
+    TokenUsage,
+    check_relative_path,
     check_tasks,
-    resolve_cycles,
-    with_dependencies,
 )
+from sheen_pipeline.planning.dag import LadderPolicy, resolve_cycles, with_dependencies
 from sheen_pipeline.providers.base import PlanDraft, Provider
 
 

@@ -10,9 +10,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from sheen_pipeline.execution.workspace import check_relative_path
-from sheen_pipeline.models import BuildRequest, Plan, Task
-from sheen_pipeline.planning.dag import check_tasks
+from sheen_pipeline.models import BuildRequest, Plan, Task, check_relative_path, check_tasks
 from sheen_pipeline.providers import prompts
 from sheen_pipeline.providers.backoff import backoff_s, with_retries, with_retries_async
 from sheen_pipeline.providers.base import (

@@ -11,7 +11,7 @@ from typing import Any
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from dagster._core.execution.api import execute_run_iterator
 
-from sheen_pipeline.events.format import describe
+from sheen_pipeline.events.payloads import describe
 from sheen_pipeline.fsutil import regular_files
 from sheen_pipeline.models import BuildRequest, Plan, TokenUsage, new_build_id
 from sheen_pipeline.runs.launch import create_build_run, create_retry_run, plan_run_of

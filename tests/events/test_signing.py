@@ -7,7 +7,7 @@ import pytest
 from sheen_pipeline.events.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
-    WebhookVerificationError,
+    SignatureError,
     signature,
     signed_headers,
     verify_webhook,
@@ -33,19 +33,19 @@ def test_signed_request_verifies() -> None:
 
 def test_tampered_body_is_rejected() -> None:
     headers = signed_headers(SECRET, BODY)
-    with pytest.raises(WebhookVerificationError, match="signature does not match"):
+    with pytest.raises(SignatureError, match="signature does not match"):
         verify_webhook(BODY.replace(b"completed", b"failed"), headers, SECRET)
 
 
 def test_wrong_secret_is_rejected() -> None:
-    with pytest.raises(WebhookVerificationError, match="signature does not match"):
+    with pytest.raises(SignatureError, match="signature does not match"):
         verify_webhook(BODY, signed_headers("other", BODY), SECRET)
 
 
 @pytest.mark.parametrize("age_s", [301, -301, 86_400])
 def test_replayed_or_future_timestamps_are_rejected(age_s: int) -> None:
     headers = signed_headers(SECRET, BODY, now=time.time() - age_s)
-    with pytest.raises(WebhookVerificationError, match="outside the tolerance window"):
+    with pytest.raises(SignatureError, match="outside the tolerance window"):
         verify_webhook(BODY, headers, SECRET)
 
 
@@ -59,11 +59,11 @@ def test_within_tolerance_is_accepted() -> None:
 def test_missing_headers_are_rejected(missing: str) -> None:
     headers = signed_headers(SECRET, BODY)
     del headers[missing]
-    with pytest.raises(WebhookVerificationError, match="missing"):
+    with pytest.raises(SignatureError, match="missing"):
         verify_webhook(BODY, headers, SECRET)
 
 
 def test_non_numeric_timestamp_is_rejected() -> None:
     headers = signed_headers(SECRET, BODY) | {TIMESTAMP_HEADER: "yesterday"}
-    with pytest.raises(WebhookVerificationError, match="whole number"):
+    with pytest.raises(SignatureError, match="whole number"):
         verify_webhook(BODY, headers, SECRET)

@@ -12,6 +12,7 @@ import pytest
 from dagster import DagsterInstance
 
 from sheen_pipeline.config import Settings
+from sheen_pipeline.events.payloads import BuildStarted
 from sheen_pipeline.events.runtime import dispatcher_for, event_log, stop_dispatchers
 from sheen_pipeline.events.signing import EVENT_ID_HEADER, verify_webhook
 from sheen_pipeline.events.types import EventType
@@ -104,7 +105,7 @@ def test_dead_deliveries_are_kept_and_redelivered_by_the_cli(
         webhook_env.setenv("SHEEN_WEBHOOK_MAX_ATTEMPTS", "2")
         settings = Settings.from_env()
         log = event_log(settings)
-        emitted = [log.emit("bdead", EventType.BUILD_STARTED, n=n) for n in range(3)]
+        emitted = [log.emit("bdead", BuildStarted(prompt=f"site {n}")) for n in range(3)]
         dispatcher = dispatcher_for(settings, log)
         wait_for(lambda: dispatcher.counts().get("dead") == 3, 30, "three dead deliveries")
         with log.engine.connect() as conn:

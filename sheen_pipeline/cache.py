@@ -15,37 +15,41 @@ from sqlalchemy.exc import IntegrityError
 from sheen_pipeline.models import BuildRequest, Task, TaskResult
 from sheen_pipeline.store.tables import result_cache
 
+Worker = tuple[str, str]  # (provider name, model): who did the work
+
 
 def _digest(value: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
-def task_fingerprint(task: Task, upstream: Sequence[TaskResult], provider: str, model: str) -> str:
+def task_fingerprint(task: Task, upstream: Sequence[TaskResult], worker: Worker) -> str:
     return _digest(
         {
             "kind": "task",
             "type": task.type.value,
             "input": task.input.model_dump(mode="json"),  # prompt, context, target path, deps
             "upstream": sorted((a.path, a.sha256) for r in upstream for a in r.files),
-            "provider": provider,
-            "model": model,
+            "provider": worker[0],
+            "model": worker[1],
         }
     )
 
 
-def plan_fingerprint(request: BuildRequest, provider: str, model: str) -> str:
+def plan_fingerprint(request: BuildRequest, worker: Worker) -> str:
     return _digest(
         {
             "kind": "plan",
             "prompt": request.prompt,
             "framework": request.framework,
-            "provider": provider,
-            "model": model,
+            "provider": worker[0],
+            "model": worker[1],
         }
     )
 
 
 class ResultCache:
+    """Expiring entries in the app database, shared by every process."""
+
     def __init__(self, engine: Engine, ttl_s: int) -> None:
         self.engine = engine
         self.ttl_s = ttl_s
@@ -82,3 +86,31 @@ class ResultCache:
         with self.engine.begin() as conn:
             result = conn.execute(delete(result_cache).where(result_cache.c.expires_at <= current))
         return result.rowcount
+
+    def get_plan(
+        self, request: BuildRequest, worker: Worker
+    ) -> tuple[str, tuple[Task, ...]] | None:
+        """The summary and tasks of the plan made for an identical request (same prompt and
+        framework, same provider and model), or None."""
+        cached = self.get(plan_fingerprint(request, worker))
+        if cached is None:
+            return None
+        return cached["summary"], tuple(Task.model_validate(t) for t in cached["tasks"])
+
+    def put_plan(
+        self, request: BuildRequest, worker: Worker, summary: str, tasks: Sequence[Task]
+    ) -> None:
+        tasks_json = [task.model_dump(mode="json") for task in tasks]
+        self.put(plan_fingerprint(request, worker), {"summary": summary, "tasks": tasks_json})
+
+    def get_files(
+        self, task: Task, upstream: Sequence[TaskResult], worker: Worker
+    ) -> dict[str, str] | None:
+        """The files an identical task (same input and upstream files) generated, or None."""
+        cached = self.get(task_fingerprint(task, upstream, worker))
+        return None if cached is None else dict(cached["files"])
+
+    def put_files(
+        self, task: Task, upstream: Sequence[TaskResult], worker: Worker, files: Mapping[str, str]
+    ) -> None:
+        self.put(task_fingerprint(task, upstream, worker), {"files": dict(files)})

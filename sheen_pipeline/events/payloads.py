@@ -1,0 +1,191 @@
+"""One model per event type: what each event carries. Emitters build these, the stored data
+(and so webhook bodies and API answers) is their JSON, and readers parse it back with `parse`."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from sheen_pipeline.events.types import BuildEvent, EventType
+from sheen_pipeline.models import FileArtifact, RecoveryStep, Task, TokenUsage
+
+
+class EventPayload(BaseModel):
+    """Fields left at None are not stored, so an optional field is either there or absent.
+    Unknown fields are ignored when reading, so events stored by other versions still parse."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    type: ClassVar[EventType]
+
+    def describe(self) -> str:
+        """One readable line, for the CLI."""
+        raise NotImplementedError
+
+    def data(self) -> dict[str, Any]:
+        dumped = self.model_dump(mode="json")
+        return {k: v for k, v in dumped.items() if v is not None or k in self.model_fields_set}
+
+
+def _cost(usage: TokenUsage) -> str:
+    return "cost unknown" if usage.cost_usd is None else f"cost ${usage.cost_usd}"
+
+
+class BuildStarted(EventPayload):
+    """The build was recorded (with its request), or a run re-executes it."""
+
+    type = EventType.BUILD_STARTED
+    project_id: str | None = None
+    user_id: str | None = None
+    prompt: str | None = None
+    run_id: str | None = None
+    reexecution: bool | None = None
+
+    def describe(self) -> str:
+        return "re-execution started" if self.reexecution else "planning"
+
+
+class PlanPartial(EventPayload):
+    type = EventType.PLAN_PARTIAL
+    task: Task
+
+    def describe(self) -> str:
+        task = self.task
+        return f"plan_partial: task {task.id} ({task.type.value} {task.input.target_path})"
+
+
+class PlanPartialRetracted(EventPayload):
+    type = EventType.PLAN_PARTIAL_RETRACTED
+    task_ids: list[str]
+
+    def describe(self) -> str:
+        return f"plan_partial retracted: {', '.join(self.task_ids)} (the answer was replaced)"
+
+
+class PlanGenerated(EventPayload):
+    type = EventType.PLAN_GENERATED
+    summary: str
+    tasks: list[Task]
+    recovery: list[RecoveryStep]
+    provider: str
+    model: str
+    usage: TokenUsage
+    cache_hit: bool
+
+    def describe(self) -> str:
+        return (
+            f"plan ready with {len(self.tasks)} tasks "
+            f"(provider {self.provider}, model {self.model})"
+        )
+
+
+class PlanWarning(EventPayload):
+    type = EventType.PLAN_WARNING
+    warning: str
+
+    def describe(self) -> str:
+        return f"plan_warning: {self.warning}"
+
+
+class PlanBlockedEvent(EventPayload):
+    type = EventType.PLAN_BLOCKED
+    cycles: list[list[str]]
+    recovery: list[RecoveryStep]
+
+    def describe(self) -> str:
+        return f"plan blocked, waiting for approval: cycles {self.cycles}"
+
+
+class TaskStarted(EventPayload):
+    type = EventType.TASK_STARTED
+    task_id: str
+    name: str
+    attempt: int
+
+    def describe(self) -> str:
+        return f"task {self.task_id} started"
+
+
+class TaskCompleted(EventPayload):
+    type = EventType.TASK_COMPLETED
+    task_id: str
+    files: list[FileArtifact]
+    usage: TokenUsage
+    heals: int
+    cache_hit: bool
+
+    def describe(self) -> str:
+        return f"task {self.task_id} done: {', '.join(f.path for f in self.files)}"
+
+
+class TaskFailed(EventPayload):
+    type = EventType.TASK_FAILED
+    task_id: str
+    error: str
+    attempt: int
+    will_retry: bool
+
+    def describe(self) -> str:
+        return f"task {self.task_id} failed: {self.error}"
+
+
+class TaskTimedOut(EventPayload):
+    type = EventType.TASK_TIMEOUT
+    task_id: str
+    timeout_s: float
+
+    def describe(self) -> str:
+        return f"task {self.task_id} timed out after {self.timeout_s:g}s"
+
+
+class BuildStepStarted(EventPayload):
+    type = EventType.BUILD_STEP_STARTED
+    builder: str
+
+    def describe(self) -> str:
+        return f"build started ({self.builder})"
+
+
+class DeployStarted(EventPayload):
+    type = EventType.DEPLOY_STARTED
+    target: str
+
+    def describe(self) -> str:
+        return f"deploy started ({self.target})"
+
+
+class BuildCompleted(EventPayload):
+    type = EventType.BUILD_COMPLETED
+    preview_url: str
+    files: list[str]
+    usage: TokenUsage
+    duration_s: float
+
+    def describe(self) -> str:
+        return f"build completed: {self.preview_url} ({_cost(self.usage)})"
+
+
+class BuildFailed(EventPayload):
+    """`usage` is what the build cost up to its failure; absent when nothing ran (rejected or
+    expired plans)."""
+
+    type = EventType.BUILD_FAILED
+    reason: str
+    usage: TokenUsage | None = None
+
+    def describe(self) -> str:
+        return f"build failed: {self.reason}"
+
+
+PAYLOADS: dict[EventType, type[EventPayload]] = {
+    payload.type: payload for payload in EventPayload.__subclasses__()
+}
+
+
+def parse(event_type: EventType, data: dict[str, Any]) -> EventPayload:
+    return PAYLOADS[event_type].model_validate(data)
+
+
+def describe(event: BuildEvent) -> str:
+    """The event as one readable line, for the CLI."""
+    return parse(event.type, event.data).describe()
