@@ -31,7 +31,7 @@ print(json.dumps({"import_s": imported - started, "snapshot_s": time.perf_counte
 
 def _store_plans(home: Path, count: int) -> None:
     from sheen_pipeline.store.builds import BuildStore
-    from tests.support.plans import store_offline_plans
+    from tests.support.builds import store_offline_plans
 
     store = BuildStore(f"sqlite:///{home / 'sheen.db'}")
     store_offline_plans(store, [f"bench{number:05d}" for number in range(count)])
