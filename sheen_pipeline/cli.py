@@ -55,25 +55,27 @@ def main() -> None:
 def request_arguments(command: Callable[..., None]) -> Callable[..., None]:
     """PROMPT and the request options, validated into one BuildRequest argument `request`."""
 
-    def to_request(
-        prompt: str, project_id: str, user_id: str, framework: str | None, **rest: object
-    ) -> None:
-        fields = {"prompt": prompt, "project_id": project_id, "user_id": user_id}
+    def to_request(**values: object) -> None:
+        fields = {name: values.pop(name) for name in BuildRequest.model_fields}
         try:
-            request = parse_build_request(**fields, framework=framework)
+            request = parse_build_request(**fields)
         except InvalidRequest as error:
             raise click.UsageError(f"invalid build request: {error}") from None
-        command(request=request, **rest)
+        command(request=request, **values)
 
     functools.update_wrapper(to_request, command)  # name, help, and options declared below
-    options = [
-        click.argument("prompt"),
-        click.option("--project-id", default="default", show_default=True),
-        click.option("--user-id", default="anonymous", show_default=True),
-        click.option("--framework", type=click.Choice(["static"]), default=None),
-    ]
-    for option in reversed(options):
-        to_request = option(to_request)
+    for name, field in reversed(BuildRequest.model_fields.items()):
+        if field.is_required():
+            to_request = click.argument(name)(to_request)
+            continue
+        choices = BuildRequest.choices(name)
+        to_request = click.option(
+            "--" + name.replace("_", "-"),
+            type=click.Choice(choices) if choices else str,
+            default=field.default,
+            show_default=field.default is not None,
+            help=field.description,
+        )(to_request)
     return to_request
 
 

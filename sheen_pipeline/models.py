@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import PurePosixPath
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -42,12 +42,31 @@ class _Frozen(BaseModel):
 
 
 class BuildRequest(_Frozen):
-    """A user's request in plain words, validated before anything is spent on it."""
+    """A user's request in plain words, validated before anything is spent on it. Its fields
+    are the one definition of a request: the Launchpad config, the CLI's arguments, what the
+    ingress accepts and the build_requests row are derived from them."""
 
-    prompt: str
-    project_id: SafeId = "default"
-    user_id: SafeId = "anonymous"
-    framework: Literal["static"] | None = None
+    prompt: str = Field(
+        description=f"What to build, in plain words (at most {MAX_PROMPT_CHARS} characters)."
+    )
+    project_id: SafeId = Field(
+        default="default", description="The project it belongs to: letters, digits, '_', '-'."
+    )
+    user_id: SafeId = Field(
+        default="anonymous", description="Who asked for it: letters, digits, '_', '-'."
+    )
+    framework: Literal["static"] | None = Field(
+        default=None, description="Leave empty (chosen from the prompt), or 'static'."
+    )
+
+    @classmethod
+    def choices(cls, name: str) -> tuple[str, ...]:
+        """The values a field is limited to (framework), or () when it takes any text."""
+        annotation = cls.model_fields[name].annotation
+        for candidate in (annotation, *get_args(annotation)):
+            if get_origin(candidate) is Literal:
+                return tuple(str(value) for value in get_args(candidate))
+        return ()
 
     @field_validator("prompt", mode="before")
     @classmethod
@@ -224,6 +243,8 @@ def describe_validation_error(error: ValidationError) -> str:
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "string_pattern_mismatch":
             message = SAFE_ID_RULE
+        elif item["type"] == "extra_forbidden":
+            message = "unknown field"
         parts.append(f"{field}: {message}")
     return "; ".join(parts)
 

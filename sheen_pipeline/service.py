@@ -84,8 +84,10 @@ class BuildService:
     """Runs the steps of builds and reports each as a stored build event. Made once per run by
     the Dagster resource (or by the CLI and the API), from settings."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, provider: Provider | None = None) -> None:
+        """`provider` replaces the one settings choose (tests hand in fakes this way)."""
         self.settings = settings
+        self._provider = provider
         self.store = BuildStore(settings.database_url)
         self.requests = RequestStore(settings.database_url)
         self.events = event_log(settings)
@@ -97,7 +99,7 @@ class BuildService:
 
     @cached_property
     def provider(self) -> Provider:
-        return select_provider(self.settings)
+        return self._provider or select_provider(self.settings)
 
     @property
     def worker(self) -> Worker:

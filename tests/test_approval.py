@@ -12,15 +12,13 @@ from dagster._core.execution.api import execute_run
 
 from sheen_pipeline.approval import ApprovalError, approve, expire_stale, reject
 from sheen_pipeline.events.types import EventType
-from sheen_pipeline.models import parse_build_request
 from sheen_pipeline.runs.launch import create_build_run, plan_run_of
-from sheen_pipeline.runs.local import BuildOutcome, run_approved_build, run_build
+from sheen_pipeline.runs.local import BuildOutcome, run_approved_build
 from sheen_pipeline.runs.origins import reconstructable_job
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import Approval, BuildStatus
+from tests.support.builds import PROMPT, build
 from tests.support.processes import sheen, sheen_cli_env
-
-PROMPT = "a landing page for Blue Fern Coffee with a signup form"
 
 
 @pytest.fixture
@@ -30,7 +28,7 @@ def approval_service(db_service: BuildService, monkeypatch: pytest.MonkeyPatch) 
 
 
 def planned(instance: DagsterInstance, service: BuildService) -> BuildOutcome:
-    outcome = run_build(instance, service, parse_build_request(prompt=PROMPT), lambda _: None)
+    outcome, _ = build(instance, service)
     assert outcome.status == "awaiting_approval" and outcome.build_id
     return outcome
 

@@ -9,10 +9,9 @@ import pytest
 import requests
 
 from tests.conftest import FLAKY_PROVIDER
+from tests.support.builds import PROMPT
 from tests.support.processes import SHEEN, running, sheen, sheen_cli_env
 from tests.support.waiting import wait_for
-
-PROMPT = "a landing page for Blue Fern Coffee in Portland, with a signup form and a menu"
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from sheen_pipeline.defs.build_job import make_build_job
 from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.repository import SheenRepositoryData
 from sheen_pipeline.models import parse_build_request
-from sheen_pipeline.runs.local import BuildOutcome, run_build
 from sheen_pipeline.runs.names import build_job_name
 from sheen_pipeline.runs.origins import local_origins, reconstructable_job
 from sheen_pipeline.runs.tags import BUILD_ID, LOCATION_NAME, PLAN_RUN_ID, PROJECT_ID, USER_ID
@@ -29,20 +28,11 @@ from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import BuildStatus
 from sheen_pipeline.store.tables import plans
 from tests.conftest import FLAKY_PROVIDER
-from tests.support.plans import store_offline_plans
+from tests.support.builds import PROMPT, build, store_offline_plans
 from tests.support.providers import calls_by_task
 from tests.support.runs import started_steps, succeeded_steps
 
-PROMPT = "a landing page for Blue Fern Coffee in Portland, with a signup form"
 TASKS = {"config", "styles", "forms", "index_page", "page_metadata"}
-
-
-def build(
-    instance: DagsterInstance, service: BuildService, **fields: str
-) -> tuple[BuildOutcome, list[str]]:
-    lines: list[str] = []
-    request = parse_build_request(prompt=PROMPT, **fields)
-    return run_build(instance, service, request, lines.append), lines
 
 
 def test_whole_build_succeeds_and_records_the_preview_asset(
@@ -181,7 +171,7 @@ def test_cycles_with_approval_required_block_the_plan(
     monkeypatch.setenv("SHEEN_MAX_CYCLE_EDGES_TO_DROP", "0")
     monkeypatch.setenv("SHEEN_SEQUENTIAL_FALLBACK", "false")
     monkeypatch.setenv("SHEEN_REQUIRE_PLAN_APPROVAL", "true")
-    outcome, lines = build(instance, BuildService.from_env())
+    outcome, lines = build(instance)
     assert outcome.status == "failed" and outcome.build_id is not None
     assert any(line.startswith("plan blocked, waiting for approval: cycles") for line in lines)
     record = service.store.get_build(outcome.build_id)
@@ -195,7 +185,7 @@ def test_sequential_fallback_is_recorded_and_still_builds(
 ) -> None:
     monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:CyclicOfflineProvider")
     monkeypatch.setenv("SHEEN_MAX_CYCLE_EDGES_TO_DROP", "0")
-    outcome, lines = build(instance, BuildService.from_env())
+    outcome, lines = build(instance)
     assert outcome.status == "succeeded", outcome.error
     assert any(line.startswith("plan_warning: running tasks one by one") for line in lines)
 
@@ -247,7 +237,7 @@ def test_tasks_with_dashes_and_keywords_build(
     instance: DagsterInstance, sheen_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:AwkwardIdsOfflineProvider")
-    outcome, lines = build(instance, BuildService.from_env())
+    outcome, lines = build(instance)
     assert outcome.status == "succeeded", outcome.error
     assert "task index-page done: index.html" in lines
     build_run_id = outcome.dagster_run_ids[1]

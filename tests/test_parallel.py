@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from sheen_pipeline.models import parse_build_request
-from sheen_pipeline.runs.local import run_build
-from sheen_pipeline.service import BuildService
+from tests.support.builds import build
 from tests.support.processes import sheen, sheen_cli_env
 from tests.support.providers import max_in_flight
 
@@ -24,8 +22,7 @@ def shaped_build(
 ) -> str:
     for name, value in {"SHEEN_PROVIDER": SHAPED, "SHEEN_TEST_PLAN_SHAPE": shape, **env}.items():
         monkeypatch.setenv(name, value)
-    request = parse_build_request(prompt=f"a site shaped {shape}")
-    outcome = run_build(instance, BuildService.from_env(), request, lambda _line: None)
+    outcome, _ = build(instance, prompt=f"a site shaped {shape}")
     assert outcome.status == "succeeded", outcome.error
     return outcome.build_id
 

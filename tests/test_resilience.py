@@ -16,23 +16,16 @@ from sheen_pipeline.build.npm import build_npm
 from sheen_pipeline.build.sandbox import CommandFailed
 from sheen_pipeline.events.types import EventType
 from sheen_pipeline.logs import configure_logging, get_logger, log_context
-from sheen_pipeline.models import parse_build_request
-from sheen_pipeline.runs.local import run_build
 from sheen_pipeline.service import BuildService
 from tests.providers.conftest import llm_env
+from tests.support.builds import PROMPT, build
 from tests.support.fake_llm import AnthropicWire, FakeLLMServer, Recorded, Reply, offline_answer
 from tests.support.processes import sheen, sheen_cli_env
 from tests.support.runs import started_steps, steps_with
 from tests.support.waiting import wait_for
 
-PROMPT = "a landing page for Blue Fern Coffee with a signup form"
 SECRET_KEY = "sk-ant-live-0123456789abcdef"
 WEBHOOK_SECRET = "whsec-do-not-leak-42"
-
-
-def build(instance: DagsterInstance, prompt: str = PROMPT) -> tuple[Any, BuildService]:
-    service = BuildService.from_env()
-    return run_build(instance, service, parse_build_request(prompt=prompt), lambda _: None), service
 
 
 def events_of(service: BuildService, build_id: str) -> list[Any]:
@@ -45,7 +38,8 @@ def test_a_hanging_task_times_out_while_its_siblings_finish(
     monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:HangingOfflineProvider")
     monkeypatch.setenv("SHEEN_TEST_HANG_TASK", "forms")
     monkeypatch.setenv("SHEEN_TASK_TIMEOUTS", '{"create_component": 1}')  # forms' type only
-    outcome, service = build(instance)
+    service = BuildService.from_env()
+    outcome, _ = build(instance, service)
     assert outcome.status == "failed"
     assert outcome.error == "task forms failed: task forms timed out after 1s"
     events = events_of(service, outcome.build_id)
@@ -66,7 +60,8 @@ def test_the_build_stops_cleanly_at_its_time_limit(
     monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:ProbeOfflineProvider")
     monkeypatch.setenv("SHEEN_TEST_TASK_SLEEP_S", "0.6")  # five tasks cannot fit in 2 s
     monkeypatch.setenv("SHEEN_BUILD_TIMEOUT_S", "2")
-    outcome, service = build(instance)
+    service = BuildService.from_env()
+    outcome, _ = build(instance, service)
     assert outcome.status == "failed"
     assert outcome.error is not None and "ran out of its 2s limit" in outcome.error
     events = events_of(service, outcome.build_id)
@@ -86,7 +81,8 @@ def test_overload_then_success_is_retried_by_the_retry_policy(
         monkeypatch.setenv("SHEEN_TASK_RETRY_DELAY_S", "0.1")
         overloaded = Reply("Overloaded", status=529, error_type="overloaded_error")
         server.then(offline_answer, overloaded)  # the plan, then the first task call
-        outcome, service = build(instance)
+        service = BuildService.from_env()
+        outcome, _ = build(instance, service)
     assert outcome.status == "succeeded", outcome.error
     config_events = [
         (e.type, e.data.get("attempt"), e.data.get("will_retry"))
@@ -208,7 +204,7 @@ def test_npm_build_runs_without_our_secrets_and_its_output_reaches_the_run_logs(
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET_KEY)
     monkeypatch.setenv("SHEEN_WEBHOOK_SECRET", WEBHOOK_SECRET)
     monkeypatch.setenv("SHEEN_INGRESS_SECRET", "ingress-do-not-leak")
-    outcome, _ = build(instance, "an npm site")
+    outcome, _ = build(instance, prompt="an npm site")
     assert outcome.status == "succeeded", outcome.error
     assert outcome.files == ["index.html"]
     logs = [e.user_message for e in instance.all_logs(outcome.dagster_run_ids[1])]
@@ -226,7 +222,8 @@ def test_secrets_never_reach_events_metadata_or_errors(
     monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:LeakyOfflineProvider")
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET_KEY)
     monkeypatch.setenv("SHEEN_WEBHOOK_SECRET", WEBHOOK_SECRET)
-    outcome, service = build(instance)
+    service = BuildService.from_env()
+    outcome, _ = build(instance, service)
     assert outcome.status == "failed"
     assert outcome.error is not None and "[REDACTED]" in outcome.error
     stored = json.dumps([e.payload() for e in events_of(service, outcome.build_id)])

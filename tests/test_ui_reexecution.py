@@ -13,18 +13,16 @@ import pytest
 import requests
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 
-from sheen_pipeline.models import parse_build_request
-from sheen_pipeline.runs.local import run_build
 from sheen_pipeline.runs.tags import BUILD_ID, LOCATION_NAME, PLAN_RUN_ID, REPOSITORY_NAME
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import BuildStatus
 from tests.conftest import FLAKY_PROVIDER
+from tests.support.builds import build
 from tests.support.processes import SHEEN, child_env, running
 from tests.support.providers import calls_by_task
 from tests.support.runs import started_steps
 from tests.support.waiting import free_port, wait_for
 
-PROMPT = "a landing page for Blue Fern Coffee with a signup form"
 UI_PROMPT = "a landing page for Red Fern Tea with a signup form"  # not a cache hit of PROMPT
 RERUN_STEPS = {"forms", "index_page", "page_metadata", "build_site", "deploy_preview"}
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
@@ -129,7 +127,7 @@ def test_ui_reexecutes_ui_and_cli_builds_from_failure(
     service = BuildService.from_env()
 
     # A build launched the CLI's way (in this process) fails on task "forms".
-    cli_outcome = run_build(instance, service, parse_build_request(prompt=PROMPT), lambda _: None)
+    cli_outcome, _ = build(instance, service)
     assert cli_outcome.status == "failed"
     cli_build_run_id = cli_outcome.dagster_run_ids[1]
 

@@ -16,8 +16,6 @@ from sheen_pipeline.store.builds import engine_for
 from sheen_pipeline.store.rate import take
 from sheen_pipeline.store.requests import RequestStore, new_request_id
 
-ALLOWED_FIELDS = {"prompt", "project_id", "user_id", "framework"}
-
 
 class TooLarge(Exception):
     pass
@@ -61,9 +59,6 @@ def make_ingress(settings: Settings) -> Callable[[Request], Awaitable[JSONRespon
             return _error(422, "body: not valid JSON")
         if not isinstance(fields, dict):
             return _error(422, "body: must be a JSON object")
-        unknown = sorted(set(fields) - ALLOWED_FIELDS)
-        if unknown:
-            return _error(422, f"{unknown[0]}: unknown field")
         try:
             build_request = parse_build_request(**fields)
         except InvalidRequest as error:

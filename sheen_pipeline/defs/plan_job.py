@@ -6,13 +6,16 @@ from dagster import (
     Config,
     Failure,
     MetadataValue,
+    Noneable,
     OpExecutionContext,
     Out,
     in_process_executor,
     job,
     op,
 )
+from dagster import Field as ConfigField
 from pydantic import Field
+from pydantic.fields import FieldInfo
 
 from sheen_pipeline.approval import hold_for_approval
 from sheen_pipeline.defs.metadata import cost_metadata
@@ -34,14 +37,24 @@ from sheen_pipeline.runs.pools import PLAN_POOL
 from sheen_pipeline.runs.tags import BUILD_ID, MODEL, PLAN_RUN_TAGS, PROJECT_ID, PROVIDER, USER_ID
 
 
-class BuildRequestConfig(Config):
-    prompt: str = Field(description="What to build, in plain words (at most 2000 characters).")
-    project_id: str = Field(default="default", description="Letters, digits, '_' and '-'.")
-    user_id: str = Field(default="anonymous", description="Letters, digits, '_' and '-'.")
-    framework: str | None = Field(default=None, description="Leave empty, or 'static'.")
-    build_id: str | None = Field(
-        default=None, description="Leave empty for a new id; callers that need it up front set it."
+def _config_field(field: FieldInfo) -> ConfigField:
+    if field.is_required():
+        return ConfigField(str, description=field.description)
+    kind = str if field.default is not None else Noneable(str)
+    return ConfigField(
+        kind, default_value=field.default, is_required=False, description=field.description
     )
+
+
+REQUEST_CONFIG = {
+    **{name: _config_field(field) for name, field in BuildRequest.model_fields.items()},
+    "build_id": ConfigField(
+        Noneable(str),
+        default_value=None,
+        is_required=False,
+        description="Leave empty for a new id; callers that need it up front set it.",
+    ),
+}
 
 
 class LaunchConfig(Config):
@@ -57,13 +70,15 @@ class BuildTicket:
     request: BuildRequest
 
 
-@op(out=Out(BuildTicket))
-def validate_request(config: BuildRequestConfig) -> BuildTicket:
-    """Refuse a bad request before anything is spent on it."""
-    fields = config.model_dump(exclude={"build_id"})
+@op(config_schema=REQUEST_CONFIG, out=Out(BuildTicket))
+def validate_request(context: OpExecutionContext) -> BuildTicket:
+    """Refuse a bad request before anything is spent on it (its config is BuildRequest's
+    fields, plus an optional build id)."""
+    fields = dict(context.op_config)
+    given_id = fields.pop("build_id")
     try:
         request = parse_build_request(**fields)
-        build_id = parse_build_id(config.build_id) if config.build_id else new_build_id()
+        build_id = parse_build_id(given_id) if given_id else new_build_id()
     except InvalidRequest as error:
         raise Failure(description=f"invalid build request: {error}") from None
     return BuildTicket(build_id, request)

@@ -33,13 +33,8 @@ class RequestRecord:
 
     @property
     def fields(self) -> dict[str, object]:
-        """As given, unvalidated: the main app may have inserted anything."""
-        return {
-            "prompt": self.prompt,
-            "project_id": self.project_id,
-            "user_id": self.user_id,
-            "framework": self.framework,
-        }
+        """The request's fields as given, unvalidated: the main app may have inserted anything."""
+        return {name: getattr(self, name) for name in BuildRequest.model_fields}
 
 
 def new_request_id() -> str:
@@ -65,10 +60,7 @@ class RequestStore:
                 insert(build_requests).values(
                     request_id=request_id,
                     build_id=build_id,
-                    user_id=request.user_id,
-                    project_id=request.project_id,
-                    prompt=request.prompt,
-                    framework=request.framework,
+                    **request.model_dump(),
                     status=PENDING,
                     created_at=now,
                     updated_at=now,

@@ -15,17 +15,16 @@ from dagster import DagsterInstance
 from sheen_pipeline.api.app import create_app
 from sheen_pipeline.config import Settings
 from sheen_pipeline.events.signing import signed_headers
-from sheen_pipeline.models import parse_build_request
-from sheen_pipeline.runs.local import BuildOutcome, run_build
+from sheen_pipeline.runs.local import BuildOutcome
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import engine_for
 from sheen_pipeline.store.requests import RequestStore
+from tests.support.builds import PROMPT, build
 from tests.support.processes import sheen, sheen_cli_env
 from tests.support.server import serving
 from tests.support.waiting import wait_for
 
 SECRET = "ingress-secret-0123456789"
-PROMPT = "a landing page for Blue Fern Coffee with a signup form"
 
 
 class Api:
@@ -138,8 +137,7 @@ def build_in_thread(instance: DagsterInstance) -> tuple[threading.Thread, list[B
     service = BuildService.from_env()
 
     def work() -> None:
-        request = parse_build_request(prompt=PROMPT)
-        outcomes.append(run_build(instance, service, request, lambda _line: None))
+        outcomes.append(build(instance, service)[0])
 
     thread = threading.Thread(target=work)
     thread.start()

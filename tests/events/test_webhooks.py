@@ -16,15 +16,13 @@ from sheen_pipeline.events.payloads import BuildStarted
 from sheen_pipeline.events.runtime import dispatcher_for, event_log, stop_dispatchers
 from sheen_pipeline.events.signing import EVENT_ID_HEADER, verify_webhook
 from sheen_pipeline.events.types import EventType
-from sheen_pipeline.models import parse_build_request
-from sheen_pipeline.runs.local import run_build
 from sheen_pipeline.service import BuildService
+from tests.support.builds import build
 from tests.support.processes import sheen, sheen_cli_env
 from tests.support.receiver import Receiver
 from tests.support.waiting import wait_for
 
 SECRET = "whsec-0123456789abcdef"
-PROMPT = "a landing page for Blue Fern Coffee with a signup form"
 
 
 @pytest.fixture
@@ -54,7 +52,7 @@ def test_unreliable_receiver_gets_every_event_once_in_order(
     with Receiver(flaky) as receiver:
         webhook_env.setenv("SHEEN_WEBHOOK_URL", receiver.url)
         service = BuildService.from_env()
-        outcome = run_build(instance, service, parse_build_request(prompt=PROMPT), lambda _: None)
+        outcome, _ = build(instance, service)
         assert outcome.status == "succeeded"
         wait_for(lambda: all_settled(service), 60, "every webhook to be delivered")
         accepted = receiver.accepted()
@@ -87,7 +85,7 @@ def test_a_stuck_receiver_does_not_hold_up_the_build(
         webhook_env.setenv("SHEEN_WEBHOOK_URL", receiver.url)
         webhook_env.setenv("SHEEN_WEBHOOK_TIMEOUT_S", "30")
         service = BuildService.from_env()
-        outcome = run_build(instance, service, parse_build_request(prompt=PROMPT), lambda _: None)
+        outcome, _ = build(instance, service)
         assert outcome.status == "succeeded"
         wait_for(lambda: len(receiver.received) == 1, 30, "the first delivery to arrive")
         assert not release.is_set()  # the build finished while the receiver held it

@@ -11,6 +11,7 @@ from dagster import DagsterEventType, DagsterInstance
 
 from sheen_pipeline.runs.tags import MODEL, PROVIDER
 from tests.providers.conftest import llm_env
+from tests.support.builds import PROMPT
 from tests.support.fake_llm import (
     AnthropicWire,
     FakeLLMServer,
@@ -20,8 +21,6 @@ from tests.support.fake_llm import (
     offline_answer,
 )
 from tests.support.processes import sheen, sheen_cli_env
-
-PROMPT = "a landing page for Blue Fern Coffee in Portland, with a signup form"
 
 
 @pytest.mark.parametrize("kind", ["anthropic", "openai"])

@@ -21,6 +21,7 @@ from sheen_pipeline.providers.offline import OfflineProvider
 from sheen_pipeline.providers.prompts import task_system
 from sheen_pipeline.providers.schemas import FilesSpec, PlanSpec, TaskSpec
 from tests.providers.conftest import ANTHROPIC_KEY, LLM, OPENAI_KEY, llm_env
+from tests.support.builds import PROMPT
 from tests.support.fake_llm import (
     AnthropicWire,
     FakeLLMServer,
@@ -31,7 +32,6 @@ from tests.support.fake_llm import (
     tokens,
 )
 
-PROMPT = "a landing page for Blue Fern Coffee in Portland, with a signup form"
 SONNET = {"input": Decimal(3), "output": Decimal(15)}
 
 

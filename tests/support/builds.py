@@ -15,16 +15,14 @@ PROMPT = "a landing page for Blue Fern Coffee in Portland, with a signup form"
 
 
 def build(
-    instance: DagsterInstance,
-    service: BuildService | None = None,
-    lines: list[str] | None = None,
-    **fields: str,
-) -> BuildOutcome:
-    """Plan, build and deploy as `sheen build` does, on the service of the current environment
-    unless one is given; progress lines go to `lines` when given."""
+    instance: DagsterInstance, service: BuildService | None = None, **fields: str
+) -> tuple[BuildOutcome, list[str]]:
+    """Plan, build and deploy PROMPT (or fields' prompt) as `sheen build` does, on the service
+    of the current environment unless one is given; returns the outcome and progress lines."""
+    lines: list[str] = []
     request = parse_build_request(**{"prompt": PROMPT, **fields})
-    report = (lambda _line: None) if lines is None else lines.append
-    return run_build(instance, service or BuildService.from_env(), request, report)
+    outcome = run_build(instance, service or BuildService.from_env(), request, lines.append)
+    return outcome, lines
 
 
 def store_offline_plans(store: BuildStore, build_ids: list[str]) -> None:

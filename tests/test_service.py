@@ -1,0 +1,111 @@
+"""The build service on its own, without Dagster: its steps, in order, with a provider handed in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+
+import networkx as nx
+import pytest
+from dagster import DagsterInstance, InitResourceContext
+
+from sheen_pipeline.config import Settings
+from sheen_pipeline.defs.plan_job import plan_build
+from sheen_pipeline.defs.resources import BuildServiceResource
+from sheen_pipeline.events.types import EventType
+from sheen_pipeline.models import Plan, Task, TaskResult, TokenUsage, parse_build_request
+from sheen_pipeline.providers.base import GeneratedFiles, ProviderError
+from sheen_pipeline.providers.offline import OfflineProvider
+from sheen_pipeline.service import BuildService
+from sheen_pipeline.store.builds import BuildStatus
+from tests.support.builds import PROMPT
+
+PAID = TokenUsage(input_tokens=100, output_tokens=20, cost_usd=Decimal("0.0006"))
+
+
+class RefusingProvider(OfflineProvider):
+    """Plans like the offline provider; every task call fails after it was paid for."""
+
+    name = "refusing"
+
+    async def generate_files(
+        self, task: Task, plan: Plan, context_files: Mapping[str, str]
+    ) -> GeneratedFiles:
+        raise ProviderError("the model refused", usage=PAID)
+
+
+def _types(service: BuildService, build_id: str) -> list[EventType]:
+    return [event.type for event in service.events.after(build_id)]
+
+
+def _run_tasks(service: BuildService, plan: Plan) -> list[TaskResult]:
+    """Each task after its dependencies, handing each its upstream results, as the job does."""
+    graph = nx.DiGraph((dep, t.id) for t in plan.tasks for dep in t.input.dependencies)
+    graph.add_nodes_from(t.id for t in plan.tasks)
+    results: dict[str, TaskResult] = {}
+    for task_id in nx.topological_sort(graph):
+        upstream = [results[dep] for dep in plan.task(task_id).input.dependencies]
+        results[task_id] = asyncio.run(service.run_task(plan, task_id, upstream))
+    return list(results.values())
+
+
+def test_a_whole_build_through_the_service(sheen_home: Path) -> None:
+    service = BuildService(Settings.from_env(), provider=OfflineProvider())
+    plan = service.plan("bsvc1", parse_build_request(prompt=PROMPT)).plan
+    results = _run_tasks(service, plan)
+    summary = service.build_site(plan, results)
+    deployment = service.deploy_preview(plan, summary)
+
+    assert service.store.get_build("bsvc1").status is BuildStatus.SUCCEEDED
+    assert (service.settings.previews_dir / "bsvc1" / "index.html").is_file()
+    assert deployment.preview_url.endswith("/p/bsvc1/")
+    types = _types(service, "bsvc1")
+    assert types[:2] == [EventType.BUILD_STARTED, EventType.PLAN_PARTIAL]
+    assert types.count(EventType.TASK_COMPLETED) == len(plan.tasks)
+    assert types[-3:] == [
+        EventType.BUILD_STEP_STARTED,
+        EventType.DEPLOY_STARTED,
+        EventType.BUILD_COMPLETED,
+    ]
+
+
+def test_a_failed_call_fails_its_task_and_is_billed(sheen_home: Path) -> None:
+    service = BuildService(Settings.from_env(), provider=RefusingProvider())
+    plan = service.plan("bsvc2", parse_build_request(prompt=PROMPT)).plan
+    first = next(t for t in plan.tasks if not t.input.dependencies)
+    with pytest.raises(ProviderError, match="refused"):
+        asyncio.run(service.run_task(plan, first.id, []))
+    spent = service.fail("bsvc2", "task failed")
+
+    assert spent == PAID
+    failed = [e for e in service.events.after("bsvc2") if e.type is EventType.TASK_FAILED]
+    assert [e.data["task_id"] for e in failed] == [first.id]
+    assert _types(service, "bsvc2")[-1] is EventType.BUILD_FAILED
+    assert service.store.get_build("bsvc2").status is BuildStatus.FAILED
+
+
+class RefusingServiceResource(BuildServiceResource):
+    """The resource with a fake provider handed to the service it makes."""
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._service = BuildService(self.settings(), provider=RefusingProvider())
+
+
+def test_ops_use_the_provider_of_an_overridden_resource(
+    sheen_home: Path, instance: DagsterInstance
+) -> None:
+    result = plan_build.execute_in_process(
+        run_config={
+            "ops": {
+                "validate_request": {"config": {"prompt": PROMPT, "build_id": "bsvc3"}},
+                "launch_build": {"config": {"submit": False}},
+            }
+        },
+        instance=instance,
+        resources={"sheen": RefusingServiceResource()},
+    )
+    assert result.success
+    plan = BuildService.from_env().store.get_plan("bsvc3")
+    assert plan is not None and plan.provider == "refusing"
