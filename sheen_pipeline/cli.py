@@ -178,7 +178,7 @@ def _dispatcher() -> WebhookDispatcher:
     from sheen_pipeline.events.runtime import dispatcher_for
 
     settings = _settings()
-    if not settings.webhooks_enabled:
+    if not settings.webhooks.enabled:
         raise click.UsageError("set SHEEN_WEBHOOK_URL and SHEEN_WEBHOOK_SECRET first")
     return dispatcher_for(settings)
 

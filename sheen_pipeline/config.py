@@ -56,6 +56,41 @@ def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 
 @dataclass(frozen=True)
+class FileLimits:
+    """What one build's generated files may add up to (counted on what is written)."""
+
+    max_file_bytes: int = 1_000_000
+    max_files: int = 200
+    max_total_bytes: int = 20_000_000
+
+
+@dataclass(frozen=True)
+class ModelCalls:
+    """How calls to a model are made; `model` empty means the provider's default."""
+
+    model: str = ""
+    max_tokens: int = 16000
+    timeout_s: int = 120
+    max_retries: int = 3
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Where build events are pushed and how hard delivery tries."""
+
+    url: str = ""
+    secret: str = field(default="", repr=False)
+    max_attempts: int = 5
+    backoff_s: float = 1.0
+    timeout_s: float = 5.0
+    rate_per_s: int = 10
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url and self.secret)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the pipeline reads from the environment."""
 
@@ -64,14 +99,11 @@ class Settings:
     provider: str
     preview_host: str
     preview_port: int
-    max_file_bytes: int
+    file_limits: FileLimits
     max_cycle_edges_to_drop: int
     sequential_fallback: bool
     require_plan_approval: bool
-    model: str
-    max_tokens: int
-    llm_timeout_s: int
-    llm_max_retries: int
+    model_calls: ModelCalls
     openai_base_url: str
     prices: str
     task_timeout_s: int
@@ -81,8 +113,6 @@ class Settings:
     task_retry_delay_s: float
     result_cache_ttl_s: int
     build_command_timeout_s: int
-    max_files: int
-    max_total_bytes: int
     plan_approval_ttl_s: int
     pool_plan_limit: int
     pool_llm_limit: int
@@ -90,16 +120,11 @@ class Settings:
     dagster_webserver_url: str
     ui_reload_interval_s: float
     ui_job_window: int
-    webhook_url: str
-    webhook_max_attempts: int
-    webhook_backoff_s: float
-    webhook_timeout_s: float
-    webhook_rate_per_s: int
+    webhooks: WebhookSettings
     ingress_rate_per_min: int
     ingress_max_body_bytes: int
     anthropic_api_key: str = field(repr=False)
     openai_api_key: str = field(repr=False)
-    webhook_secret: str = field(repr=False)
     ingress_secret: str = field(repr=False)
 
     @property
@@ -128,14 +153,20 @@ class Settings:
             provider=env.get("SHEEN_PROVIDER", "").strip(),
             preview_host=env.get("SHEEN_PREVIEW_HOST") or "127.0.0.1",
             preview_port=_env_int(env, "SHEEN_PREVIEW_PORT", 8787),
-            max_file_bytes=_env_int(env, "SHEEN_MAX_FILE_BYTES", 1_000_000),
+            file_limits=FileLimits(
+                max_file_bytes=_env_int(env, "SHEEN_MAX_FILE_BYTES", 1_000_000),
+                max_files=_env_int(env, "SHEEN_MAX_FILES", 200),
+                max_total_bytes=_env_int(env, "SHEEN_MAX_TOTAL_BYTES", 20_000_000),
+            ),
             max_cycle_edges_to_drop=_env_int(env, "SHEEN_MAX_CYCLE_EDGES_TO_DROP", 3, minimum=0),
             sequential_fallback=_env_bool(env, "SHEEN_SEQUENTIAL_FALLBACK", True),
             require_plan_approval=_env_bool(env, "SHEEN_REQUIRE_PLAN_APPROVAL", False),
-            model=env.get("SHEEN_MODEL", "").strip(),
-            max_tokens=_env_int(env, "SHEEN_MAX_TOKENS", 16000),
-            llm_timeout_s=_env_int(env, "SHEEN_LLM_TIMEOUT_S", 120),
-            llm_max_retries=_env_int(env, "SHEEN_LLM_MAX_RETRIES", 3, minimum=0),
+            model_calls=ModelCalls(
+                model=env.get("SHEEN_MODEL", "").strip(),
+                max_tokens=_env_int(env, "SHEEN_MAX_TOKENS", 16000),
+                timeout_s=_env_int(env, "SHEEN_LLM_TIMEOUT_S", 120),
+                max_retries=_env_int(env, "SHEEN_LLM_MAX_RETRIES", 3, minimum=0),
+            ),
             openai_base_url=env.get("SHEEN_OPENAI_BASE_URL", "").strip(),
             prices=env.get("SHEEN_PRICES", ""),
             anthropic_api_key=env.get("ANTHROPIC_API_KEY", "").strip(),
@@ -147,8 +178,6 @@ class Settings:
             task_retry_delay_s=_env_float(env, "SHEEN_TASK_RETRY_DELAY_S", 2.0),
             result_cache_ttl_s=_env_int(env, "SHEEN_RESULT_CACHE_TTL_S", 3600, minimum=0),
             build_command_timeout_s=_env_int(env, "SHEEN_BUILD_COMMAND_TIMEOUT_S", 300),
-            max_files=_env_int(env, "SHEEN_MAX_FILES", 200),
-            max_total_bytes=_env_int(env, "SHEEN_MAX_TOTAL_BYTES", 20_000_000),
             plan_approval_ttl_s=_env_int(env, "SHEEN_PLAN_APPROVAL_TTL_S", 300),
             pool_plan_limit=_env_int(env, "SHEEN_POOL_PLAN_LIMIT", 2),
             pool_llm_limit=_env_int(env, "SHEEN_POOL_LLM_LIMIT", 5),
@@ -156,12 +185,14 @@ class Settings:
             dagster_webserver_url=env.get("SHEEN_DAGSTER_WEBSERVER_URL", "").strip(),
             ui_reload_interval_s=_env_float(env, "SHEEN_UI_RELOAD_INTERVAL_S", 30.0),
             ui_job_window=_env_int(env, "SHEEN_UI_JOB_WINDOW", 200),
-            webhook_url=env.get("SHEEN_WEBHOOK_URL", "").strip(),
-            webhook_secret=env.get("SHEEN_WEBHOOK_SECRET", "").strip(),
-            webhook_max_attempts=_env_int(env, "SHEEN_WEBHOOK_MAX_ATTEMPTS", 5),
-            webhook_backoff_s=_env_float(env, "SHEEN_WEBHOOK_BACKOFF_S", 1.0),
-            webhook_timeout_s=_env_float(env, "SHEEN_WEBHOOK_TIMEOUT_S", 5.0),
-            webhook_rate_per_s=_env_int(env, "SHEEN_WEBHOOK_RATE_PER_S", 10),
+            webhooks=WebhookSettings(
+                url=env.get("SHEEN_WEBHOOK_URL", "").strip(),
+                secret=env.get("SHEEN_WEBHOOK_SECRET", "").strip(),
+                max_attempts=_env_int(env, "SHEEN_WEBHOOK_MAX_ATTEMPTS", 5),
+                backoff_s=_env_float(env, "SHEEN_WEBHOOK_BACKOFF_S", 1.0),
+                timeout_s=_env_float(env, "SHEEN_WEBHOOK_TIMEOUT_S", 5.0),
+                rate_per_s=_env_int(env, "SHEEN_WEBHOOK_RATE_PER_S", 10),
+            ),
             ingress_secret=env.get("SHEEN_INGRESS_SECRET", "").strip(),
             ingress_rate_per_min=_env_int(env, "SHEEN_INGRESS_RATE_PER_MIN", 10),
             ingress_max_body_bytes=_env_int(env, "SHEEN_INGRESS_MAX_BODY_BYTES", 16_384),
@@ -173,7 +204,7 @@ class Settings:
         candidates = (
             self.anthropic_api_key,
             self.openai_api_key,
-            self.webhook_secret,
+            self.webhooks.secret,
             self.ingress_secret,
         )
         return tuple(s for s in candidates if s)
@@ -190,7 +221,3 @@ class Settings:
         except (ValueError, AttributeError) as error:
             raise ConfigError(f"SHEEN_TASK_TIMEOUTS is not valid: {error}") from None
         return value
-
-    @property
-    def webhooks_enabled(self) -> bool:
-        return bool(self.webhook_url and self.webhook_secret)

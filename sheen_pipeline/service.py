@@ -213,12 +213,7 @@ class BuildService:
         task_limit = self.settings.task_timeout_for(task.type.value)
         build_left = self.check_time_left(build_id)
         timeout = min(task_limit, build_left)
-        workspace = Workspace(
-            self.workspace_dir(build_id),
-            self.settings.max_file_bytes,
-            self.settings.max_files,
-            self.settings.max_total_bytes,
-        )
+        workspace = Workspace(self.workspace_dir(build_id), self.settings.file_limits)
         try:
             cached = self.cache.get_files(task, upstream, self.worker)
             if cached is not None:

@@ -24,7 +24,7 @@ def build_offline(prompt: str, root: Path) -> tuple[Workspace, list[str]]:
     """Plan and run every task in dependency order, without Dagster."""
     provider = OfflineProvider()
     plan = make_plan(parse_build_request(prompt=prompt), "b1", provider, LadderPolicy()).plan
-    workspace = Workspace(root, max_file_bytes=1_000_000)
+    workspace = Workspace(root)
     results: dict[str, TaskResult] = {}
     for task_id in nx.topological_sort(dependency_graph(plan.tasks)):
         task = plan.task(task_id)

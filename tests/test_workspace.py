@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sheen_pipeline.config import FileLimits
 from sheen_pipeline.execution.workspace import Workspace
 from sheen_pipeline.models import UnsafePath
 
@@ -19,7 +20,7 @@ def root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def workspace(root: Path) -> Workspace:
-    return Workspace(root, max_file_bytes=1000)
+    return Workspace(root, FileLimits(max_file_bytes=1000))
 
 
 def files_outside(tmp_path: Path, root: Path) -> list[Path]:

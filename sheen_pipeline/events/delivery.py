@@ -8,11 +8,11 @@ import logging
 import random
 import threading
 import time
-from dataclasses import dataclass
 
 import requests
 from sqlalchemy import Engine, func, select, update
 
+from sheen_pipeline.config import WebhookSettings
 from sheen_pipeline.events.log import EventLog
 from sheen_pipeline.events.signing import EVENT_ID_HEADER, signed_headers
 from sheen_pipeline.redaction import redact
@@ -26,21 +26,11 @@ RATE_WAIT_S = 0.1
 RATE_LIMIT_NAME = "webhooks"
 
 
-@dataclass(frozen=True)
-class WebhookConfig:
-    url: str
-    secret: str
-    max_attempts: int = 5
-    backoff_s: float = 1.0
-    timeout_s: float = 5.0
-    rate_per_s: int = 10
-
-
 class WebhookDispatcher:
     """Any number of dispatchers (in run workers, the CLI, `sheen serve`) may run at once: each
     delivery is claimed with a lease, and only the oldest pending event of a build is claimable."""
 
-    def __init__(self, engine: Engine, events: EventLog, config: WebhookConfig) -> None:
+    def __init__(self, engine: Engine, events: EventLog, config: WebhookSettings) -> None:
         self.engine = engine
         self.events = events
         self.config = config

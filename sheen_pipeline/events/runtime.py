@@ -8,7 +8,7 @@ import time
 from functools import cache
 
 from sheen_pipeline.config import Settings
-from sheen_pipeline.events.delivery import WebhookConfig, WebhookDispatcher
+from sheen_pipeline.events.delivery import WebhookDispatcher
 from sheen_pipeline.events.log import EventLog
 from sheen_pipeline.events.types import BuildEvent
 from sheen_pipeline.logs import get_logger
@@ -19,27 +19,16 @@ _log = get_logger("sheen_pipeline.events")
 _stops: list[threading.Event] = []
 
 
-def _webhook_config(settings: Settings) -> WebhookConfig:
-    return WebhookConfig(
-        url=settings.webhook_url,
-        secret=settings.webhook_secret,
-        max_attempts=settings.webhook_max_attempts,
-        backoff_s=settings.webhook_backoff_s,
-        timeout_s=settings.webhook_timeout_s,
-        rate_per_s=settings.webhook_rate_per_s,
-    )
-
-
 def _new_event_log(settings: Settings) -> EventLog:
     engine = engine_for(settings.database_url)
-    return EventLog(engine, webhooks_enabled=settings.webhooks_enabled, secrets=settings.secrets)
+    return EventLog(engine, webhooks_enabled=settings.webhooks.enabled, secrets=settings.secrets)
 
 
 def dispatcher_for(settings: Settings, events: EventLog | None = None) -> WebhookDispatcher:
     """A dispatcher over settings' outbox; without events, for a command that delivers in the
     foreground (and so starts no background thread)."""
     events = events or _new_event_log(settings)
-    return WebhookDispatcher(events.engine, events, _webhook_config(settings))
+    return WebhookDispatcher(events.engine, events, settings.webhooks)
 
 
 @cache
@@ -49,7 +38,7 @@ def event_log(settings: Settings) -> EventLog:
     left pending in the outbox for the next dispatcher (`sheen serve` runs one)."""
     events = _new_event_log(settings)
     events.add_listener(_log_event)
-    if not settings.webhooks_enabled:
+    if not settings.webhooks.enabled:
         return events
     wake, stop = threading.Event(), threading.Event()
     events.add_listener(lambda _event: wake.set())

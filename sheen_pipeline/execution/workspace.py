@@ -5,26 +5,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sheen_pipeline.config import FileLimits
 from sheen_pipeline.models import FileArtifact, UnsafePath, check_relative_path
 
+DEFAULT_LIMITS = FileLimits()
 BUILD_TOOL_FOLDERS = {"node_modules", ".home"}  # written by npm, not by tasks
 
 
 class Workspace:
     """Reads and writes files under one root, refusing anything that could leave it."""
 
-    def __init__(
-        self,
-        root: Path,
-        max_file_bytes: int,
-        max_files: int = 200,
-        max_total_bytes: int = 20_000_000,
-    ) -> None:
+    def __init__(self, root: Path, limits: FileLimits = DEFAULT_LIMITS) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root.resolve()
-        self.max_file_bytes = max_file_bytes
-        self.max_files = max_files
-        self.max_total_bytes = max_total_bytes
+        self.limits = limits
 
     def _check_totals(self, target: Path, size: int) -> None:
         """Generated files are limited in count and total size, whichever task wrote them."""
@@ -36,13 +30,13 @@ class Workspace:
                 if path != target and not path.is_symlink():
                     count += 1
                     total += path.stat().st_size
-        if count + 1 > self.max_files:
+        if count + 1 > self.limits.max_files:
             raise UnsafePath(
-                f"the workspace already has {count} files, the limit is {self.max_files}"
+                f"the workspace already has {count} files, the limit is {self.limits.max_files}"
             )
-        if total + size > self.max_total_bytes:
+        if total + size > self.limits.max_total_bytes:
             raise UnsafePath(
-                f"writing {size} bytes would take the workspace over {self.max_total_bytes} bytes"
+                f"writing {size} bytes would take the workspace over {self.limits.max_total_bytes} bytes"
             )
 
     def _target(self, path: str, create_parents: bool) -> tuple[str, Path]:
@@ -61,9 +55,9 @@ class Workspace:
 
     def write(self, path: str, content: str) -> FileArtifact:
         data = content.encode("utf-8")
-        if len(data) > self.max_file_bytes:
+        if len(data) > self.limits.max_file_bytes:
             raise UnsafePath(
-                f"file {path!r} is {len(data)} bytes, over the limit of {self.max_file_bytes}"
+                f"file {path!r} is {len(data)} bytes, over the limit of {self.limits.max_file_bytes}"
             )
         relative, target = self._target(path, create_parents=True)
         self._check_totals(target, len(data))

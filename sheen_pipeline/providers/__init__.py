@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from dataclasses import replace
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -61,28 +62,20 @@ def _anthropic(settings: Settings) -> LLMTransport:
 
     if not settings.anthropic_api_key:
         raise ConfigError("SHEEN_PROVIDER=anthropic needs ANTHROPIC_API_KEY")
+    calls = settings.model_calls
     return AnthropicTransport(
-        api_key=settings.anthropic_api_key,
-        model=settings.model or DEFAULT_MODEL,
-        max_tokens=settings.max_tokens,
-        timeout_s=settings.llm_timeout_s,
-        max_retries=settings.llm_max_retries,
+        settings.anthropic_api_key, replace(calls, model=calls.model or DEFAULT_MODEL)
     )
 
 
 def _openai(settings: Settings) -> LLMTransport:
     from sheen_pipeline.providers.openai_api import OpenAICompatibleTransport
 
-    if not settings.openai_base_url or not settings.model:
+    if not settings.openai_base_url or not settings.model_calls.model:
         raise ConfigError(
             "SHEEN_PROVIDER=openai needs SHEEN_OPENAI_BASE_URL (for example "
             "http://127.0.0.1:11434/v1) and SHEEN_MODEL"
         )
     return OpenAICompatibleTransport(
-        base_url=settings.openai_base_url,
-        api_key=settings.openai_api_key,
-        model=settings.model,
-        max_tokens=settings.max_tokens,
-        timeout_s=settings.llm_timeout_s,
-        max_retries=settings.llm_max_retries,
+        settings.openai_base_url, settings.openai_api_key, settings.model_calls
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 import anthropic
 
+from sheen_pipeline.config import ModelCalls
 from sheen_pipeline.models import TokenUsage
 from sheen_pipeline.providers.base import ProviderError
 from sheen_pipeline.providers.healing import Completion
@@ -48,18 +49,16 @@ def _api_error(error: anthropic.APIStatusError) -> tuple[str, str]:
 class AnthropicTransport:
     name = "anthropic"
 
-    def __init__(
-        self, api_key: str, model: str, max_tokens: int, timeout_s: int, max_retries: int
-    ) -> None:
-        self.model = model
-        self.max_retries = max_retries
-        self.max_tokens = max_tokens
-        self.timeout_s = timeout_s
+    def __init__(self, api_key: str, calls: ModelCalls) -> None:
+        self.model = calls.model
+        self.max_retries = calls.max_retries
+        self.max_tokens = calls.max_tokens
+        self.timeout_s = calls.timeout_s
         self._secrets = (api_key,)
         # base_url comes from ANTHROPIC_BASE_URL when set.
         options: dict[str, Any] = {
             "api_key": api_key,
-            "timeout": float(timeout_s),
+            "timeout": float(calls.timeout_s),
             "max_retries": 0,  # the provider retries, the same way on every path
         }
         self._client = anthropic.Anthropic(**options)

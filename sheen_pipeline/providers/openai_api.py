@@ -10,6 +10,7 @@ from typing import Any
 import httpx2
 import requests
 
+from sheen_pipeline.config import ModelCalls
 from sheen_pipeline.models import TokenUsage
 from sheen_pipeline.providers.base import ProviderError
 from sheen_pipeline.providers.healing import Completion
@@ -40,20 +41,12 @@ def _usage(usage: dict[str, Any] | None) -> TokenUsage:
 class OpenAICompatibleTransport:
     name = "openai"
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        model: str,
-        max_tokens: int,
-        timeout_s: int,
-        max_retries: int,
-    ) -> None:
+    def __init__(self, base_url: str, api_key: str, calls: ModelCalls) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
-        self.model = model
-        self.max_tokens = max_tokens
-        self.timeout_s = timeout_s
-        self.max_retries = max_retries
+        self.model = calls.model
+        self.max_tokens = calls.max_tokens
+        self.timeout_s = calls.timeout_s
+        self.max_retries = calls.max_retries
         self._secrets = (api_key,)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._session = requests.Session()

@@ -125,6 +125,6 @@ def test_dead_deliveries_are_kept_and_redelivered_by_the_cli(
 def webhook_env_vars(settings: Settings) -> dict[str, str]:
     return {
         "SHEEN_HOME": str(settings.home),
-        "SHEEN_WEBHOOK_URL": settings.webhook_url,
-        "SHEEN_WEBHOOK_SECRET": settings.webhook_secret,
+        "SHEEN_WEBHOOK_URL": settings.webhooks.url,
+        "SHEEN_WEBHOOK_SECRET": settings.webhooks.secret,
     }
