@@ -13,13 +13,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from dagster import executor
-from dagster._core.events import DagsterEvent
+from dagster import DagsterEvent, InitExecutorContext, executor
 from dagster._core.execution.context.system import PlanExecutionContext
 from dagster._core.execution.plan.active import ActiveExecution
 from dagster._core.execution.retries import RetryMode
 from dagster._core.execution.step_dependency_config import StepDependencyConfig
-from dagster._core.executor.init import InitExecutorContext
 from dagster_async_executor.executor import AsyncExecutor
 from dagster_async_executor.executor_definition import ASYNC_CONFIG
 
