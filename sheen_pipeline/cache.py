@@ -7,6 +7,7 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select
@@ -89,28 +90,50 @@ class ResultCache:
 
     def get_plan(
         self, request: BuildRequest, worker: Worker
-    ) -> tuple[str, tuple[Task, ...]] | None:
+    ) -> tuple[str, tuple[Task, ...], Decimal] | None:
         """The summary and tasks of the plan made for an identical request (same prompt and
-        framework, same provider and model), or None."""
+        framework, same provider and model), and what making it cost; or None."""
         cached = self.get(plan_fingerprint(request, worker))
         if cached is None:
             return None
-        return cached["summary"], tuple(Task.model_validate(t) for t in cached["tasks"])
+        tasks = tuple(Task.model_validate(t) for t in cached["tasks"])
+        return cached["summary"], tasks, _cost(cached)
 
     def put_plan(
-        self, request: BuildRequest, worker: Worker, summary: str, tasks: Sequence[Task]
+        self,
+        request: BuildRequest,
+        worker: Worker,
+        summary: str,
+        tasks: Sequence[Task],
+        cost_usd: Decimal | None,
     ) -> None:
-        tasks_json = [task.model_dump(mode="json") for task in tasks]
-        self.put(plan_fingerprint(request, worker), {"summary": summary, "tasks": tasks_json})
+        payload = {
+            "summary": summary,
+            "tasks": [task.model_dump(mode="json") for task in tasks],
+            "cost_usd": None if cost_usd is None else str(cost_usd),
+        }
+        self.put(plan_fingerprint(request, worker), payload)
 
     def get_files(
         self, task: Task, upstream: Sequence[TaskResult], worker: Worker
-    ) -> dict[str, str] | None:
-        """The files an identical task (same input and upstream files) generated, or None."""
+    ) -> tuple[dict[str, str], Decimal] | None:
+        """The files an identical task (same input and upstream files) generated, and what
+        generating them cost; or None."""
         cached = self.get(task_fingerprint(task, upstream, worker))
-        return None if cached is None else dict(cached["files"])
+        return None if cached is None else (dict(cached["files"]), _cost(cached))
 
     def put_files(
-        self, task: Task, upstream: Sequence[TaskResult], worker: Worker, files: Mapping[str, str]
+        self,
+        task: Task,
+        upstream: Sequence[TaskResult],
+        worker: Worker,
+        files: Mapping[str, str],
+        cost_usd: Decimal | None,
     ) -> None:
-        self.put(task_fingerprint(task, upstream, worker), {"files": dict(files)})
+        payload = {"files": dict(files), "cost_usd": None if cost_usd is None else str(cost_usd)}
+        self.put(task_fingerprint(task, upstream, worker), payload)
+
+
+def _cost(cached: Mapping[str, Any]) -> Decimal:
+    """What the cached work cost when it was made (0 when unknown or not recorded)."""
+    return Decimal(cached.get("cost_usd") or 0)

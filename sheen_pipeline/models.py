@@ -117,6 +117,7 @@ class TokenUsage(_Frozen):
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     cost_usd: Decimal | None = Decimal(0)
+    calls: int = 0  # paid calls these tokens came from
 
     @property
     def total_tokens(self) -> int:
@@ -139,6 +140,7 @@ class TokenUsage(_Frozen):
             cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
             cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
             cost_usd=cost,
+            calls=self.calls + other.calls,
         )
 
 

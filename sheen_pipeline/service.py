@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 
@@ -48,6 +49,7 @@ from sheen_pipeline.providers import select_provider
 from sheen_pipeline.providers.base import PlanDraft, Provider, ProviderError
 from sheen_pipeline.redaction import redact
 from sheen_pipeline.store.builds import BuildStatus, BuildStore, UnknownBuild
+from sheen_pipeline.store.ledger import Entry, Ledger
 from sheen_pipeline.store.requests import RequestStore
 
 
@@ -90,6 +92,7 @@ class BuildService:
         self._provider = provider
         self.store = BuildStore(settings.database_url)
         self.requests = RequestStore(settings.database_url)
+        self.ledger = Ledger(settings.database_url)
         self.events = event_log(settings)
         self.cache = ResultCache(self.store.engine, settings.result_cache_ttl_s)
 
@@ -136,7 +139,7 @@ class BuildService:
             self.events.emit(build_id, PlanPartialRetracted(task_ids=task_ids))
 
         try:
-            draft, cache_hit = self._draft(request, partial, retract)
+            draft, saved = self._draft(request, partial, retract)
             outcome = make_plan(request, build_id, self.provider, self.ladder_policy, draft=draft)
         except PlanBlocked as blocked:
             self.store.set_status(build_id, BuildStatus.BLOCKED, error=str(blocked))
@@ -145,11 +148,12 @@ class BuildService:
             )
             raise
         except Exception as error:
-            self._pay(build_id, error)
+            self._pay(build_id, request, error)
             self.fail(build_id, f"planning failed: {error}")
             raise
         plan = outcome.plan
-        self.store.add_usage(build_id, plan.planning_usage)
+        cache_hit = saved is not None
+        self._spend(build_id, request, plan.planning_usage, hit_saved=saved)
         self.store.save_plan(plan)
         for warning in outcome.warnings:
             self.events.emit(build_id, PlanWarning(warning=warning))
@@ -169,16 +173,18 @@ class BuildService:
 
     def _draft(
         self, request: BuildRequest, on_task: OnTask, on_retract: OnRetract
-    ) -> tuple[PlanDraft, bool]:
+    ) -> tuple[PlanDraft, Decimal | None]:
         """An identical request (same prompt, framework, provider and model) reuses the stored
-        draft at no cost; otherwise the provider streams one, which is stored."""
+        draft at no cost (returning what it saved); otherwise the provider streams one, which is
+        stored (returning None)."""
         cached = self.cache.get_plan(request, self.worker)
         if cached is not None:
-            summary, tasks = cached
-            return PlanDraft(summary, tasks, TokenUsage()), True
+            summary, tasks, original_cost = cached
+            return PlanDraft(summary, tasks, TokenUsage()), original_cost
         draft = receive_draft(self.provider, request, on_task, on_retract)
-        self.cache.put_plan(request, self.worker, draft.summary, draft.tasks)
-        return draft, False
+        cost = draft.usage.cost_usd
+        self.cache.put_plan(request, self.worker, draft.summary, draft.tasks, cost)
+        return draft, None
 
     def start_run(self, build_id: str, run_id: str) -> None:
         """A run of the build's job starts its first step: say so when it is a re-execution."""
@@ -214,17 +220,20 @@ class BuildService:
         build_left = self.check_time_left(build_id)
         timeout = min(task_limit, build_left)
         workspace = Workspace(self.workspace_dir(build_id), self.settings.file_limits)
+        saved: Decimal | None = None
         try:
             cached = self.cache.get_files(task, upstream, self.worker)
             if cached is not None:
-                result = write_files(task, cached, workspace, TokenUsage(), cache_hit=True)
+                files, saved = cached
+                result = write_files(task, files, workspace, TokenUsage(), cache_hit=True)
             else:
                 context = context_files(task, upstream, workspace)
                 generated = await generate(task, plan, self.provider, context, timeout)
                 result = write_files(
                     task, generated.files, workspace, generated.usage, generated.heals
                 )
-                self.cache.put_files(task, upstream, self.worker, generated.files)
+                cost = generated.usage.cost_usd
+                self.cache.put_files(task, upstream, self.worker, generated.files, cost)
         except TaskTimeout as expired:
             self.events.emit(build_id, TaskTimedOut(task_id=task_id, timeout_s=expired.timeout_s))
             if build_left < task_limit:  # it was the build's limit that ran out
@@ -232,7 +241,7 @@ class BuildService:
                 raise BuildTimeLimit(f"the build ran out of its {limit}s limit") from None
             raise
         except Exception as error:
-            self._pay(build_id, error)
+            self._pay(build_id, plan.request, error, task_id)
             self.events.emit(
                 build_id,
                 TaskFailed(
@@ -243,7 +252,7 @@ class BuildService:
                 ),
             )
             raise
-        self.store.add_usage(build_id, result.usage)
+        self._spend(build_id, plan.request, result.usage, task_id, hit_saved=saved)
         self.events.emit(
             build_id,
             TaskCompleted(
@@ -310,10 +319,41 @@ class BuildService:
         )
         return Deployment(url, tuple(files), round(duration, 3))
 
-    def _pay(self, build_id: str, error: Exception) -> None:
+    def _spend(
+        self,
+        build_id: str,
+        request: BuildRequest,
+        usage: TokenUsage,
+        task_id: str | None = None,
+        *,
+        failed: bool = False,
+        hit_saved: Decimal | None = None,
+    ) -> None:
+        """Every priced piece of work goes on the build's running total and in the ledger (a
+        result-cache hit, `hit_saved` set, with what the original work cost)."""
+        self.store.add_usage(build_id, usage)
+        outcome = "failed" if failed else ("ok" if hit_saved is None else "cache_hit")
+        self.ledger.record(
+            Entry(
+                build_id=build_id,
+                project_id=request.project_id,
+                user_id=request.user_id,
+                provider=self.provider.name,
+                model=self.provider.model,
+                kind="plan" if task_id is None else "task",
+                outcome=outcome,
+                usage=usage,
+                task_id=task_id,
+                saved_usd=hit_saved or Decimal(0),
+            )
+        )
+
+    def _pay(
+        self, build_id: str, request: BuildRequest, error: Exception, task_id: str | None = None
+    ) -> None:
         """A failed provider call's answers were paid for: they count in the build's cost."""
         if isinstance(error, ProviderError):
-            self.store.add_usage(build_id, error.usage)
+            self._spend(build_id, request, error.usage, task_id, failed=True)
 
     def fail(self, build_id: str, reason: str) -> TokenUsage:
         """Mark the build failed and emit build_failed, once per run however many steps fail;

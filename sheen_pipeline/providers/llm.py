@@ -124,7 +124,8 @@ class LLMProvider:
         self.model = transport.model
 
     def _priced(self, completion: Completion) -> Completion:
-        return replace(completion, usage=priced(completion.usage, self.price))
+        usage = priced(completion.usage, self.price).model_copy(update={"calls": 1})
+        return replace(completion, usage=usage)
 
     def _ask(
         self, system: list[SystemBlock], messages: list[Message], schema: Schema

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
@@ -78,6 +89,28 @@ build_requests = Table(
     Column("error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+provider_calls = Table(
+    "provider_calls",  # the ledger: what every paid call (or result-cache hit) cost, and for whom
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("build_id", String(64), nullable=False, index=True),
+    Column("project_id", String(64), nullable=False, index=True),
+    Column("user_id", String(64), nullable=False, index=True),
+    Column("provider", String(64), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),  # plan | task
+    Column("task_id", String(64)),
+    Column("outcome", String(16), nullable=False),  # ok | failed | cache_hit
+    Column("calls", Integer, nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("cache_read_tokens", Integer, nullable=False),
+    Column("cache_write_tokens", Integer, nullable=False),
+    Column("cost_nusd", BigInteger),  # nano-dollars, exact; NULL when the price is unknown
+    Column("saved_nusd", BigInteger, nullable=False),  # a result-cache hit: the original cost
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
 result_cache = Table(
