@@ -15,6 +15,7 @@ from sheen_pipeline.build.sandbox import CommandFailed
 from sheen_pipeline.build.static import BuildError, build_static
 from sheen_pipeline.cache import ResultCache, Worker
 from sheen_pipeline.config import Settings
+from sheen_pipeline.costs import CostReport, cost_report
 from sheen_pipeline.deploy.local import deploy_local
 from sheen_pipeline.events.payloads import (
     BuildCompleted,
@@ -47,6 +48,7 @@ from sheen_pipeline.planning.planner import (
 )
 from sheen_pipeline.providers import select_provider
 from sheen_pipeline.providers.base import PlanDraft, Provider, ProviderError
+from sheen_pipeline.providers.pricing import load_prices
 from sheen_pipeline.redaction import redact
 from sheen_pipeline.store.builds import BuildStatus, BuildStore, UnknownBuild
 from sheen_pipeline.store.ledger import Entry, Ledger
@@ -364,6 +366,11 @@ class BuildService:
         if newly_failed:
             self.events.emit(build_id, BuildFailed(reason=reason, usage=spent))
         return spent
+
+    def cost_report(self, since: datetime, until: datetime) -> CostReport:
+        """What every priced piece of work in [since, until) cost, and the builds that ended."""
+        prices = load_prices(self.settings.prices)
+        return cost_report(self.ledger, self.store, prices, since, until)
 
     def fail_build_or_request(self, build_id: str, request_id: str | None, reason: str) -> None:
         """A run failed for good: fail its build, or its request when it failed before the build

@@ -32,6 +32,7 @@ from tests.support.builds import PROMPT, build, store_offline_plans
 from tests.support.providers import calls_by_task
 from tests.support.runs import started_steps, succeeded_steps
 
+STATIC_JOBS = {"plan_build", "evict_result_cache", "daily_costs_job", "__ASSET_JOB"}
 TASKS = {"config", "styles", "forms", "index_page", "page_metadata"}
 
 
@@ -106,8 +107,11 @@ def test_repository_serves_stored_plans_lazily(
     outcome, _ = build(instance, service)
     name = f"build_{outcome.build_id}"
     assert sheen.get_job(name).name == name
-    assert set(sheen.job_names) == {"plan_build", "evict_result_cache", name}
-    assert [s.name for s in sheen.schedule_defs] == ["hourly_result_cache_eviction"]
+    assert set(sheen.job_names) == {*STATIC_JOBS, name}
+    assert {s.name for s in sheen.schedule_defs} == {
+        "hourly_result_cache_eviction",
+        "hourly_cost_refresh",
+    }
     assert {s.name for s in sheen.sensor_defs} == {
         "build_requests_sensor",
         "failed_run_sensor",
@@ -123,7 +127,7 @@ def test_repository_lists_only_the_newest_builds_but_loads_any_by_name(
     monkeypatch.setenv("SHEEN_UI_JOB_WINDOW", "3")
     build_ids = [f"old{number}" for number in range(6)]
     store_offline_plans(service.store, build_ids)
-    listed = set(SheenRepositoryData().get_job_names()) - {"plan_build", "evict_result_cache"}
+    listed = set(SheenRepositoryData().get_job_names()) - STATIC_JOBS
     assert listed == {build_job_name(build_id) for build_id in build_ids[-3:]}
     oldest = build_job_name(build_ids[0])
     assert SheenRepositoryData().get_job(oldest).name == oldest
@@ -266,7 +270,7 @@ def test_a_plan_that_cannot_become_a_job_leaves_the_code_location_loading(
         )
     repository = SheenRepositoryData()
     names = {job.name for job in repository.get_all_jobs()}
-    assert names == {"plan_build", "evict_result_cache", f"build_{outcome.build_id}"}
+    assert names == {*STATIC_JOBS, f"build_{outcome.build_id}"}
     assert any("plan_skipped" in r.message and broken in r.message for r in caplog.records)
     assert not repository.has_job(build_job_name(broken))
     assert {s.name for s in repository.get_all_sensors()} >= {"build_requests_sensor"}

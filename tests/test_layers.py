@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"cache", "events"},
     {"planning", "providers"},
     {"execution", "build", "deploy"},
-    {"service", "approval"},
+    {"service", "approval", "costs"},
     {"runs"},
     {"defs"},
     {"api", "cli"},

@@ -1,4 +1,5 @@
-"""The code location: `plan_build` plus one lazily built job per stored plan."""
+"""The code location: the static definitions (plan_build, housekeeping, the cost dashboard,
+sensors, schedules, the resource) plus one lazily built job per stored plan."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 
 from dagster import (
+    AssetKey,
+    AssetsDefinition,
     DagsterInvariantViolationError,
+    Definitions,
     JobDefinition,
     RepositoryData,
     ResourceDefinition,
@@ -17,6 +21,7 @@ from dagster import (
 
 from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.build_job import make_build_job
+from sheen_pipeline.defs.costs import daily_costs, daily_costs_job, hourly_cost_refresh
 from sheen_pipeline.defs.maintenance import evict_result_cache, hourly_result_cache_eviction
 from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.resources import FIELD_ENV_VARS, build_service_resource
@@ -33,23 +38,21 @@ from sheen_pipeline.store.builds import BuildStore
 
 logger = get_logger(__name__)
 
-SENSORS: list[SensorDefinition] = [
-    build_requests_sensor,
-    failed_run_sensor,
-    plan_approval_expiry_sensor,
-]
+STATIC = Definitions(
+    assets=[daily_costs],
+    jobs=[plan_build, evict_result_cache, daily_costs_job],
+    schedules=[hourly_result_cache_eviction, hourly_cost_refresh],
+    sensors=[build_requests_sensor, failed_run_sensor, plan_approval_expiry_sensor],
+    resources={"sheen": build_service_resource()},
+).get_repository_def()
 
 
 class SheenRepositoryData(RepositoryData):
     """Per-build jobs are read from the plan store when asked for, and cached (plans never change)."""
 
     def __init__(self) -> None:
-        self._static: dict[str, JobDefinition] = {
-            plan_build.name: plan_build,
-            evict_result_cache.name: evict_result_cache,
-        }
+        self._static: dict[str, JobDefinition] = {job.name: job for job in STATIC.get_all_jobs()}
         self._built: dict[str, JobDefinition] = {}
-        self._resource = build_service_resource().get_resource_definition()
 
     def _store(self) -> BuildStore:
         return BuildStore(Settings.from_env().database_url)
@@ -61,16 +64,19 @@ class SheenRepositoryData(RepositoryData):
         return job
 
     def get_top_level_resources(self) -> Mapping[str, ResourceDefinition]:
-        return {"sheen": self._resource}
+        return STATIC.get_top_level_resources()
 
     def get_env_vars_by_top_level_resource(self) -> Mapping[str, AbstractSet[str]]:
         return {"sheen": set(FIELD_ENV_VARS.values())}
 
     def get_all_sensors(self) -> Sequence[SensorDefinition]:
-        return SENSORS
+        return STATIC.sensor_defs
 
     def get_all_schedules(self) -> Sequence[ScheduleDefinition]:
-        return [hourly_result_cache_eviction]
+        return STATIC.schedule_defs
+
+    def get_assets_defs_by_key(self) -> Mapping[AssetKey, AssetsDefinition]:
+        return STATIC.assets_defs_by_key
 
     def _job_or_none(self, build_id: str, plan_json: str) -> JobDefinition | None:
         """The plan's job; a plan that cannot become one is skipped and reported, so one bad

@@ -234,6 +234,21 @@ class BuildStore:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(plans)).scalar_one())
 
+    def finished_between(self, since: datetime, until: datetime) -> dict[BuildStatus, int]:
+        """How many builds ended (succeeded or failed) in [since, until), by status."""
+        ended = (BuildStatus.SUCCEEDED.value, BuildStatus.FAILED.value)
+        query = (
+            select(builds.c.status, func.count())
+            .where(
+                builds.c.status.in_(ended),
+                builds.c.updated_at >= since,
+                builds.c.updated_at < until,
+            )
+            .group_by(builds.c.status)
+        )
+        with self.engine.connect() as conn:
+            return {BuildStatus(status): int(n) for status, n in conn.execute(query)}
+
     def recent_plans(self, limit: int) -> list[tuple[str, str]]:
         """(build id, plan JSON) of the newest `limit` plans, newest first; unparsed, so that a
         caller can set aside one it cannot read and go on with the rest."""
