@@ -36,11 +36,13 @@ def _ensure_dagster_home(settings: Settings) -> None:
 
 def _settings() -> Settings:
     """The settings, checked before anything starts; an error names the variable."""
+    from sheen_pipeline.budgets import load_budgets
     from sheen_pipeline.providers.pricing import load_prices
 
     try:
         settings = Settings.from_env()
         load_prices(settings.prices)
+        load_budgets(settings.budgets)
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
     configure_logging(settings.secrets)

@@ -106,6 +106,8 @@ class Settings:
     model_calls: ModelCalls
     openai_base_url: str
     prices: str
+    budgets: str
+    cost_anomaly_factor: float
     task_timeout_s: int
     task_timeouts: str
     build_timeout_s: int
@@ -169,6 +171,8 @@ class Settings:
             ),
             openai_base_url=env.get("SHEEN_OPENAI_BASE_URL", "").strip(),
             prices=env.get("SHEEN_PRICES", ""),
+            budgets=env.get("SHEEN_BUDGETS", ""),
+            cost_anomaly_factor=_env_float(env, "SHEEN_COST_ANOMALY_FACTOR", 3.0),
             anthropic_api_key=env.get("ANTHROPIC_API_KEY", "").strip(),
             openai_api_key=env.get("SHEEN_OPENAI_API_KEY", "").strip(),
             task_timeout_s=_env_int(env, "SHEEN_TASK_TIMEOUT_S", 60),

@@ -6,6 +6,7 @@ and `sheen costs`."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -37,16 +38,16 @@ class Figures:
     cache_write_tokens: int = 0
     prompt_cache_saved_usd: Decimal = Decimal(0)
     result_cache_saved_usd: Decimal = Decimal(0)
-    failed_calls_usd: Decimal = Decimal(0)
+    failed_builds_usd: Decimal = Decimal(0)
 
-    def add(self, entry: Entry, price: Price | None) -> None:
+    def add(self, entry: Entry, price: Price | None, build_failed: bool) -> None:
         usage = entry.usage
         if usage.cost_usd is None:
             self.unpriced += 1
         else:
             self.cost_usd += usage.cost_usd
-            if entry.outcome == "failed":
-                self.failed_calls_usd += usage.cost_usd
+            if build_failed:
+                self.failed_builds_usd += usage.cost_usd
         self.calls += usage.calls
         self.input_tokens += usage.input_tokens
         self.output_tokens += usage.output_tokens
@@ -71,7 +72,7 @@ class Figures:
             "output_tokens": self.output_tokens,
             "cache_read_tokens": self.cache_read_tokens,
             "cache_write_tokens": self.cache_write_tokens,
-            "failed_calls_usd": str(self.failed_calls_usd),
+            "failed_builds_usd": str(self.failed_builds_usd),
             "prompt_cache_saved_usd": str(self.prompt_cache_saved_usd),
             "result_cache_saved_usd": str(self.result_cache_saved_usd),
         }
@@ -122,14 +123,18 @@ class CostReport:
 
 
 def summarize(
-    entries: Iterable[Entry], prices: Mapping[str, Price], since: datetime, until: datetime
+    entries: Iterable[Entry],
+    prices: Mapping[str, Price],
+    failed_builds: AbstractSet[str],
+    since: datetime,
+    until: datetime,
 ) -> CostReport:
     report = CostReport(since, until)
     for entry in entries:
-        price = prices.get(entry.model)
-        report.totals.add(entry, price)
+        price, failed = prices.get(entry.model), entry.build_id in failed_builds
+        report.totals.add(entry, price, failed)
         for name, key_of in GROUPINGS.items():
-            report.groups[name].setdefault(key_of(entry), Figures()).add(entry, price)
+            report.groups[name].setdefault(key_of(entry), Figures()).add(entry, price, failed)
     return report
 
 
@@ -142,7 +147,10 @@ def cost_report(
 ) -> CostReport:
     """Every ledger entry in [since, until) (failed builds' calls included), and the builds
     that ended in it."""
-    report = summarize(ledger.entries(since, until), prices, since, until)
+    entries = ledger.entries(since, until)
+    statuses = builds.statuses({entry.build_id for entry in entries})
+    failed = {build_id for build_id, s in statuses.items() if s is BuildStatus.FAILED}
+    report = summarize(entries, prices, failed, since, until)
     ended = builds.finished_between(since, until)
     report.builds_succeeded = ended.get(BuildStatus.SUCCEEDED, 0)
     report.builds_failed = ended.get(BuildStatus.FAILED, 0)

@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
+from statistics import median as median_of
 
+from sheen_pipeline.budgets import BudgetBook, BudgetExceeded, Payer, load_budgets, paying
 from sheen_pipeline.build.npm import build_npm, is_npm_project
 from sheen_pipeline.build.sandbox import CommandFailed
 from sheen_pipeline.build.static import BuildError, build_static
@@ -18,10 +20,12 @@ from sheen_pipeline.config import Settings
 from sheen_pipeline.costs import CostReport, cost_report
 from sheen_pipeline.deploy.local import deploy_local
 from sheen_pipeline.events.payloads import (
+    BudgetExceededEvent,
     BuildCompleted,
     BuildFailed,
     BuildStarted,
     BuildStepStarted,
+    CostAnomaly,
     DeployStarted,
     PlanBlockedEvent,
     PlanGenerated,
@@ -73,6 +77,11 @@ class Deployment:
     preview_url: str
     files: tuple[FileArtifact, ...]
     duration_s: float
+    anomaly: CostAnomaly | None = None
+
+
+ANOMALY_WINDOW = 20  # recent builds of the project a build's cost is compared with
+ANOMALY_MIN_BUILDS = 3
 
 
 class BuildTimeLimit(RuntimeError):
@@ -95,6 +104,7 @@ class BuildService:
         self.store = BuildStore(settings.database_url)
         self.requests = RequestStore(settings.database_url)
         self.ledger = Ledger(settings.database_url)
+        self.budgets = BudgetBook(self.store.engine, load_budgets(settings.budgets))
         self.events = event_log(settings)
         self.cache = ResultCache(self.store.engine, settings.result_cache_ttl_s)
 
@@ -141,8 +151,11 @@ class BuildService:
             self.events.emit(build_id, PlanPartialRetracted(task_ids=task_ids))
 
         try:
-            draft, saved = self._draft(request, partial, retract)
-            outcome = make_plan(request, build_id, self.provider, self.ladder_policy, draft=draft)
+            with paying(Payer(build_id, request.project_id, request.user_id, "plan")):
+                draft, saved = self._draft(request, partial, retract)
+                outcome = make_plan(
+                    request, build_id, self.provider, self.ladder_policy, draft=draft
+                )
         except PlanBlocked as blocked:
             self.store.set_status(build_id, BuildStatus.BLOCKED, error=str(blocked))
             self.events.emit(
@@ -150,12 +163,13 @@ class BuildService:
             )
             raise
         except Exception as error:
-            self._pay(build_id, request, error)
+            self._pay(build_id, error)
             self.fail(build_id, f"planning failed: {error}")
             raise
         plan = outcome.plan
         cache_hit = saved is not None
         self._spend(build_id, request, plan.planning_usage, hit_saved=saved)
+        estimate = self.provider.estimate_build_usd(plan)
         self.store.save_plan(plan)
         for warning in outcome.warnings:
             self.events.emit(build_id, PlanWarning(warning=warning))
@@ -169,8 +183,14 @@ class BuildService:
                 model=plan.model,
                 usage=plan.planning_usage,
                 cache_hit=cache_hit,
+                estimated_cost_usd=estimate,
             ),
         )
+        over = None if estimate is None else self.budgets.over(*_owner(request), estimate)
+        if over is not None:
+            self.events.emit(build_id, BudgetExceededEvent(**over.figures()))
+            self.fail(build_id, f"planning refused: {over}")
+            raise over
         return outcome
 
     def _draft(
@@ -230,7 +250,9 @@ class BuildService:
                 result = write_files(task, files, workspace, TokenUsage(), cache_hit=True)
             else:
                 context = context_files(task, upstream, workspace)
-                generated = await generate(task, plan, self.provider, context, timeout)
+                payer = Payer(build_id, *_owner(plan.request), "task", task_id)
+                with paying(payer):
+                    generated = await generate(task, plan, self.provider, context, timeout)
                 result = write_files(
                     task, generated.files, workspace, generated.usage, generated.heals
                 )
@@ -243,7 +265,9 @@ class BuildService:
                 raise BuildTimeLimit(f"the build ran out of its {limit}s limit") from None
             raise
         except Exception as error:
-            self._pay(build_id, plan.request, error, task_id)
+            self._pay(build_id, error)
+            if isinstance(error, BudgetExceeded):
+                self.events.emit(build_id, BudgetExceededEvent(task_id=task_id, **error.figures()))
             self.events.emit(
                 build_id,
                 TaskFailed(
@@ -319,7 +343,23 @@ class BuildService:
                 duration_s=round(duration, 3),
             ),
         )
-        return Deployment(url, tuple(files), round(duration, 3))
+        anomaly = self._cost_anomaly(plan, summary.usage.cost_usd)
+        if anomaly is not None:
+            self.events.emit(build_id, anomaly)
+        return Deployment(url, tuple(files), round(duration, 3), anomaly)
+
+    def _cost_anomaly(self, plan: Plan, cost: Decimal | None) -> CostAnomaly | None:
+        """A build that cost over SHEEN_COST_ANOMALY_FACTOR times its project's median of
+        recent builds (at least ANOMALY_MIN_BUILDS of them, so one cheap build is no median)."""
+        recent = self.store.recent_costs(plan.request.project_id, plan.build_id, ANOMALY_WINDOW)
+        if cost is None or len(recent) < ANOMALY_MIN_BUILDS:
+            return None
+        median, factor = median_of(recent), self.settings.cost_anomaly_factor
+        if median <= 0 or cost <= median * Decimal(str(factor)):
+            return None
+        return CostAnomaly(
+            cost_usd=cost, median_usd=median, factor=factor, builds_compared=len(recent)
+        )
 
     def _spend(
         self,
@@ -328,34 +368,34 @@ class BuildService:
         usage: TokenUsage,
         task_id: str | None = None,
         *,
-        failed: bool = False,
         hit_saved: Decimal | None = None,
     ) -> None:
-        """Every priced piece of work goes on the build's running total and in the ledger (a
-        result-cache hit, `hit_saved` set, with what the original work cost)."""
+        """What a piece of work cost goes on the build's running total. Paid calls are in the
+        ledger already (one entry each, made by the provider's meter); a result-cache hit,
+        `hit_saved` set, goes in with what the original work cost."""
         self.store.add_usage(build_id, usage)
-        outcome = "failed" if failed else ("ok" if hit_saved is None else "cache_hit")
+        if hit_saved is None:
+            return
+        project_id, user_id = _owner(request)
         self.ledger.record(
             Entry(
                 build_id=build_id,
-                project_id=request.project_id,
-                user_id=request.user_id,
+                project_id=project_id,
+                user_id=user_id,
                 provider=self.provider.name,
                 model=self.provider.model,
                 kind="plan" if task_id is None else "task",
-                outcome=outcome,
+                outcome="cache_hit",
                 usage=usage,
                 task_id=task_id,
-                saved_usd=hit_saved or Decimal(0),
+                saved_usd=hit_saved,
             )
         )
 
-    def _pay(
-        self, build_id: str, request: BuildRequest, error: Exception, task_id: str | None = None
-    ) -> None:
+    def _pay(self, build_id: str, error: Exception) -> None:
         """A failed provider call's answers were paid for: they count in the build's cost."""
         if isinstance(error, ProviderError):
-            self._spend(build_id, request, error.usage, task_id, failed=True)
+            self.store.add_usage(build_id, error.usage)
 
     def fail(self, build_id: str, reason: str) -> TokenUsage:
         """Mark the build failed and emit build_failed, once per run however many steps fail;
@@ -380,3 +420,8 @@ class BuildService:
         except UnknownBuild:
             if request_id is not None:
                 self.requests.fail(request_id, reason)
+
+
+def _owner(request: BuildRequest) -> tuple[str, str]:
+    """Whose budgets a build's calls count against: its project's and its user's."""
+    return request.project_id, request.user_id

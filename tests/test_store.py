@@ -55,6 +55,7 @@ def test_an_early_database_is_stamped_then_migrated(database_url: str) -> None:
         conn.exec_driver_sql("DROP TABLE result_cache")
         conn.exec_driver_sql("DROP INDEX ix_plans_created_at")
         conn.exec_driver_sql("DROP TABLE provider_calls")
+        conn.exec_driver_sql("DROP TABLE budget_reservations")
         conn.exec_driver_sql("ALTER TABLE builds DROP COLUMN run_started_at")
     now = datetime.now(UTC)
     request_json = parse_build_request(prompt="x").model_dump_json()

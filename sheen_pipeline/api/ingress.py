@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from sheen_pipeline.budgets import BudgetBook, load_budgets
 from sheen_pipeline.config import Settings
 from sheen_pipeline.events.signing import SignatureError, verify_webhook
 from sheen_pipeline.models import InvalidRequest, new_build_id, parse_build_request
@@ -41,6 +42,7 @@ def make_ingress(settings: Settings) -> Callable[[Request], Awaitable[JSONRespon
     """Valid requests become rows of build_requests; the build_requests_sensor starts them."""
     requests = RequestStore(settings.database_url)
     engine = engine_for(settings.database_url)
+    budgets = BudgetBook(engine, load_budgets(settings.budgets))
 
     async def create_build(request: Request) -> JSONResponse:
         if not settings.ingress_secret:
@@ -63,6 +65,10 @@ def make_ingress(settings: Settings) -> Callable[[Request], Awaitable[JSONRespon
             build_request = parse_build_request(**fields)
         except InvalidRequest as error:
             return _error(422, str(error))
+        owner = (build_request.project_id, build_request.user_id)
+        over = await run_in_threadpool(budgets.over, *owner)
+        if over is not None:
+            return JSONResponse({"error": str(over), **over.figures()}, status_code=402)
         name = f"ingress:{build_request.user_id}"
         if not await run_in_threadpool(take, engine, name, settings.ingress_rate_per_min, 60.0):
             return _error(

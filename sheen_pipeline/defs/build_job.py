@@ -159,6 +159,12 @@ def deploy_preview(
                 "builder": summary.builder,
                 "task_count": summary.task_count,
                 "duration_s": deployment.duration_s,
+                "cost_anomaly": deployment.anomaly is not None,
+                **(
+                    {"cost_median_usd": float(deployment.anomaly.median_usd)}
+                    if deployment.anomaly
+                    else {}
+                ),
             },
         )
     )

@@ -46,7 +46,7 @@ def report_metadata(report: CostReport) -> dict[str, Any]:
         "output_tokens": totals.output_tokens,
         "cache_read_tokens": totals.cache_read_tokens,
         "cache_write_tokens": totals.cache_write_tokens,
-        "failed_calls_usd": float(totals.failed_calls_usd),
+        "failed_builds_usd": float(totals.failed_builds_usd),
         "prompt_cache_saved_usd": float(totals.prompt_cache_saved_usd),
         "result_cache_saved_usd": float(totals.result_cache_saved_usd),
         "unpriced_entries": totals.unpriced,

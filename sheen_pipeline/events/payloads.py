@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -71,6 +72,7 @@ class PlanGenerated(EventPayload):
     model: str
     usage: TokenUsage
     cache_hit: bool
+    estimated_cost_usd: Decimal | None = None  # the most its tasks may cost
 
     def describe(self) -> str:
         return (
@@ -175,6 +177,39 @@ class BuildFailed(EventPayload):
 
     def describe(self) -> str:
         return f"build failed: {self.reason}"
+
+
+class BudgetExceededEvent(EventPayload):
+    """A call (or a whole planned build) was refused before anything was spent on it."""
+
+    type = EventType.BUDGET_EXCEEDED
+    budget: str
+    limit_usd: Decimal
+    spent_usd: Decimal
+    needed_usd: Decimal
+    task_id: str | None = None
+
+    def describe(self) -> str:
+        return (
+            f"budget exceeded: {self.budget} is ${self.limit_usd}, ${self.spent_usd} spent, "
+            f"${self.needed_usd} needed"
+        )
+
+
+class CostAnomaly(EventPayload):
+    """The build cost more than `factor` times its project's median of recent builds."""
+
+    type = EventType.COST_ANOMALY
+    cost_usd: Decimal
+    median_usd: Decimal
+    factor: float
+    builds_compared: int
+
+    def describe(self) -> str:
+        return (
+            f"cost anomaly: ${self.cost_usd} is over {self.factor:g}x the project's median "
+            f"${self.median_usd} (last {self.builds_compared} builds)"
+        )
 
 
 PAYLOADS: dict[EventType, type[EventPayload]] = {

@@ -24,6 +24,8 @@ class EventType(StrEnum):
     DEPLOY_STARTED = "deploy_started"
     BUILD_COMPLETED = "build_completed"
     BUILD_FAILED = "build_failed"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    COST_ANOMALY = "cost_anomaly"
 
 
 TERMINAL_TYPES = frozenset(

@@ -38,12 +38,16 @@ def select_provider(settings: Settings) -> Provider:
         _announce("Using the offline provider: deterministic, no network, no API key needed.")
         return OfflineProvider()
     if name in ("anthropic", "openai"):
+        from sheen_pipeline.budgets import BudgetBook, Meter, load_budgets
         from sheen_pipeline.providers.llm import LLMProvider
         from sheen_pipeline.providers.pricing import load_prices
+        from sheen_pipeline.store.builds import engine_for
 
         transport = _anthropic(settings) if name == "anthropic" else _openai(settings)
         _announce(f"Using the {name} provider with model {transport.model}.")
-        return LLMProvider(transport, load_prices(settings.prices).get(transport.model))
+        book = BudgetBook(engine_for(settings.database_url), load_budgets(settings.budgets))
+        meter = Meter(book, transport.name, transport.model)
+        return LLMProvider(transport, load_prices(settings.prices).get(transport.model), meter)
     if ":" in name:
         module_name, _, attribute = name.partition(":")
         try:

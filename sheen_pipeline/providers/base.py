@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Protocol
 
 from sheen_pipeline.models import BuildRequest, Plan, Task, TokenUsage
@@ -71,3 +72,7 @@ class Provider(Protocol):
     def repair_dependencies(
         self, tasks: tuple[Task, ...], cycles: list[list[str]]
     ) -> DependencyRepair: ...
+
+    def estimate_build_usd(self, plan: Plan) -> Decimal | None:
+        """The most the plan's tasks may cost (None when the model has no price)."""
+        ...

@@ -3,14 +3,24 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from sheen_pipeline.models import BuildRequest, Plan, Task, check_relative_path, check_tasks
+from sheen_pipeline.budgets import Meter, Reservation
+from sheen_pipeline.models import (
+    BuildRequest,
+    Plan,
+    Task,
+    TokenUsage,
+    check_relative_path,
+    check_tasks,
+)
 from sheen_pipeline.providers import prompts
 from sheen_pipeline.providers.backoff import backoff_s, with_retries, with_retries_async
 from sheen_pipeline.providers.base import (
@@ -21,7 +31,7 @@ from sheen_pipeline.providers.base import (
 )
 from sheen_pipeline.providers.healing import Completion, Healed, Reask, heal, heal_async
 from sheen_pipeline.providers.partial_json import StreamedTaskReader
-from sheen_pipeline.providers.pricing import Price, priced
+from sheen_pipeline.providers.pricing import MILLION, Price, priced
 from sheen_pipeline.providers.prompts import Message, SystemBlock
 from sheen_pipeline.providers.schemas import (
     DependenciesSpec,
@@ -32,6 +42,16 @@ from sheen_pipeline.providers.schemas import (
 )
 
 T = TypeVar("T")
+CHARS_PER_TOKEN = 3  # fewer than the usual 4, so estimates err on the high side
+PROMPT_ALLOWANCE = 4000  # the builder's instructions and upstream files a task prompt adds
+
+
+def estimate_tokens(system: list[SystemBlock], messages: list[Message]) -> int:
+    """A high estimate of a prompt's tokens, from its length."""
+    chars = sum(len(block.text) for block in system) + len(json.dumps(messages))
+    return chars // CHARS_PER_TOKEN + 1
+
+
 Schema = dict[str, Any]
 
 
@@ -39,6 +59,7 @@ class ChatTransport(Protocol):
     name: str
     model: str
     max_retries: int
+    max_tokens: int
 
     def complete(
         self, system: list[SystemBlock], messages: list[Message], schema: Schema
@@ -117,9 +138,12 @@ def repair_conversation(messages: list[Message], reask: Reask) -> list[Message]:
 
 
 class LLMProvider:
-    def __init__(self, transport: ChatTransport, price: Price | None) -> None:
+    def __init__(
+        self, transport: ChatTransport, price: Price | None, meter: Meter | None = None
+    ) -> None:
         self.transport = transport
         self.price = price
+        self.meter = meter
         self.name = transport.name
         self.model = transport.model
 
@@ -127,22 +151,83 @@ class LLMProvider:
         usage = priced(completion.usage, self.price).model_copy(update={"calls": 1})
         return replace(completion, usage=usage)
 
+    def worst_case_usd(self, prompt_tokens: int) -> Decimal | None:
+        """A call's most: its prompt (at the dearer of input and cache-write prices) and a
+        whole `max_tokens` answer; None when the model has no price."""
+        if self.price is None:
+            return None
+        prompt_price = max(self.price.input, self.price.cache_write)
+        output = self.transport.max_tokens * self.price.output
+        return (prompt_tokens * prompt_price + output) / MILLION
+
+    def estimate_build_usd(self, plan: Plan) -> Decimal | None:
+        """Each task's worst case, with a prompt as long as the plan's was: shown before
+        approval, and refused up front when a budget cannot cover it."""
+        per_task = self.worst_case_usd(plan.planning_usage.input_tokens + PROMPT_ALLOWANCE)
+        return None if per_task is None else per_task * len(plan.tasks)
+
+    def _reserve(self, system: list[SystemBlock], messages: list[Message]) -> Reservation | None:
+        if self.meter is None:
+            return None
+        return self.meter.reserve(self.worst_case_usd(estimate_tokens(system, messages)))
+
+    def _settle(self, reservation: Reservation | None, usage: TokenUsage, outcome: str) -> None:
+        if self.meter is not None:
+            self.meter.settle(reservation, usage, outcome)
+
+    def _metered(
+        self, system: list[SystemBlock], messages: list[Message], call: Callable[[], Completion]
+    ) -> Completion:
+        """One call, checked against budgets before it is made and billed after."""
+        reservation = self._reserve(system, messages)
+        try:
+            completion = self._priced(call())
+        except ProviderError as error:
+            self._settle(reservation, error.usage, "error")
+            raise
+        except BaseException:
+            self._settle(reservation, TokenUsage(), "error")
+            raise
+        self._settle(reservation, completion.usage, "ok")
+        return completion
+
+    async def _metered_async(
+        self,
+        system: list[SystemBlock],
+        messages: list[Message],
+        call: Callable[[], Awaitable[Completion]],
+    ) -> Completion:
+        reservation = self._reserve(system, messages)
+        try:
+            completion = self._priced(await call())
+        except ProviderError as error:
+            self._settle(reservation, error.usage, "error")
+            raise
+        except BaseException:
+            self._settle(reservation, TokenUsage(), "error")
+            raise
+        self._settle(reservation, completion.usage, "ok")
+        return completion
+
     def _ask(
         self, system: list[SystemBlock], messages: list[Message], schema: Schema
     ) -> Completion:
-        completion = with_retries(
-            lambda: self.transport.complete(system, messages, schema), self.transport.max_retries
+        return with_retries(
+            lambda: self._metered(
+                system, messages, lambda: self.transport.complete(system, messages, schema)
+            ),
+            self.transport.max_retries,
         )
-        return self._priced(completion)
 
     async def _ask_async(
         self, system: list[SystemBlock], messages: list[Message], schema: Schema
     ) -> Completion:
-        completion = await with_retries_async(
-            lambda: self.transport.complete_async(system, messages, schema),
+        return await with_retries_async(
+            lambda: self._metered_async(
+                system, messages, lambda: self.transport.complete_async(system, messages, schema)
+            ),
             self.transport.max_retries,
         )
-        return self._priced(completion)
 
     def _healed(
         self,
@@ -187,15 +272,24 @@ class LLMProvider:
         answer. A stream that breaks with a transient error is started again by the caller."""
         reader = StreamedTaskReader()
         final: Completion | None = None
-        for item in self.transport.stream(system, messages, schema):
-            if isinstance(item, Completion):
-                final = self._priced(item)
-                continue
-            for raw in reader.feed(item):
-                task = _streamed_task(raw)
-                if task is not None and task.id not in shown:
-                    shown.add(task.id)
-                    yield task
+        reservation = self._reserve(system, messages)
+        try:
+            for item in self.transport.stream(system, messages, schema):
+                if isinstance(item, Completion):
+                    final = self._priced(item)
+                    continue
+                for raw in reader.feed(item):
+                    task = _streamed_task(raw)
+                    if task is not None and task.id not in shown:
+                        shown.add(task.id)
+                        yield task
+        except ProviderError as error:
+            self._settle(reservation, error.usage, "error")
+            raise
+        except BaseException:
+            self._settle(reservation, TokenUsage(), "error")
+            raise
+        self._settle(reservation, final.usage if final else TokenUsage(), "ok")
         return final
 
     async def generate_files(

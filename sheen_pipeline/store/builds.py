@@ -4,8 +4,10 @@ A build's status is mirrored onto the request it came from, so `sheen status` sh
 from __future__ import annotations
 
 import threading
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -233,6 +235,29 @@ class BuildStore:
     def plan_count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(plans)).scalar_one())
+
+    def statuses(self, build_ids: AbstractSet[str]) -> dict[str, BuildStatus]:
+        query = select(builds.c.build_id, builds.c.status).where(builds.c.build_id.in_(build_ids))
+        with self.engine.connect() as conn:
+            return {build_id: BuildStatus(status) for build_id, status in conn.execute(query)}
+
+    def recent_costs(self, project_id: str, before: str, limit: int) -> list[Decimal]:
+        """The costs of the project's latest succeeded builds other than `before` (priced
+        ones only), newest first."""
+        query = (
+            select(builds.c.usage_json)
+            .where(
+                builds.c.project_id == project_id,
+                builds.c.status == BuildStatus.SUCCEEDED.value,
+                builds.c.build_id != before,
+                builds.c.usage_json.is_not(None),
+            )
+            .order_by(builds.c.updated_at.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            usages = [TokenUsage.model_validate_json(raw) for raw in conn.execute(query).scalars()]
+        return [u.cost_usd for u in usages if u.cost_usd is not None]
 
     def finished_between(self, since: datetime, until: datetime) -> dict[BuildStatus, int]:
         """How many builds ended (succeeded or failed) in [since, until), by status."""

@@ -42,32 +42,35 @@ class Entry:
     at: datetime | None = None
 
 
+def ledger_row(entry: Entry) -> dict[str, object]:
+    usage = entry.usage
+    return {
+        "build_id": entry.build_id,
+        "project_id": entry.project_id,
+        "user_id": entry.user_id,
+        "provider": entry.provider,
+        "model": entry.model,
+        "kind": entry.kind,
+        "task_id": entry.task_id,
+        "outcome": entry.outcome,
+        "calls": usage.calls,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "cost_nusd": None if usage.cost_usd is None else to_nano(usage.cost_usd),
+        "saved_nusd": to_nano(entry.saved_usd),
+        "created_at": entry.at or datetime.now(UTC),
+    }
+
+
 class Ledger:
     def __init__(self, url: str) -> None:
         self.engine = engine_for(url)
 
     def record(self, entry: Entry) -> None:
-        usage = entry.usage
-        row = {
-            "build_id": entry.build_id,
-            "project_id": entry.project_id,
-            "user_id": entry.user_id,
-            "provider": entry.provider,
-            "model": entry.model,
-            "kind": entry.kind,
-            "task_id": entry.task_id,
-            "outcome": entry.outcome,
-            "calls": usage.calls,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "cache_read_tokens": usage.cache_read_tokens,
-            "cache_write_tokens": usage.cache_write_tokens,
-            "cost_nusd": None if usage.cost_usd is None else to_nano(usage.cost_usd),
-            "saved_nusd": to_nano(entry.saved_usd),
-            "created_at": entry.at or datetime.now(UTC),
-        }
         with self.engine.begin() as conn:
-            conn.execute(insert(provider_calls).values(**row))
+            conn.execute(insert(provider_calls).values(**ledger_row(entry)))
 
     def entries(self, since: datetime, until: datetime) -> list[Entry]:
         """Entries recorded in [since, until), oldest first."""

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -12,6 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, inspect
 
+from sheen_pipeline.store.locks import file_lock
 from sheen_pipeline.store.tables import metadata
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -27,22 +25,6 @@ def _alembic(conn: Connection) -> Config:
     return config
 
 
-@contextmanager
-def _process_lock(engine: Engine) -> Iterator[None]:
-    """SQLite has no advisory locks: a lock file next to the database serialises starts."""
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or database in (None, "", ":memory:"):
-        yield
-        return
-    Path(database).parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{database}.schema-lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _migration_context(conn: Connection) -> MigrationContext:
     return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
 
@@ -53,7 +35,7 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def ensure_schema(engine: Engine) -> None:
-    with _process_lock(engine), engine.begin() as conn:
+    with file_lock(engine, "schema"), engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_ID})")
         config = _alembic(conn)

@@ -113,6 +113,16 @@ provider_calls = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
+budget_reservations = Table(
+    "budget_reservations",  # the worst case of calls in flight, held against budgets
+    metadata,
+    Column("reservation_id", String(32), primary_key=True),
+    Column("project_id", String(64), nullable=False, index=True),
+    Column("user_id", String(64), nullable=False, index=True),
+    Column("amount_nusd", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
 result_cache = Table(
     "result_cache",
     metadata,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal
 
 from sheen_pipeline.models import BuildRequest, Plan, Task, TaskType, TokenUsage
 from sheen_pipeline.providers.base import DependencyRepair, GeneratedFiles, PlanDraft, ProviderError
@@ -65,6 +66,9 @@ class OfflineProvider:
         if renderer is None:
             raise ProviderError(f"the offline provider has no template for {target!r}")
         return GeneratedFiles({target: renderer(brief)}, _FREE)
+
+    def estimate_build_usd(self, plan: Plan) -> Decimal:
+        return Decimal(0)  # templates cost nothing
 
     def repair_dependencies(
         self, tasks: tuple[Task, ...], cycles: list[list[str]]

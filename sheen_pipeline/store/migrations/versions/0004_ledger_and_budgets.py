@@ -1,4 +1,5 @@
-"""The ledger of paid provider calls, for cost reports and budgets.
+"""The ledger of paid provider calls, and reservations of calls in flight, for cost reports
+and budgets.
 
 Revision ID: 0004
 Revises: 0003
@@ -32,5 +33,13 @@ def upgrade() -> None:
         sa.Column("cache_write_tokens", sa.Integer, nullable=False),
         sa.Column("cost_nusd", sa.BigInteger),
         sa.Column("saved_nusd", sa.BigInteger, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    )
+    op.create_table(
+        "budget_reservations",
+        sa.Column("reservation_id", sa.String(32), primary_key=True),
+        sa.Column("project_id", sa.String(64), nullable=False, index=True),
+        sa.Column("user_id", sa.String(64), nullable=False, index=True),
+        sa.Column("amount_nusd", sa.BigInteger, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
     )

@@ -1,0 +1,245 @@
+"""Budgets checked before money is spent. Every provider call first reserves its worst case
+(prompt tokens + max_tokens at the model's price) against the budgets of its user and project
+(per day and per month); a call that would go over is not made. After the call, the reservation
+becomes a ledger entry of the exact cost, in one transaction, so concurrent builds of one user
+cannot overshoot together.
+
+SHEEN_BUDGETS is JSON, limits in USD:
+    {"default": {"user": {"day": 5}, "project": {"month": 100}},
+     "users": {"ann": {"day": 1}}, "projects": {"coffee": {"day": 20}}}
+A user or project named under "users"/"projects" has those limits instead of the default ones.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select
+
+from sheen_pipeline.config import ConfigError
+from sheen_pipeline.models import TokenUsage
+from sheen_pipeline.store.ledger import Entry, from_nano, ledger_row, to_nano
+from sheen_pipeline.store.locks import advisory_lock, file_lock
+from sheen_pipeline.store.tables import budget_reservations, provider_calls
+
+SCOPES = ("user", "project")
+PERIODS = ("day", "month")
+RESERVATION_TTL = timedelta(hours=1)  # a reservation of a process that died stops counting
+
+
+@dataclass(frozen=True)
+class Budget:
+    scope: str  # user | project
+    owner: str
+    period: str  # day | month
+    limit_usd: Decimal
+
+    @property
+    def name(self) -> str:
+        return f"{self.scope} {self.owner} per {self.period}"
+
+    def period_start(self, now: datetime) -> datetime:
+        day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return day if self.period == "day" else day.replace(day=1)
+
+
+@dataclass(frozen=True)
+class Budgets:
+    default: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)
+    specific: Mapping[str, Mapping[str, Mapping[str, Decimal]]] = field(default_factory=dict)
+
+    def for_owner(self, project_id: str, user_id: str) -> list[Budget]:
+        found = []
+        for scope, owner in (("user", user_id), ("project", project_id)):
+            limits = self.specific.get(scope, {}).get(owner, self.default.get(scope, {}))
+            found += [Budget(scope, owner, period, limit) for period, limit in limits.items()]
+        return found
+
+    def __bool__(self) -> bool:
+        return bool(self.default or self.specific)
+
+
+def _limits(value: object, where: str) -> dict[str, Decimal]:
+    if not isinstance(value, dict) or not set(value) <= set(PERIODS):
+        raise ConfigError(f"SHEEN_BUDGETS: {where} must map 'day' and/or 'month' to USD")
+    limits = {period: Decimal(str(limit)) for period, limit in value.items()}
+    if any(limit < 0 for limit in limits.values()):
+        raise ConfigError(f"SHEEN_BUDGETS: {where} has a negative limit")
+    return limits
+
+
+def load_budgets(text: str) -> Budgets:
+    """Parse SHEEN_BUDGETS; an error names what is wrong."""
+    if not text.strip():
+        return Budgets()
+    try:
+        table = json.loads(text)
+    except ValueError as error:
+        raise ConfigError(f"SHEEN_BUDGETS is not JSON: {error}") from None
+    if not isinstance(table, dict) or not set(table) <= {"default", "users", "projects"}:
+        raise ConfigError("SHEEN_BUDGETS: use the keys 'default', 'users' and 'projects'")
+    default = table.get("default", {})
+    if not isinstance(default, dict) or not set(default) <= set(SCOPES):
+        raise ConfigError("SHEEN_BUDGETS: 'default' must map 'user' and/or 'project' to limits")
+    specific: dict[str, dict[str, dict[str, Decimal]]] = {}
+    for scope in SCOPES:
+        owners = table.get(f"{scope}s", {})
+        if not isinstance(owners, dict):
+            raise ConfigError(f"SHEEN_BUDGETS: '{scope}s' must map ids to limits")
+        specific[scope] = {owner: _limits(v, f"{scope} {owner}") for owner, v in owners.items()}
+    return Budgets({s: _limits(v, f"default {s}") for s, v in default.items()}, specific)
+
+
+class BudgetExceeded(RuntimeError):
+    """A call (or a build) that would take a budget over its limit; nothing was spent on it."""
+
+    def __init__(self, budget: Budget, spent_usd: Decimal, needed_usd: Decimal) -> None:
+        self.budget, self.spent_usd, self.needed_usd = budget, spent_usd, needed_usd
+        super().__init__(
+            f"budget exceeded: {budget.name} is ${budget.limit_usd}, ${spent_usd:.6f} is spent "
+            f"or reserved, and this needs up to ${needed_usd:.6f}"
+        )
+
+    def figures(self) -> dict[str, str]:
+        return {
+            "budget": self.budget.name,
+            "limit_usd": str(self.budget.limit_usd),
+            "spent_usd": f"{self.spent_usd:.6f}",
+            "needed_usd": f"{self.needed_usd:.6f}",
+        }
+
+
+@dataclass(frozen=True)
+class Payer:
+    """Who a provider call is made for."""
+
+    build_id: str
+    project_id: str
+    user_id: str
+    kind: str  # plan | task
+    task_id: str | None = None
+
+
+_payer: ContextVar[Payer | None] = ContextVar("sheen_payer", default=None)
+
+
+@contextmanager
+def paying(payer: Payer) -> Iterator[None]:
+    """Provider calls made inside are checked against, and billed to, payer's budgets."""
+    token = _payer.set(payer)
+    try:
+        yield
+    finally:
+        _payer.reset(token)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    reservation_id: str | None  # None: nothing was held (no budget applies)
+    payer: Payer
+
+
+class BudgetBook:
+    """The budgets and what is spent or held against them, in the app database."""
+
+    def __init__(self, engine: Engine, budgets: Budgets) -> None:
+        self.engine, self.budgets = engine, budgets
+
+    def reserve(self, payer: Payer, worst_case_usd: Decimal | None) -> Reservation:
+        """Hold worst_case_usd against payer's budgets, or raise BudgetExceeded."""
+        budgets = self.budgets.for_owner(payer.project_id, payer.user_id)
+        if not budgets or worst_case_usd is None:
+            return Reservation(None, payer)
+        reservation_id = secrets.token_hex(8)
+        with file_lock(self.engine, "budgets"), self.engine.begin() as conn:
+            advisory_lock(conn, "sheen-budgets")
+            now = datetime.now(UTC)
+            for budget in budgets:
+                spent = spent_or_reserved(conn, budget, now)
+                if spent + worst_case_usd > budget.limit_usd:
+                    raise BudgetExceeded(budget, spent, worst_case_usd)
+            row = {
+                "reservation_id": reservation_id,
+                "project_id": payer.project_id,
+                "user_id": payer.user_id,
+                "amount_nusd": to_nano(worst_case_usd),
+                "created_at": now,
+            }
+            conn.execute(insert(budget_reservations).values(**row))
+        return Reservation(reservation_id, payer)
+
+    def over(
+        self, project_id: str, user_id: str, needed_usd: Decimal = Decimal(0)
+    ) -> BudgetExceeded | None:
+        """The first budget of this owner that is used up, or that needed_usd would take over
+        its limit; None when every budget has room."""
+        with self.engine.connect() as conn:
+            now = datetime.now(UTC)
+            for budget in self.budgets.for_owner(project_id, user_id):
+                spent = spent_or_reserved(conn, budget, now)
+                if spent >= budget.limit_usd or spent + needed_usd > budget.limit_usd:
+                    return BudgetExceeded(budget, spent, needed_usd)
+        return None
+
+
+class Meter:
+    """A provider's calls: checked against budgets before each is made, each recorded in the
+    ledger after it."""
+
+    def __init__(self, book: BudgetBook, provider: str, model: str) -> None:
+        self.book, self.provider, self.model = book, provider, model
+
+    def reserve(self, worst_case_usd: Decimal | None) -> Reservation | None:
+        """None outside `paying` (a call made for no build is neither checked nor billed)."""
+        payer = _payer.get()
+        return None if payer is None else self.book.reserve(payer, worst_case_usd)
+
+    def settle(self, reservation: Reservation | None, usage: TokenUsage, outcome: str) -> None:
+        """Replace the reservation by the call's exact cost in the ledger."""
+        if reservation is None:
+            return
+        payer = reservation.payer
+        entry = Entry(
+            build_id=payer.build_id,
+            project_id=payer.project_id,
+            user_id=payer.user_id,
+            provider=self.provider,
+            model=self.model,
+            kind=payer.kind,
+            outcome=outcome,
+            usage=usage.model_copy(update={"calls": 1}),
+            task_id=payer.task_id,
+        )
+        with self.book.engine.begin() as conn:
+            conn.execute(insert(provider_calls).values(**ledger_row(entry)))
+            if reservation.reservation_id is not None:
+                conn.execute(
+                    delete(budget_reservations).where(
+                        budget_reservations.c.reservation_id == reservation.reservation_id
+                    )
+                )
+
+
+def spent_or_reserved(conn: Connection, budget: Budget, now: datetime) -> Decimal:
+    """What the budget's owner spent in its period (ledger) plus what calls in flight hold."""
+    owner_of = {"user": "user_id", "project": "project_id"}[budget.scope]
+    spent = conn.execute(
+        select(func.coalesce(func.sum(provider_calls.c.cost_nusd), 0)).where(
+            provider_calls.c[owner_of] == budget.owner,
+            provider_calls.c.created_at >= budget.period_start(now),
+        )
+    ).scalar_one()
+    held = conn.execute(
+        select(func.coalesce(func.sum(budget_reservations.c.amount_nusd), 0)).where(
+            budget_reservations.c[owner_of] == budget.owner,
+            budget_reservations.c.created_at >= now - RESERVATION_TTL,
+        )
+    ).scalar_one()
+    return from_nano(int(spent) + int(held))
