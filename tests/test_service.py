@@ -18,7 +18,7 @@ from sheen_pipeline.events.types import EventType
 from sheen_pipeline.models import Plan, Task, TaskResult, TokenUsage, parse_build_request
 from sheen_pipeline.providers.base import GeneratedFiles, ProviderError
 from sheen_pipeline.providers.offline import OfflineProvider
-from sheen_pipeline.service import BuildService
+from sheen_pipeline.service import BuildService, Deployment
 from sheen_pipeline.store.builds import BuildStatus
 from tests.support.builds import PROMPT
 
@@ -109,3 +109,42 @@ def test_ops_use_the_provider_of_an_overridden_resource(
     assert result.success
     plan = BuildService.from_env().store.get_plan("bsvc3")
     assert plan is not None and plan.provider == "refusing"
+
+
+class PricedOfflineProvider(OfflineProvider):
+    """The offline templates, each task billed one cent."""
+
+    async def generate_files(
+        self, task: Task, plan: Plan, context_files: Mapping[str, str]
+    ) -> GeneratedFiles:
+        files = self.render_files(task, plan, context_files)
+        return GeneratedFiles(files.files, TokenUsage(cost_usd=Decimal("0.01"), calls=1))
+
+
+def _whole_build(service: BuildService, build_id: str, project_id: str) -> Deployment:
+    request = parse_build_request(prompt=PROMPT, project_id=project_id)
+    plan = service.plan(build_id, request).plan
+    return service.deploy_preview(plan, service.build_site(plan, _run_tasks(service, plan)))
+
+
+def test_a_build_five_times_its_projects_median_is_an_anomaly(
+    sheen_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHEEN_RESULT_CACHE_TTL_S", "0")  # both builds pay for every task
+    service = BuildService(Settings.from_env(), provider=PricedOfflineProvider())
+    cheap = TokenUsage(cost_usd=Decimal("0.01"), calls=1)
+    for number in range(3):
+        service.store.create_build(f"bold{number}", parse_build_request(prompt="x", project_id="p"))
+        service.store.set_status(f"bold{number}", BuildStatus.SUCCEEDED, usage=cheap)
+    usual = _whole_build(service, "busual", "q")  # no history in project q: nothing to compare
+    costly = _whole_build(service, "bcostly", "p")  # five tasks at a cent: 5x the median
+
+    assert usual.anomaly is None
+    assert costly.anomaly is not None
+    assert (costly.anomaly.cost_usd, costly.anomaly.median_usd) == (
+        Decimal("0.05"),
+        Decimal("0.01"),
+    )
+    anomalies = [e for e in service.events.after("bcostly") if e.type is EventType.COST_ANOMALY]
+    assert [e.data["median_usd"] for e in anomalies] == ["0.01"]
+    assert _types(service, "busual").count(EventType.COST_ANOMALY) == 0

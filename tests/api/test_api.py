@@ -22,6 +22,7 @@ from sheen_pipeline.store.requests import RequestStore
 from tests.support.builds import PROMPT, build
 from tests.support.processes import sheen, sheen_cli_env
 from tests.support.server import serving
+from tests.support.spending import spend
 from tests.support.waiting import wait_for
 
 SECRET = "ingress-secret-0123456789"
@@ -217,3 +218,21 @@ def test_sheen_events_prints_a_finished_build(tmp_path: Path) -> None:
     followed = sheen(env, "events", build_id, "--follow", "--json")
     assert json.loads(followed.stdout.splitlines()[-1])["type"] == "build_completed"
     assert sheen(env, "events", "bnothere").returncode == 1
+
+
+def test_a_request_over_budget_is_refused_with_402_and_the_figures(
+    sheen_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHEEN_INGRESS_SECRET", SECRET)
+    monkeypatch.setenv("SHEEN_BUDGETS", json.dumps({"users": {"ann": {"day": 0.5}}}))
+    settings = Settings.from_env()
+    spend(settings, user_id="ann", usd="0.5")
+    with serving(create_app(settings)) as base:
+        api = Api(base)
+        refused = api.post({"prompt": "a site", "user_id": "ann"})
+        allowed = api.post({"prompt": "a site", "user_id": "bob"})
+    assert refused.status_code == 402
+    assert refused.json()["budget"] == "user ann per day"
+    assert (refused.json()["limit_usd"], refused.json()["spent_usd"]) == ("0.5", "0.500000")
+    assert allowed.status_code == 202
+    assert api.queued() == 1

@@ -1,0 +1,182 @@
+"""Budgets hold before money is spent: a call over budget is never made, reservations keep racing
+calls of one user under the limit, and a plan whose estimate does not fit is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+
+from sheen_pipeline.budgets import (
+    BudgetBook,
+    BudgetExceeded,
+    Budgets,
+    Payer,
+    load_budgets,
+    paying,
+    spent_or_reserved,
+)
+from sheen_pipeline.config import ConfigError, Settings
+from sheen_pipeline.events.types import EventType
+from sheen_pipeline.models import parse_build_request
+from sheen_pipeline.providers import select_provider
+from sheen_pipeline.providers.offline import OfflineProvider
+from sheen_pipeline.service import BuildService
+from sheen_pipeline.store.builds import engine_for
+from tests.providers.conftest import llm_env
+from tests.support.builds import PROMPT, build
+from tests.support.fake_llm import AnthropicWire, FakeLLMServer
+from tests.support.spending import spend
+
+START_OF_TIME = datetime(2026, 1, 1, tzinfo=UTC)
+ANN = Payer("bann", "default", "ann", "task", "styles")
+
+
+def test_budgets_read_defaults_and_specific_limits() -> None:
+    budgets = load_budgets(
+        '{"default": {"user": {"day": 5}, "project": {"month": 100}},'
+        ' "users": {"ann": {"day": 1, "month": 10}}}'
+    )
+    names = {(b.name, b.limit_usd) for b in budgets.for_owner("coffee", "ann")}
+    assert names == {
+        ("user ann per day", Decimal(1)),
+        ("user ann per month", Decimal(10)),
+        ("project coffee per month", Decimal(100)),
+    }
+    assert {b.name for b in budgets.for_owner("coffee", "bob")} == {
+        "user bob per day",
+        "project coffee per month",
+    }
+    assert not load_budgets("")
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("{", "not JSON"),
+        ('{"teams": {}}', "'default', 'users' and 'projects'"),
+        ('{"users": {"ann": {"week": 1}}}', "user ann"),
+        ('{"default": {"user": {"day": -1}}}', "negative"),
+    ],
+)
+def test_a_bad_budget_table_is_refused_naming_the_problem(text: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_budgets(text)
+
+
+def test_racing_reservations_never_overshoot(database_url: str) -> None:
+    book = BudgetBook(
+        engine_for(database_url), Budgets(specific={"user": {"ann": {"day": Decimal(1)}}})
+    )
+    start = threading.Barrier(4)
+    granted: list[bool] = []
+
+    def reserve_ten() -> None:
+        start.wait(timeout=30)
+        for _ in range(10):
+            try:
+                book.reserve(ANN, Decimal("0.08"))
+                granted.append(True)
+            except BudgetExceeded:
+                granted.append(False)
+
+    threads = [threading.Thread(target=reserve_ten) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert granted.count(True) == 12  # 12 x 0.08 = 0.96; a 13th would pass 1
+    (budget,) = book.budgets.for_owner("default", "ann")
+    with book.engine.connect() as conn:
+        assert spent_or_reserved(conn, budget, budget.period_start(datetime.now(UTC))) == Decimal(
+            "0.96"
+        )
+
+
+def budget_now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+def priced_server(sheen_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
+    """A Messages API whose every answer costs $0.0105; calls may ask for 1000 tokens."""
+    with FakeLLMServer(AnthropicWire()) as server:
+        for name, value in llm_env("anthropic", server).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("SHEEN_MAX_TOKENS", "1000")
+        monkeypatch.setenv("SHEEN_TASK_RETRIES", "0")
+        yield server
+
+
+def test_a_budget_stops_the_next_call_before_it_is_made(
+    priced_server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHEEN_BUDGETS", json.dumps({"users": {"ann": {"day": 0.05}}}))
+    settings = Settings.from_env()
+    provider = select_provider(settings)
+    request = parse_build_request(prompt=PROMPT, user_id="ann")
+    plan = BuildService(settings, provider=OfflineProvider()).plan("bann", request).plan
+    task = plan.tasks[0]
+    with paying(ANN):
+        asyncio.run(provider.generate_files(task, plan, {}))  # fits: $0.0105 spent
+        spend(settings, user_id="ann", usd="0.03")  # elsewhere: $0.0405 spent, $0.0095 left
+        with pytest.raises(BudgetExceeded, match=r"user ann per day is \$0.05"):
+            asyncio.run(provider.generate_files(task, plan, {}))
+    assert len(priced_server.requests) == 1  # the refused call never reached the server
+
+
+def test_two_racing_callers_of_one_user_stay_within_the_budget(
+    priced_server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHEEN_BUDGETS", json.dumps({"users": {"ann": {"day": 0.1}}}))
+    settings = Settings.from_env()
+    request = parse_build_request(prompt=PROMPT, user_id="ann")
+    plan = BuildService(settings, provider=OfflineProvider()).plan("bann", request).plan
+    start = threading.Barrier(2)
+    refused: list[BudgetExceeded] = []
+
+    def call_until_refused() -> None:
+        provider = select_provider(settings)
+        start.wait(timeout=30)
+        with paying(ANN):
+            while True:
+                try:
+                    asyncio.run(provider.generate_files(plan.tasks[0], plan, {}))
+                except BudgetExceeded as error:
+                    refused.append(error)
+                    return
+
+    threads = [threading.Thread(target=call_until_refused) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(refused) == 2
+    report = BuildService(settings).cost_report(START_OF_TIME, datetime.now(UTC))
+    assert report.totals.cost_usd <= Decimal("0.1")
+    assert report.totals.calls == len(priced_server.requests)  # every call made is billed
+
+
+def test_planning_refuses_a_build_whose_estimate_does_not_fit(
+    priced_server: FakeLLMServer, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHEEN_BUDGETS", json.dumps({"default": {"user": {"day": 0.05}}}))
+    outcome, _ = build(instance)
+    assert outcome.status == "failed"
+    assert outcome.error is not None and "planning refused: budget exceeded" in outcome.error
+    assert [r.schema_title for r in priced_server.requests] == ["PlanSpec"]  # no task call
+    events = BuildService.from_env().events.after(outcome.build_id)
+    generated = next(e for e in events if e.type is EventType.PLAN_GENERATED)
+    estimate = Decimal(generated.data["estimated_cost_usd"])
+    exceeded = next(e for e in events if e.type is EventType.BUDGET_EXCEEDED)
+    assert exceeded.data["budget"] == "user anonymous per day"
+    assert Decimal(exceeded.data["needed_usd"]) == estimate.quantize(Decimal("0.000001"))
