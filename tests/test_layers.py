@@ -15,7 +15,7 @@ PACKAGE = REPO_ROOT / "sheen_pipeline"
 LAYERS: list[set[str]] = [
     {"config", "models", "logs", "redaction", "fsutil", "sqlite_commits"},
     {"store"},
-    {"cache", "events"},
+    {"cache", "events", "budgets"},
     {"planning", "providers"},
     {"execution", "build", "deploy"},
     {"service", "approval", "costs"},

@@ -1,6 +1,7 @@
 """The static `plan_build` job, launchable from the UI: validate, plan, submit the build's own run."""
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from dagster import (
     Config,
@@ -84,7 +85,7 @@ def validate_request(context: OpExecutionContext) -> BuildTicket:
     return BuildTicket(build_id, request)
 
 
-def _plan_metadata(outcome: PlanOutcome) -> dict[str, object]:
+def _plan_metadata(outcome: PlanOutcome, estimate_usd: Decimal | None) -> dict[str, object]:
     plan = outcome.plan
     rows = "\n".join(
         f"| {t.id} | {t.type.value} | {t.input.target_path} | {t.priority} | "
@@ -103,6 +104,7 @@ def _plan_metadata(outcome: PlanOutcome) -> dict[str, object]:
         "model": plan.model,
         "total_tokens": outcome.usage.total_tokens,
         "cost_usd": cost_metadata(outcome.usage.cost_usd),
+        "estimated_cost_usd": cost_metadata(estimate_usd),
         "heals": plan.planning_heals,
     }
 
@@ -136,7 +138,8 @@ def generate_plan(
     for warning in outcome.warnings:
         context.log.warning(f"plan_warning: {warning}")
     context.log.info(f"plan ready with {len(outcome.plan.tasks)} tasks for build {build_id}")
-    context.add_output_metadata(_plan_metadata(outcome))
+    estimate = service.provider.estimate_build_usd(outcome.plan)
+    context.add_output_metadata(_plan_metadata(outcome, estimate))
     return build_id
 
 
