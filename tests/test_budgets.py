@@ -7,6 +7,7 @@ import asyncio
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -32,7 +33,15 @@ from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import engine_for
 from tests.providers.conftest import llm_env
 from tests.support.builds import PROMPT, build
-from tests.support.fake_llm import AnthropicWire, FakeLLMServer
+from tests.support.fake_llm import (
+    AnthropicWire,
+    FakeLLMServer,
+    Recorded,
+    Reply,
+    Usage,
+    offline_answer,
+)
+from tests.support.processes import sheen, sheen_cli_env
 from tests.support.spending import spend
 
 START_OF_TIME = datetime(2026, 1, 1, tzinfo=UTC)
@@ -180,3 +189,43 @@ def test_planning_refuses_a_build_whose_estimate_does_not_fit(
     exceeded = next(e for e in events if e.type is EventType.BUDGET_EXCEEDED)
     assert exceeded.data["budget"] == "user anonymous per day"
     assert Decimal(exceeded.data["needed_usd"]) == estimate.quantize(Decimal("0.000001"))
+
+
+def long_answer(request: Recorded) -> Reply:
+    """A well-behaved answer that uses its whole 1000-token allowance: $0.018 a call."""
+    return replace(offline_answer(request), usage=Usage(input=1000, output=1000))
+
+
+def test_two_builds_of_one_user_racing_stay_within_the_budget(
+    priced_server: FakeLLMServer, tmp_path: Path
+) -> None:
+    """Two `sheen build` processes at once, as two run workers would be."""
+    priced_server.default = long_answer
+    env = sheen_cli_env(
+        tmp_path,
+        **llm_env("anthropic", priced_server),
+        SHEEN_MAX_TOKENS="1000",
+        SHEEN_TASK_RETRIES="0",
+        SHEEN_BUDGETS=json.dumps({"users": {"ann": {"day": 0.2}}}),
+    )
+    # Each build fits alone (six calls, $0.108); both together ($0.216) would not.
+    outcomes: list[dict[str, object]] = []
+    start = threading.Barrier(2)
+
+    def race(prompt: str) -> None:
+        start.wait(timeout=30)
+        result = sheen(env, "build", prompt, "--user-id", "ann", "--json")
+        outcomes.append(json.loads(result.stdout.strip().splitlines()[-1]))
+
+    threads = [threading.Thread(target=race, args=(p,)) for p in (PROMPT, "a blog about tea")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    stopped = [o for o in outcomes if o["status"] == "failed"]
+    assert len(outcomes) == 2 and stopped  # at least one of them was stopped
+    assert all("budget exceeded: user ann per day" in str(o["error"]) for o in stopped)
+    settings = Settings.from_env(env)
+    report = BuildService(settings).cost_report(START_OF_TIME, datetime.now(UTC))
+    assert report.totals.cost_usd <= Decimal("0.2")
+    assert report.totals.calls == len(priced_server.requests)  # every call made is billed

@@ -4,20 +4,28 @@ every paid call counts (failed builds' too), and result-cache hits count as savi
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from dagster import DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, materialize
 
 from sheen_pipeline.cli import main
 from sheen_pipeline.defs.costs import DAILY_COSTS, daily_costs
 from sheen_pipeline.defs.resources import build_service_resource
 from tests.providers.conftest import llm_env
 from tests.support.builds import build
-from tests.support.fake_llm import AnthropicWire, FakeLLMServer, Recorded, Reply, offline_answer
+from tests.support.fake_llm import (
+    AnthropicWire,
+    FakeLLMServer,
+    Recorded,
+    Reply,
+    Usage,
+    offline_answer,
+)
 
 CALL_USD = Decimal("0.0105")  # every fake answer: 1000 input, 500 output tokens at $3 / $15 per M
 
@@ -77,3 +85,28 @@ def test_the_daily_asset_and_sheen_costs_sum_every_paid_call(
     table = CliRunner().invoke(main, ["costs", "--by", "user"]).output
     assert table.splitlines()[0].split()[:2] == ["user", "cost"]
     assert any(line.startswith("total") for line in table.splitlines())
+
+
+def test_a_costly_build_is_flagged_on_its_preview_asset(
+    sheen_home: Path, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHEEN_RESULT_CACHE_TTL_S", "0")  # every build pays for its calls
+    with FakeLLMServer(AnthropicWire()) as server:
+        for name, value in llm_env("anthropic", server).items():
+            monkeypatch.setenv(name, value)
+        for _ in range(3):
+            assert build(instance, project_id="fern")[0].status == "succeeded"
+        server.default = ten_times_the_tokens
+        costly, _ = build(instance, project_id="fern")
+    assert costly.status == "succeeded"
+    (record,) = instance.fetch_materializations(
+        AssetKey(["sheen", "fern", "preview"]), limit=1
+    ).records
+    materialization = record.asset_materialization
+    assert materialization is not None
+    assert materialization.metadata["cost_anomaly"].value is True
+    assert materialization.metadata["cost_median_usd"].value == pytest.approx(6 * 0.0105)
+
+
+def ten_times_the_tokens(request: Recorded) -> Reply:
+    return replace(offline_answer(request), usage=Usage(input=10_000, output=5_000))
