@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
-from dataclasses import replace
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
@@ -44,6 +45,13 @@ from sheen_pipeline.providers.schemas import (
 T = TypeVar("T")
 CHARS_PER_TOKEN = 3  # fewer than the usual 4, so estimates err on the high side
 PROMPT_ALLOWANCE = 4000  # the builder's instructions and upstream files a task prompt adds
+
+
+@dataclass
+class Bill:
+    """What a metered call cost, set by the caller once it has the answer."""
+
+    usage: TokenUsage = field(default_factory=TokenUsage)
 
 
 def estimate_tokens(system: list[SystemBlock], messages: list[Message]) -> int:
@@ -166,10 +174,24 @@ class LLMProvider:
         per_task = self.worst_case_usd(plan.planning_usage.input_tokens + PROMPT_ALLOWANCE)
         return None if per_task is None else per_task * len(plan.tasks)
 
-    def _reserve(self, system: list[SystemBlock], messages: list[Message]) -> Reservation | None:
-        if self.meter is None:
-            return None
-        return self.meter.reserve(self.worst_case_usd(estimate_tokens(system, messages)))
+    @contextmanager
+    def _metering(self, system: list[SystemBlock], messages: list[Message]) -> Iterator[Bill]:
+        """Around one call: its worst case is checked against budgets (BudgetExceeded before
+        anything is sent), and what it cost is billed after, whatever the outcome."""
+        reservation = None
+        if self.meter is not None:
+            worst_case = self.worst_case_usd(estimate_tokens(system, messages))
+            reservation = self.meter.reserve(worst_case)
+        bill = Bill()
+        try:
+            yield bill
+        except ProviderError as error:
+            self._settle(reservation, error.usage, "error")
+            raise
+        except BaseException:
+            self._settle(reservation, TokenUsage(), "error")
+            raise
+        self._settle(reservation, bill.usage, "ok")
 
     def _settle(self, reservation: Reservation | None, usage: TokenUsage, outcome: str) -> None:
         if self.meter is not None:
@@ -178,17 +200,9 @@ class LLMProvider:
     def _metered(
         self, system: list[SystemBlock], messages: list[Message], call: Callable[[], Completion]
     ) -> Completion:
-        """One call, checked against budgets before it is made and billed after."""
-        reservation = self._reserve(system, messages)
-        try:
+        with self._metering(system, messages) as bill:
             completion = self._priced(call())
-        except ProviderError as error:
-            self._settle(reservation, error.usage, "error")
-            raise
-        except BaseException:
-            self._settle(reservation, TokenUsage(), "error")
-            raise
-        self._settle(reservation, completion.usage, "ok")
+            bill.usage = completion.usage
         return completion
 
     async def _metered_async(
@@ -197,16 +211,9 @@ class LLMProvider:
         messages: list[Message],
         call: Callable[[], Awaitable[Completion]],
     ) -> Completion:
-        reservation = self._reserve(system, messages)
-        try:
+        with self._metering(system, messages) as bill:
             completion = self._priced(await call())
-        except ProviderError as error:
-            self._settle(reservation, error.usage, "error")
-            raise
-        except BaseException:
-            self._settle(reservation, TokenUsage(), "error")
-            raise
-        self._settle(reservation, completion.usage, "ok")
+            bill.usage = completion.usage
         return completion
 
     def _ask(
@@ -272,24 +279,17 @@ class LLMProvider:
         answer. A stream that breaks with a transient error is started again by the caller."""
         reader = StreamedTaskReader()
         final: Completion | None = None
-        reservation = self._reserve(system, messages)
-        try:
+        with self._metering(system, messages) as bill:
             for item in self.transport.stream(system, messages, schema):
                 if isinstance(item, Completion):
                     final = self._priced(item)
+                    bill.usage = final.usage
                     continue
                 for raw in reader.feed(item):
                     task = _streamed_task(raw)
                     if task is not None and task.id not in shown:
                         shown.add(task.id)
                         yield task
-        except ProviderError as error:
-            self._settle(reservation, error.usage, "error")
-            raise
-        except BaseException:
-            self._settle(reservation, TokenUsage(), "error")
-            raise
-        self._settle(reservation, final.usage if final else TokenUsage(), "ok")
         return final
 
     async def generate_files(
