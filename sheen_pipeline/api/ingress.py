@@ -15,7 +15,7 @@ from sheen_pipeline.events.signing import SignatureError, verify_webhook
 from sheen_pipeline.models import InvalidRequest, new_build_id, parse_build_request
 from sheen_pipeline.store.builds import engine_for
 from sheen_pipeline.store.rate import take
-from sheen_pipeline.store.requests import RequestStore, new_request_id
+from sheen_pipeline.store.requests import RequestRecord, RequestStore, new_request_id
 
 
 class TooLarge(Exception):
@@ -52,9 +52,12 @@ def make_ingress(settings: Settings) -> Callable[[Request], Awaitable[JSONRespon
         except TooLarge:
             return _error(413, f"body over {settings.ingress_max_body_bytes} bytes")
         try:
-            verify_webhook(body, dict(request.headers), settings.ingress_secret)
+            message_id = verify_webhook(body, dict(request.headers), settings.ingress_secret)
         except SignatureError as error:
             return _error(401, f"unauthorized: {error}")
+        first = await run_in_threadpool(requests.with_idempotency_key, message_id)
+        if first is not None:  # a repeat (a retry of the same webhook-id): the first answer
+            return _accepted(first)
         try:
             fields = json.loads(body)
         except ValueError:
@@ -75,20 +78,23 @@ def make_ingress(settings: Settings) -> Callable[[Request], Awaitable[JSONRespon
                 429, "too many requests from this user; try again later", **{"Retry-After": "60"}
             )
         record = await run_in_threadpool(
-            requests.add, build_request, new_request_id(), new_build_id()
+            requests.add, build_request, new_request_id(), new_build_id(), message_id
         )
-        request_id, build_id = record.request_id, record.build_id
-        base = f"/api/builds/{build_id}"
-        return JSONResponse(
-            {
-                "request_id": request_id,
-                "build_id": build_id,
-                "status": "pending",
-                "status_url": base,
-                "events_url": f"{base}/events",
-                "stream_url": f"{base}/stream",
-            },
-            status_code=202,
-        )
+        return _accepted(record)
 
     return create_build
+
+
+def _accepted(record: RequestRecord) -> JSONResponse:
+    base = f"/api/builds/{record.build_id}"
+    return JSONResponse(
+        {
+            "request_id": record.request_id,
+            "build_id": record.build_id,
+            "status": "pending",
+            "status_url": base,
+            "events_url": f"{base}/events",
+            "stream_url": f"{base}/stream",
+        },
+        status_code=202,
+    )

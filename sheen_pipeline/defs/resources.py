@@ -1,39 +1,39 @@
 """The resource ops and sensors are handed: the build service, made once per run (or sensor
-tick) in the resource lifecycle from its fields, each bound to its environment variable."""
+tick) in the resource lifecycle. Its fields override their environment variables; left empty,
+the variables (or their defaults) apply, read when the run starts, in the process that runs it."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 
-from dagster import ConfigurableResource, EnvVar, InitResourceContext
+from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
 from sheen_pipeline.config import Settings
 from sheen_pipeline.logs import configure_logging
 from sheen_pipeline.service import BuildService
 
-# Fields shown (by variable name, never by value) on the resource in the UI. Other SHEEN_*
-# variables keep their defaults or are read from the environment by Settings.
+# The variable each field overrides; the UI lists them as the variables the resource reads.
+# The other SHEEN_* variables, and every secret, are read from the environment only, so a secret
+# never appears in run config.
 FIELD_ENV_VARS: Mapping[str, str] = {
     "home": "SHEEN_HOME",
     "database_url": "SHEEN_DATABASE_URL",
     "provider": "SHEEN_PROVIDER",
     "model": "SHEEN_MODEL",
     "require_plan_approval": "SHEEN_REQUIRE_PLAN_APPROVAL",
-    "anthropic_api_key": "ANTHROPIC_API_KEY",
 }
 
 
 class BuildServiceResource(ConfigurableResource):  # type: ignore[type-arg]
-    """An empty field keeps the setting's default."""
+    """An empty field leaves its variable (or the variable's default) in charge."""
 
     home: str = ""
     database_url: str = ""
     provider: str = ""
     model: str = ""
     require_plan_approval: str = ""
-    anthropic_api_key: str = ""
 
     _service: BuildService | None = PrivateAttr(default=None)
 
@@ -54,7 +54,6 @@ class BuildServiceResource(ConfigurableResource):  # type: ignore[type-arg]
 
 
 def build_service_resource() -> BuildServiceResource:
-    """The resource with every field that has its variable set bound to it (`EnvVar`), so the
-    UI shows which variables configure it; unset ones keep their defaults."""
-    bound = {name: EnvVar(var) for name, var in FIELD_ENV_VARS.items() if os.environ.get(var)}
-    return BuildServiceResource(**bound)
+    """Not bound to `EnvVar`s: an `EnvVar` fails the run when its variable is unset, and every
+    one of these settings has a default when it is unset."""
+    return BuildServiceResource()

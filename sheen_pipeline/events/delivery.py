@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, select, update
 
 from sheen_pipeline.config import WebhookSettings
 from sheen_pipeline.events.log import EventLog
-from sheen_pipeline.events.signing import EVENT_ID_HEADER, signed_headers
+from sheen_pipeline.events.signing import signed_headers
 from sheen_pipeline.redaction import redact
 from sheen_pipeline.store.rate import take
 from sheen_pipeline.store.tables import webhook_deliveries as deliveries
@@ -81,7 +81,7 @@ class WebhookDispatcher:
     def _attempt(self, seq: int) -> None:
         event = self.events.get(seq)
         body = json.dumps(event.payload()).encode()
-        headers = signed_headers(self.config.secret, body) | {EVENT_ID_HEADER: event.id}
+        headers = signed_headers(self.config.secret, event.id, body)  # one id for every retry
         try:
             response = self.session.post(
                 self.config.url, data=body, headers=headers, timeout=self.config.timeout_s

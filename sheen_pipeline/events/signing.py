@@ -1,15 +1,23 @@
-"""HMAC-SHA256 signatures over "<timestamp>.<raw body>", for webhooks and signed ingress."""
+"""Signatures per Standard Webhooks (standardwebhooks.com, spec v1), for our webhooks and for
+requests to our ingress: `webhook-id`, `webhook-timestamp` and `webhook-signature: v1,<base64
+HMAC-SHA256 of "{id}.{timestamp}.{body}">`. A `whsec_<base64>` secret is used as the spec says
+(its decoded bytes are the key), so receivers verify with the `standardwebhooks` or `svix`
+libraries unchanged; any other secret is used as its UTF-8 bytes (give those libraries the
+bytes)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import time
 from collections.abc import Mapping
 
-EVENT_ID_HEADER = "X-Sheen-Event-Id"
-TIMESTAMP_HEADER = "X-Sheen-Timestamp"
-SIGNATURE_HEADER = "X-Sheen-Signature"
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
+SECRET_PREFIX = "whsec_"
 
 
 class SignatureError(ValueError):
@@ -17,23 +25,35 @@ class SignatureError(ValueError):
     timestamp cannot be trusted."""
 
 
-def signature(secret: str, timestamp: int, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"sha256={digest.hexdigest()}"
+def secret_key(secret: str) -> bytes:
+    if not secret.startswith(SECRET_PREFIX):
+        return secret.encode()
+    try:
+        return base64.b64decode(secret.removeprefix(SECRET_PREFIX) + "==")
+    except binascii.Error:
+        raise SignatureError("the whsec_ secret is not base64") from None
 
 
-def signed_headers(secret: str, body: bytes, now: float | None = None) -> dict[str, str]:
+def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def signed_headers(
+    secret: str, message_id: str, body: bytes, now: float | None = None
+) -> dict[str, str]:
     timestamp = int(time.time() if now is None else now)
     return {
+        ID_HEADER: message_id,
         TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: signature(secret, timestamp, body),
+        SIGNATURE_HEADER: signature(secret, message_id, timestamp, body),
         "Content-Type": "application/json",
     }
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
-    lowered = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == lowered), None)
+    return next((v for k, v in headers.items() if k.lower() == name), None)
 
 
 def verify_webhook(
@@ -42,13 +62,15 @@ def verify_webhook(
     secret: str,
     tolerance_s: int = 300,
     now: float | None = None,
-) -> None:
-    """Raise SignatureError unless body and headers were signed with secret within
-    tolerance_s of now (either way: a replayed old request and a future one are refused)."""
+) -> str:
+    """The message id, when body and headers were signed with secret within tolerance_s of now
+    (either way: a replayed old request and a future one are refused); else SignatureError.
+    Any of several space-separated `v1,` signatures may match (secret rotation)."""
+    message_id = _header(headers, ID_HEADER)
     raw_timestamp = _header(headers, TIMESTAMP_HEADER)
     sent = _header(headers, SIGNATURE_HEADER)
-    if raw_timestamp is None or sent is None:
-        raise SignatureError("missing signature or timestamp header")
+    if not (message_id and raw_timestamp and sent):
+        raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature header")
     try:
         timestamp = int(raw_timestamp)
     except ValueError:
@@ -56,5 +78,7 @@ def verify_webhook(
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance_s:
         raise SignatureError("timestamp outside the tolerance window")
-    if not hmac.compare_digest(signature(secret, timestamp, body), sent):
+    expected = signature(secret, message_id, timestamp, body)
+    if not any(hmac.compare_digest(expected, candidate) for candidate in sent.split(" ")):
         raise SignatureError("signature does not match")
+    return message_id

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from sheen_pipeline.models import BuildRequest
 from sheen_pipeline.store.builds import engine_for
@@ -26,6 +27,7 @@ class RequestRecord:
     project_id: str
     prompt: str
     framework: str | None
+    idempotency_key: str | None
     status: str
     error: str | None
     created_at: datetime
@@ -53,22 +55,43 @@ class RequestStore:
     def __init__(self, url: str) -> None:
         self.engine = engine_for(url)
 
-    def add(self, request: BuildRequest, request_id: str, build_id: str) -> RequestRecord:
+    def add(
+        self,
+        request: BuildRequest,
+        request_id: str,
+        build_id: str,
+        idempotency_key: str | None = None,
+    ) -> RequestRecord:
+        """Queue the request; with an idempotency key already used, the request first queued
+        with it is returned instead and nothing is added."""
         now = datetime.now(UTC)
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert(build_requests).values(
-                    request_id=request_id,
-                    build_id=build_id,
-                    **request.model_dump(),
-                    status=PENDING,
-                    created_at=now,
-                    updated_at=now,
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(build_requests).values(
+                        request_id=request_id,
+                        build_id=build_id,
+                        **request.model_dump(),
+                        idempotency_key=idempotency_key,
+                        status=PENDING,
+                        created_at=now,
+                        updated_at=now,
+                    )
                 )
-            )
+        except IntegrityError:
+            first = self.with_idempotency_key(idempotency_key) if idempotency_key else None
+            if first is None:
+                raise
+            return first
         found = self.find(request_id)
         assert found is not None
         return found
+
+    def with_idempotency_key(self, key: str) -> RequestRecord | None:
+        query = select(build_requests).where(build_requests.c.idempotency_key == key)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _record(row)
 
     def fail(self, request_id: str, error: str) -> None:
         with self.engine.begin() as conn:

@@ -85,6 +85,7 @@ build_requests = Table(
     Column("project_id", String(64), nullable=False),
     Column("prompt", Text, nullable=False),
     Column("framework", String(32)),
+    Column("idempotency_key", String(128), index=True, unique=True),  # the ingress' webhook-id
     Column("status", String(32), nullable=False, index=True),
     Column("error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),

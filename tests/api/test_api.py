@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,12 +43,14 @@ class Api:
         secret: str = SECRET,
         now: float | None = None,
         raw: bytes | None = None,
+        message_id: str | None = None,
     ) -> requests.Response:
+        """A signed POST; each gets a new webhook-id unless one is given (a retry)."""
         body = raw if raw is not None else json.dumps(payload).encode()
         return requests.post(
             f"{self.base}/api/builds",
             data=body,
-            headers=signed_headers(secret, body, now),
+            headers=signed_headers(secret, message_id or f"msg_{uuid.uuid4().hex}", body, now),
             timeout=10,
         )
 
@@ -236,3 +239,16 @@ def test_a_request_over_budget_is_refused_with_402_and_the_figures(
     assert (refused.json()["limit_usd"], refused.json()["spent_usd"]) == ("0.5", "0.500000")
     assert allowed.status_code == 202
     assert api.queued() == 1
+
+
+def test_a_repeated_request_returns_the_first_answer_and_makes_no_second_build(
+    api: Api,
+) -> None:
+    payload = {"prompt": "a blog about tea", "user_id": "u1"}
+    first = api.post(payload, message_id="msg_once")
+    again = api.post(payload, message_id="msg_once")  # the main app retried after a timeout
+    other = api.post(payload, message_id="msg_twice")
+    assert first.status_code == again.status_code == other.status_code == 202
+    assert again.json() == first.json()
+    assert other.json()["build_id"] != first.json()["build_id"]
+    assert api.queued() == 2
