@@ -208,20 +208,27 @@ def test_two_builds_of_one_user_racing_stay_within_the_budget(
         SHEEN_TASK_RETRIES="0",
         SHEEN_BUDGETS=json.dumps({"users": {"ann": {"day": 0.2}}}),
     )
+    assert sheen(env, "init").returncode == 0  # storage made once, before the race
     # Each build fits alone (six calls, $0.108); both together ($0.216) would not.
     outcomes: list[dict[str, object]] = []
+    crashed: list[str] = []
     start = threading.Barrier(2)
 
     def race(prompt: str) -> None:
         start.wait(timeout=30)
         result = sheen(env, "build", prompt, "--user-id", "ann", "--json")
-        outcomes.append(json.loads(result.stdout.strip().splitlines()[-1]))
+        lines = result.stdout.strip().splitlines()
+        if lines:
+            outcomes.append(json.loads(lines[-1]))
+        else:
+            crashed.append(result.stderr[-2000:])
 
     threads = [threading.Thread(target=race, args=(p,)) for p in (PROMPT, "a blog about tea")]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=300)
+    assert crashed == []
     stopped = [o for o in outcomes if o["status"] == "failed"]
     assert len(outcomes) == 2 and stopped  # at least one of them was stopped
     assert all("budget exceeded: user ann per day" in str(o["error"]) for o in stopped)
