@@ -147,10 +147,18 @@ def events(build_id: str, follow: bool, as_json: bool) -> None:
     import time
 
     from sheen_pipeline.events.payloads import describe
-    from sheen_pipeline.events.runtime import event_log
+    from sheen_pipeline.events.runtime import stored_events
     from sheen_pipeline.events.types import TERMINAL_TYPES
+    from sheen_pipeline.store.builds import BuildStore, UnknownBuild
+    from sheen_pipeline.store.requests import RequestStore
 
-    log = event_log(_settings())
+    settings = _settings()
+    log = stored_events(settings)
+    if follow and RequestStore(settings.database_url).find(build_id) is None:
+        try:
+            BuildStore(settings.database_url).get_build(build_id)
+        except UnknownBuild:
+            raise click.ClickException(f"no build {build_id}") from None
     cursor = 0
     while True:
         batch = log.after(build_id, cursor)

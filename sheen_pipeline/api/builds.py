@@ -93,6 +93,9 @@ class BuildsApi:
     async def _sse(self, request: Request, build_id: str, cursor: int) -> AsyncIterator[str]:
         started = last_sent = time.monotonic()
         yield "retry: 1000\n\n"
+        last = await run_in_threadpool(self.events.last, build_id)
+        if last is not None and last.type in TERMINAL_TYPES and last.seq <= cursor:
+            return  # resumed after the build ended: nothing more will come
         while time.monotonic() - started < MAX_STREAM_S:
             if await request.is_disconnected():
                 return

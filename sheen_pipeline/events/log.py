@@ -112,6 +112,18 @@ class EventLog:
         with self.engine.connect() as conn:
             return [_event(row) for row in conn.execute(query)]
 
+    def last(self, build_id: str) -> BuildEvent | None:
+        """The build's newest event, if any."""
+        query = (
+            select(build_events)
+            .where(build_events.c.build_id == build_id)
+            .order_by(build_events.c.seq.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _event(row)
+
     def get(self, seq: int) -> BuildEvent:
         with self.engine.connect() as conn:
             row = conn.execute(select(build_events).where(build_events.c.seq == seq)).one()

@@ -19,7 +19,9 @@ _log = get_logger("sheen_pipeline.events")
 _stops: list[threading.Event] = []
 
 
-def _new_event_log(settings: Settings) -> EventLog:
+def stored_events(settings: Settings) -> EventLog:
+    """The event log without a dispatcher: what readers use, so reading never sends webhooks
+    or claims a delivery."""
     engine = engine_for(settings.database_url)
     return EventLog(engine, webhooks_enabled=settings.webhooks.enabled, secrets=settings.secrets)
 
@@ -27,7 +29,7 @@ def _new_event_log(settings: Settings) -> EventLog:
 def dispatcher_for(settings: Settings, events: EventLog | None = None) -> WebhookDispatcher:
     """A dispatcher over settings' outbox; without events, for a command that delivers in the
     foreground (and so starts no background thread)."""
-    events = events or _new_event_log(settings)
+    events = events or stored_events(settings)
     return WebhookDispatcher(events.engine, events, settings.webhooks)
 
 
@@ -36,7 +38,7 @@ def event_log(settings: Settings) -> EventLog:
     """Events of this process; with webhooks, a daemon thread delivers them as they happen,
     so a slow receiver never holds up a build. What it has not sent when the process ends is
     left pending in the outbox for the next dispatcher (`sheen serve` runs one)."""
-    events = _new_event_log(settings)
+    events = stored_events(settings)
     events.add_listener(_log_event)
     if not settings.webhooks.enabled:
         return events

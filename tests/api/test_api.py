@@ -197,6 +197,9 @@ def test_stream_is_live_and_resumes_after_reconnect(
     assert all(e["frame_id"] == e["seq"] for e in first + rest)
     stored = requests.get(f"{api.base}/api/builds/{build_id}/events", timeout=10).json()
     assert [e["seq"] for e in stored["events"]] == streamed  # nothing missed across the reconnect
+    after_the_end = {"Last-Event-ID": str(rest[-1]["seq"])}
+    with requests.get(url, headers=after_the_end, stream=True, timeout=10) as late:
+        assert list(sse_events(late)) == []  # closed at once, not held open
 
     page = requests.get(
         f"{api.base}/api/builds/{build_id}/events",
@@ -221,6 +224,8 @@ def test_sheen_events_prints_a_finished_build(tmp_path: Path) -> None:
     followed = sheen(env, "events", build_id, "--follow", "--json")
     assert json.loads(followed.stdout.splitlines()[-1])["type"] == "build_completed"
     assert sheen(env, "events", "bnothere").returncode == 1
+    unknown = sheen(env, "events", "bnothere", "--follow")  # fails at once, never waits
+    assert unknown.returncode == 1 and "no build bnothere" in unknown.stderr
 
 
 def test_a_request_over_budget_is_refused_with_402_and_the_figures(

@@ -15,7 +15,12 @@ from standardwebhooks import Webhook
 
 from sheen_pipeline.config import Settings
 from sheen_pipeline.events.payloads import BuildStarted
-from sheen_pipeline.events.runtime import dispatcher_for, event_log, stop_dispatchers
+from sheen_pipeline.events.runtime import (
+    dispatcher_for,
+    event_log,
+    stop_dispatchers,
+    stored_events,
+)
 from sheen_pipeline.events.signing import verify_webhook
 from sheen_pipeline.events.types import EventType
 from sheen_pipeline.service import BuildService
@@ -129,3 +134,16 @@ def webhook_env_vars(settings: Settings) -> dict[str, str]:
         "SHEEN_WEBHOOK_URL": settings.webhooks.url,
         "SHEEN_WEBHOOK_SECRET": settings.webhooks.secret,
     }
+
+
+def test_reading_events_sends_no_webhook(webhook_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with Receiver() as receiver:
+        webhook_env.setenv("SHEEN_WEBHOOK_URL", receiver.url)
+        settings = Settings.from_env()
+        stored_events(settings).emit("bread", BuildStarted(prompt="a site"))  # pending delivery
+        env = sheen_cli_env(tmp_path, **webhook_env_vars(settings))
+        result = sheen(env, "events", "bread", "--json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["type"] == "build_started"
+    assert receiver.received == []  # the reader neither sent it nor flushed it on exit
+    assert dispatcher_for(settings).counts() == {"pending": 1}
