@@ -125,6 +125,7 @@ class Settings:
     webhooks: WebhookSettings
     ingress_rate_per_min: int
     ingress_max_body_bytes: int
+    ingress_body_timeout_s: float
     anthropic_api_key: str = field(repr=False)
     openai_api_key: str = field(repr=False)
     ingress_secret: str = field(repr=False)
@@ -200,6 +201,7 @@ class Settings:
             ingress_secret=env.get("SHEEN_INGRESS_SECRET", "").strip(),
             ingress_rate_per_min=_env_int(env, "SHEEN_INGRESS_RATE_PER_MIN", 10),
             ingress_max_body_bytes=_env_int(env, "SHEEN_INGRESS_MAX_BODY_BYTES", 16_384),
+            ingress_body_timeout_s=_env_float(env, "SHEEN_INGRESS_BODY_TIMEOUT_S", 10.0),
         )
 
     @property

@@ -2,35 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from sheen_pipeline.budgets import BudgetBook, load_budgets
 from sheen_pipeline.config import Settings
 from sheen_pipeline.events.signing import SignatureError, verify_webhook
+from sheen_pipeline.logs import get_logger
 from sheen_pipeline.models import InvalidRequest, new_build_id, parse_build_request
 from sheen_pipeline.store.builds import engine_for
 from sheen_pipeline.store.rate import take
 from sheen_pipeline.store.requests import RequestRecord, RequestStore, new_request_id
+
+log = get_logger(__name__)
 
 
 class TooLarge(Exception):
     pass
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, deadline_s: float) -> bytes:
+    """The whole body within deadline_s (TimeoutError), at most limit bytes (TooLarge)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise TooLarge
+    async with asyncio.timeout(deadline_s):
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise TooLarge
     return bytes(body)
 
 
@@ -48,9 +54,17 @@ def make_ingress(settings: Settings) -> Callable[[Request], Awaitable[JSONRespon
         if not settings.ingress_secret:
             return _error(503, "ingress is disabled: set SHEEN_INGRESS_SECRET")
         try:
-            body = await _read_body(request, settings.ingress_max_body_bytes)
+            body = await _read_body(
+                request, settings.ingress_max_body_bytes, settings.ingress_body_timeout_s
+            )
         except TooLarge:
             return _error(413, f"body over {settings.ingress_max_body_bytes} bytes")
+        except TimeoutError:
+            limit_s = settings.ingress_body_timeout_s
+            return _error(408, f"body not received within {limit_s:g} s")
+        except ClientDisconnect:
+            log.info("ingress_client_disconnected", path=request.url.path)
+            return _error(400, "the client hung up before sending the whole body")
         try:
             message_id = verify_webhook(body, dict(request.headers), settings.ingress_secret)
         except SignatureError as error:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -257,3 +259,43 @@ def test_a_repeated_request_returns_the_first_answer_and_makes_no_second_build(
     assert again.json() == first.json()
     assert other.json()["build_id"] != first.json()["build_id"]
     assert api.queued() == 2
+
+
+def _send_part_of_a_body(base: str) -> socket.socket:
+    """A POST that promises 100 bytes of body and sends 10."""
+    host, port = base.removeprefix("http://").split(":")
+    conn = socket.create_connection((host, int(port)), timeout=30)
+    conn.sendall(
+        b"POST /api/builds HTTP/1.1\r\nHost: sheen\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 100\r\n\r\n{"prompt":'
+    )
+    return conn
+
+
+@pytest.fixture
+def quick_ingress(sheen_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("SHEEN_INGRESS_SECRET", SECRET)
+    monkeypatch.setenv("SHEEN_INGRESS_BODY_TIMEOUT_S", "0.5")
+    with serving(create_app(Settings.from_env())) as base:
+        yield base
+
+
+def test_a_slow_body_is_answered_408_at_its_deadline(quick_ingress: str) -> None:
+    with _send_part_of_a_body(quick_ingress) as conn:
+        answer = conn.recv(4096)  # the server answers without waiting for the rest
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert b"body not received within 0.5 s" in answer
+
+
+def test_a_client_that_hangs_up_mid_body_is_one_log_line(
+    quick_ingress: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    _send_part_of_a_body(quick_ingress).close()
+
+    def logged() -> bool:
+        return any("ingress_client_disconnected" in r.getMessage() for r in caplog.records)
+
+    wait_for(logged, 30, "the hang-up to be logged")
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []  # no stack trace
+    assert requests.get(f"{quick_ingress}/healthz", timeout=10).text == "ok"
