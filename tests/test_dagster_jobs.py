@@ -116,6 +116,7 @@ def test_repository_serves_stored_plans_lazily(
         "build_requests_sensor",
         "failed_run_sensor",
         "plan_approval_expiry_sensor",
+        "webhook_delivery_sensor",
     }
     assert not sheen.has_job("build_nothere")
     assert sheen.has_job(name)

@@ -29,6 +29,7 @@ from sheen_pipeline.defs.sensors import (
     build_requests_sensor,
     failed_run_sensor,
     plan_approval_expiry_sensor,
+    webhook_delivery_sensor,
 )
 from sheen_pipeline.logs import get_logger
 from sheen_pipeline.models import Plan
@@ -42,7 +43,12 @@ STATIC = Definitions(
     assets=[daily_costs],
     jobs=[plan_build, evict_result_cache, daily_costs_job],
     schedules=[hourly_result_cache_eviction, hourly_cost_refresh],
-    sensors=[build_requests_sensor, failed_run_sensor, plan_approval_expiry_sensor],
+    sensors=[
+        build_requests_sensor,
+        failed_run_sensor,
+        plan_approval_expiry_sensor,
+        webhook_delivery_sensor,
+    ],
     resources={"sheen": build_service_resource()},
 ).get_repository_def()
 

@@ -35,6 +35,7 @@ class BuildServiceResource(ConfigurableResource):  # type: ignore[type-arg]
     model: str = ""
     require_plan_approval: str = ""
 
+    _settings: Settings | None = PrivateAttr(default=None)
     _service: BuildService | None = PrivateAttr(default=None)
 
     def settings(self) -> Settings:
@@ -42,14 +43,16 @@ class BuildServiceResource(ConfigurableResource):  # type: ignore[type-arg]
         return Settings.from_env({**os.environ, **{k: v for k, v in fields.items() if v}})
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        settings = self.settings()
-        configure_logging(settings.secrets)
-        self._service = BuildService(settings)
+        self._settings = self.settings()
+        configure_logging(self._settings.secrets)
 
     @property
     def service(self) -> BuildService:
+        """Made on first use, so a step or sensor that needs only settings starts nothing."""
         if self._service is None:
-            raise RuntimeError("BuildServiceResource is used outside a Dagster run or sensor")
+            if self._settings is None:
+                raise RuntimeError("BuildServiceResource is used outside a Dagster run or sensor")
+            self._service = BuildService(self._settings)
         return self._service
 
 

@@ -1,6 +1,6 @@
 """Sensors: rows of build_requests become plan_build runs; runs that failed to launch are launched
-again, failed plan runs settle their request, and stale approvals expire. All are on by default,
-so `make dev` runs them."""
+again, failed plan runs settle their request, due webhooks are sent, and stale approvals
+expire. All are on by default, so `make dev` runs them."""
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,9 +18,12 @@ from dagster import (
 from sheen_pipeline.approval import expire_stale
 from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.resources import BuildServiceResource
+from sheen_pipeline.events.runtime import dispatcher_for
 from sheen_pipeline.runs.launch import relaunch
 from sheen_pipeline.runs.requests import BATCH_SIZE, pending_run_requests
 from sheen_pipeline.runs.tags import BUILD_ID, REQUEST_ID
+
+DELIVERY_BUDGET_S = 20.0  # well inside the daemon's 60 s limit on one sensor evaluation
 
 
 @sensor(
@@ -61,6 +64,24 @@ def failed_run_sensor(context: RunFailureSensorContext, sheen: BuildServiceResou
         return
     reason = f"{failed.job_name} run {failed.run_id} failed: {context.failure_event.message}"
     sheen.service.fail_build_or_request(tags[BUILD_ID], tags.get(REQUEST_ID), reason)
+
+
+@sensor(
+    minimum_interval_seconds=5,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Sends webhook deliveries that are due, whichever process emitted their events, so the "
+        "daemon alone delivers everything; does nothing without SHEEN_WEBHOOK_URL."
+    ),
+)
+def webhook_delivery_sensor(
+    _context: SensorEvaluationContext, sheen: BuildServiceResource
+) -> SkipReason:
+    settings = sheen.settings()
+    if not settings.webhooks.enabled:
+        return SkipReason("webhooks are not configured")
+    sent = dispatcher_for(settings).drain(DELIVERY_BUDGET_S)
+    return SkipReason(f"sent {sent} due webhook deliveries")
 
 
 @sensor(

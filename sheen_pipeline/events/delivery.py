@@ -117,6 +117,18 @@ class WebhookDispatcher:
                 values |= {"next_attempt_at": now + delay}
             conn.execute(update(deliveries).where(deliveries.c.event_seq == seq).values(**values))
 
+    def drain(self, budget_s: float) -> int:
+        """Send what is due, pass after pass, for at most about budget_s; how many were sent."""
+        deadline, sent = time.monotonic() + budget_s, 0
+        while time.monotonic() < deadline:
+            attempted, limited = self.deliver_due()
+            sent += attempted
+            if not attempted and not limited:
+                break
+            if limited:
+                time.sleep(RATE_WAIT_S)
+        return sent
+
     def next_due_in(self) -> float | None:
         """Seconds until the next pending delivery is due, None when nothing is pending."""
         with self.engine.connect() as conn:

@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance
+from dagster import DagsterInstance, SkipReason, build_sensor_context
 from standardwebhooks import Webhook
 
 from sheen_pipeline.config import Settings
+from sheen_pipeline.defs.sensors import webhook_delivery_sensor
 from sheen_pipeline.events.payloads import BuildStarted
 from sheen_pipeline.events.runtime import (
     dispatcher_for,
@@ -27,6 +28,7 @@ from sheen_pipeline.service import BuildService
 from tests.support.builds import build
 from tests.support.processes import sheen, sheen_cli_env
 from tests.support.receiver import Receiver
+from tests.support.sensors import resources
 from tests.support.waiting import wait_for
 
 SECRET = "whsec_" + base64.b64encode(b"webhook test key 0123456789").decode()
@@ -147,3 +149,16 @@ def test_reading_events_sends_no_webhook(webhook_env: pytest.MonkeyPatch, tmp_pa
         assert json.loads(result.stdout)["type"] == "build_started"
     assert receiver.received == []  # the reader neither sent it nor flushed it on exit
     assert dispatcher_for(settings).counts() == {"pending": 1}
+
+
+def test_the_daemons_sensor_sends_what_any_process_left_pending(
+    webhook_env: pytest.MonkeyPatch,
+) -> None:
+    with Receiver() as receiver:
+        webhook_env.setenv("SHEEN_WEBHOOK_URL", receiver.url)
+        log = stored_events(Settings.from_env())  # emitted by a process that has since ended
+        emitted = [log.emit("bleft", BuildStarted(prompt=f"site {n}")) for n in range(3)]
+        context = build_sensor_context(resources=resources())
+        result = webhook_delivery_sensor(context)
+    assert isinstance(result, SkipReason) and result.skip_message == "sent 3 due webhook deliveries"
+    assert [json.loads(r.body)["id"] for r in receiver.accepted()] == [e.id for e in emitted]
