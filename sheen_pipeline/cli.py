@@ -364,10 +364,15 @@ def costs(since: str, by: str, as_json: bool) -> None:
     caches saved; the same figures as the sheen/costs/daily asset."""
     from datetime import UTC
 
-    from sheen_pipeline.costs import COLUMNS, by_cost, cells
-    from sheen_pipeline.service import BuildService
+    from sheen_pipeline.costs import COLUMNS, by_cost, cells, cost_report
+    from sheen_pipeline.providers.pricing import load_prices
+    from sheen_pipeline.store.builds import BuildStore
+    from sheen_pipeline.store.ledger import Ledger
 
-    report = BuildService(_settings()).cost_report(_since(since), datetime.now(UTC))
+    settings = _settings()  # only reads: no service, so no webhook dispatcher starts
+    url = settings.database_url
+    prices = load_prices(settings.prices)
+    report = cost_report(Ledger(url), BuildStore(url), prices, _since(since), datetime.now(UTC))
     if as_json:
         click.echo(json.dumps(report.as_json()))
         return
