@@ -180,9 +180,12 @@ class BudgetBook:
     ) -> BudgetExceeded | None:
         """The first budget of this owner that is used up, or that needed_usd would take over
         its limit; None when every budget has room."""
+        budgets = self.budgets.for_owner(project_id, user_id)
+        if not budgets:
+            return None  # no query at all when no budget applies (the default)
         with self.engine.connect() as conn:
             now = datetime.now(UTC)
-            for budget in self.budgets.for_owner(project_id, user_id):
+            for budget in budgets:
                 spent = spent_or_reserved(conn, budget, now)
                 if spent >= budget.limit_usd or spent + needed_usd > budget.limit_usd:
                     return BudgetExceeded(budget, spent, needed_usd)
