@@ -196,10 +196,51 @@ def _dispatcher() -> WebhookDispatcher:
 @webhooks.command("status")
 @click.option("--build-id", default=None)
 def webhooks_status(build_id: str | None) -> None:
-    """Count deliveries by state (pending, delivered, dead)."""
-    counts = _dispatcher().counts(build_id)
+    """The receiver's state (enabled, failing, disabled by a 410) and deliveries by state."""
+    from datetime import UTC, datetime
+
+    dispatcher = _dispatcher()
+    health = dispatcher.outbox.health()
+
+    def when(moment: float | None) -> str:
+        return "-" if not moment else f"{datetime.fromtimestamp(moment, UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+    if health.disabled_at is not None:
+        endpoint = f"disabled since {when(health.disabled_at)} ({health.disabled_reason}); "
+        endpoint += "`sheen webhooks enable` resumes"
+    elif health.failing_since is not None:
+        endpoint = f"failing since {when(health.failing_since)}"
+    else:
+        endpoint = "enabled"
+    click.echo(f"endpoint: {endpoint}")
+    click.echo(f"last success: {when(health.last_success_at)}")
+    counts = dispatcher.counts(build_id)
     for state in ("pending", "delivered", "dead"):
         click.echo(f"{state}: {counts.get(state, 0)}")
+    next_in = dispatcher.outbox.next_wake_in()
+    if next_in is not None:
+        click.echo(f"next attempt in: {next_in:.1f} s")
+
+
+@webhooks.command("enable")
+def webhooks_enable() -> None:
+    """Take deliveries again after the receiver answered 410 Gone; waiting ones go at once."""
+    _dispatcher().outbox.enable()
+    click.echo("endpoint enabled")
+
+
+@webhooks.command("deliver")
+@click.option("--until-idle", is_flag=True, help="Exit once nothing is left to send.")
+def webhooks_deliver(until_idle: bool) -> None:
+    """Deliver pending webhooks in the foreground until Ctrl-C (what `sheen serve` and the
+    daemon also do); short-lived commands start one with --until-idle when no deliverer runs."""
+    import threading
+
+    stop = threading.Event()
+    try:
+        _dispatcher().run(stop, threading.Event(), long_running=True, until_idle=until_idle)
+    except KeyboardInterrupt:
+        stop.set()
 
 
 @webhooks.command("redeliver")
@@ -210,25 +251,31 @@ def webhooks_status(build_id: str | None) -> None:
     type=float,
     default=30.0,
     show_default=True,
-    help="Seconds to keep delivering before leaving the rest to `sheen serve`.",
+    help="Seconds to keep delivering before handing the rest over.",
 )
 def webhooks_redeliver(build_id: str | None, wait_s: float) -> None:
-    """Send dead deliveries again, with a fresh count of attempts."""
+    """Send dead deliveries again, in their original order, with a fresh schedule."""
     import time
+
+    from sheen_pipeline.events.runtime import hand_over
 
     dispatcher = _dispatcher()
     click.echo(f"{dispatcher.redeliver(build_id)} deliveries queued again")
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         dispatcher.deliver_due()
-        due = dispatcher.next_due_in()
-        if due is None:
+        due = dispatcher.outbox.next_wake_in()
+        if due is None or due > deadline - time.monotonic():
             break
-        time.sleep(min(max(due, 0.05), 1.0))
+        time.sleep(max(due, 0.05))
     counts = dispatcher.counts(build_id)
     click.echo(
         ", ".join(f"{state}: {counts.get(state, 0)}" for state in ("pending", "delivered", "dead"))
     )
+    if hand_over(_settings(), dispatcher):
+        click.echo(
+            "the rest is sent by a background deliverer (log: SHEEN_HOME/webhook-deliverer.log)"
+        )
 
 
 @main.command()
@@ -463,3 +510,7 @@ def retry(build_id: str, as_json: bool) -> None:
         except LookupError as error:
             raise click.ClickException(str(error)) from None
     _finish(outcome, report, as_json)
+
+
+if __name__ == "__main__":
+    main()

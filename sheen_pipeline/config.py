@@ -74,14 +74,42 @@ class ModelCalls:
     max_retries: int = 3
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+SPEC_SCHEDULE = "0,5s,5m,30m,2h,5h,10h,10h"  # Standard Webhooks' recommended retry schedule
+
+
+def parse_schedule(name: str, raw: str) -> tuple[float, ...]:
+    """ "0,5s,5m,2h" -> (0, 5, 300, 7200): each attempt's delay after the one before failed."""
+    delays = []
+    for part in raw.split(","):
+        text = part.strip().lower()
+        unit = _UNITS.get(text[-1:]) if text else None
+        number = text[:-1] if unit else text
+        try:
+            delay = float(number) * (unit or 1.0)
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be delays like {SPEC_SCHEDULE!r} (s, m or h), got {raw!r}"
+            ) from None
+        if delay < 0:
+            raise ConfigError(f"{name} cannot hold a negative delay, got {raw!r}")
+        delays.append(delay)
+    if delays[0] != 0:
+        raise ConfigError(f"{name} must start with 0 (the first attempt is immediate), got {raw!r}")
+    return tuple(delays)
+
+
 @dataclass(frozen=True)
 class WebhookSettings:
-    """Where build events are pushed and how hard delivery tries."""
+    """Where build events are pushed and how hard delivery tries: attempt n happens
+    schedule_s[n] seconds after attempt n-1 failed; while the receiver fails, the oldest waiting
+    event is retried every probe_s, and its first success sends everything waiting at once."""
 
     url: str = ""
     secret: str = field(default="", repr=False)
-    max_attempts: int = 5
-    backoff_s: float = 1.0
+    schedule_s: tuple[float, ...] = parse_schedule("SHEEN_WEBHOOK_SCHEDULE", SPEC_SCHEDULE)
+    probe_s: float = 15.0
+    lease_s: float = 5.0
     timeout_s: float = 5.0
     rate_per_s: int = 10
 
@@ -193,8 +221,11 @@ class Settings:
             webhooks=WebhookSettings(
                 url=env.get("SHEEN_WEBHOOK_URL", "").strip(),
                 secret=env.get("SHEEN_WEBHOOK_SECRET", "").strip(),
-                max_attempts=_env_int(env, "SHEEN_WEBHOOK_MAX_ATTEMPTS", 5),
-                backoff_s=_env_float(env, "SHEEN_WEBHOOK_BACKOFF_S", 1.0),
+                schedule_s=parse_schedule(
+                    "SHEEN_WEBHOOK_SCHEDULE", env.get("SHEEN_WEBHOOK_SCHEDULE") or SPEC_SCHEDULE
+                ),
+                probe_s=_env_float(env, "SHEEN_WEBHOOK_PROBE_S", 15.0),
+                lease_s=_env_float(env, "SHEEN_WEBHOOK_LEASE_S", 5.0),
                 timeout_s=_env_float(env, "SHEEN_WEBHOOK_TIMEOUT_S", 5.0),
                 rate_per_s=_env_int(env, "SHEEN_WEBHOOK_RATE_PER_S", 10),
             ),

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -9,7 +13,7 @@ from sheen_pipeline.api.builds import BuildsApi
 from sheen_pipeline.api.ingress import make_ingress
 from sheen_pipeline.api.preview import preview_routes
 from sheen_pipeline.config import Settings
-from sheen_pipeline.events.runtime import event_log
+from sheen_pipeline.events.runtime import start_deliverer, stored_events
 from sheen_pipeline.logs import configure_logging
 from sheen_pipeline.store.builds import BuildStore
 from sheen_pipeline.store.requests import RequestStore
@@ -18,7 +22,9 @@ from sheen_pipeline.store.requests import RequestStore
 def create_app(settings: Settings) -> Starlette:
     configure_logging(settings.secrets)
     api = BuildsApi(
-        BuildStore(settings.database_url), RequestStore(settings.database_url), event_log(settings)
+        BuildStore(settings.database_url),
+        RequestStore(settings.database_url),
+        stored_events(settings),
     )
     routes = [
         Route("/api/builds", make_ingress(settings), methods=["POST"]),
@@ -27,4 +33,14 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/builds/{build_id}/stream", api.stream),
         *preview_routes(settings.previews_dir),
     ]
-    return Starlette(routes=routes)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        stop = threading.Event()
+        start_deliverer(settings, stop)
+        try:
+            yield
+        finally:
+            stop.set()
+
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -80,7 +80,9 @@ def webhook_delivery_sensor(
     settings = sheen.settings()
     if not settings.webhooks.enabled:
         return SkipReason("webhooks are not configured")
-    sent = dispatcher_for(settings).drain(DELIVERY_BUDGET_S)
+    dispatcher = dispatcher_for(settings)
+    dispatcher.outbox.mark_deliverer_alive()
+    sent = dispatcher.drain(DELIVERY_BUDGET_S)
     return SkipReason(f"sent {sent} due webhook deliveries")
 
 

@@ -31,6 +31,7 @@ builds = Table(
     Column("preview_url", Text),
     Column("usage_json", Text),
     Column("error", Text),
+    Column("heartbeat_at", Float),  # unix seconds; renewed by the process running the build
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
@@ -65,6 +66,18 @@ webhook_deliveries = Table(
     Column("leased_until", Float, nullable=False, default=0.0),
     Column("last_error", Text),
     Column("delivered_at", Float),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",  # the receiver's health, shared by every deliverer
+    metadata,
+    Column("url_hash", String(64), primary_key=True),  # sha256 of the URL
+    Column("disabled_at", Float),  # set by a 410 Gone; `sheen webhooks enable` clears it
+    Column("disabled_reason", Text),
+    Column("failing_since", Float),  # first failure since the last success
+    Column("last_attempt_at", Float, nullable=False, default=0.0),
+    Column("last_success_at", Float),
+    Column("deliverer_seen_at", Float, nullable=False, default=0.0),  # a long-running deliverer
 )
 
 rate_windows = Table(

@@ -31,14 +31,16 @@ from tests.support.receiver import Receiver
 from tests.support.sensors import resources
 from tests.support.waiting import wait_for
 
+COMPRESSED_SCHEDULE = "0,0.05,0.5,3,12,30,60,60"  # the spec's shape, 100 times faster
 SECRET = "whsec_" + base64.b64encode(b"webhook test key 0123456789").decode()
 
 
 @pytest.fixture
 def webhook_env(sheen_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     monkeypatch.setenv("SHEEN_WEBHOOK_SECRET", SECRET)
-    monkeypatch.setenv("SHEEN_WEBHOOK_BACKOFF_S", "0.05")
-    monkeypatch.setenv("SHEEN_WEBHOOK_MAX_ATTEMPTS", "8")
+    monkeypatch.setenv("SHEEN_WEBHOOK_SCHEDULE", COMPRESSED_SCHEDULE)
+    monkeypatch.setenv("SHEEN_WEBHOOK_PROBE_S", "0.3")
+    monkeypatch.setenv("SHEEN_WEBHOOK_LEASE_S", "1")
     monkeypatch.setenv("SHEEN_WEBHOOK_TIMEOUT_S", "2")
     monkeypatch.setenv("SHEEN_WEBHOOK_RATE_PER_S", "50")
     yield monkeypatch
@@ -108,7 +110,7 @@ def test_dead_deliveries_are_kept_and_redelivered_by_the_cli(
     healthy = threading.Event()
     with Receiver(lambda _n: 200 if healthy.is_set() else 503) as receiver:
         webhook_env.setenv("SHEEN_WEBHOOK_URL", receiver.url)
-        webhook_env.setenv("SHEEN_WEBHOOK_MAX_ATTEMPTS", "2")
+        webhook_env.setenv("SHEEN_WEBHOOK_SCHEDULE", "0,0.05")  # two attempts
         settings = Settings.from_env()
         log = event_log(settings)
         emitted = [log.emit("bdead", BuildStarted(prompt=f"site {n}")) for n in range(3)]
