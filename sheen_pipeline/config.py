@@ -157,6 +157,7 @@ class Settings:
     anthropic_api_key: str = field(repr=False)
     openai_api_key: str = field(repr=False)
     ingress_secret: str = field(repr=False)
+    api_token: str = field(repr=False)
 
     @property
     def workspaces_dir(self) -> Path:
@@ -230,6 +231,7 @@ class Settings:
                 rate_per_s=_env_int(env, "SHEEN_WEBHOOK_RATE_PER_S", 10),
             ),
             ingress_secret=env.get("SHEEN_INGRESS_SECRET", "").strip(),
+            api_token=env.get("SHEEN_API_TOKEN", "").strip(),
             ingress_rate_per_min=_env_int(env, "SHEEN_INGRESS_RATE_PER_MIN", 10),
             ingress_max_body_bytes=_env_int(env, "SHEEN_INGRESS_MAX_BODY_BYTES", 16_384),
             ingress_body_timeout_s=_env_float(env, "SHEEN_INGRESS_BODY_TIMEOUT_S", 10.0),
@@ -243,6 +245,7 @@ class Settings:
             self.openai_api_key,
             self.webhooks.secret,
             self.ingress_secret,
+            self.api_token,
         )
         return tuple(s for s in candidates if s)
 

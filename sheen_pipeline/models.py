@@ -234,7 +234,7 @@ def check_relative_path(path: str) -> PurePosixPath:
 
 
 def new_build_id() -> str:
-    return "b" + secrets.token_hex(6)
+    return "b" + secrets.token_hex(16)  # 128 bits: preview URLs are public, ids unguessable
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -48,7 +48,7 @@ def test_build_then_serve_the_preview(cli_env: dict[str, str], tmp_path: Path) -
         css = requests.get(summary["preview_url"] + "styles.css", timeout=5)
         assert css.status_code == 200 and "text/css" in css.headers["content-type"]
         listing = requests.get(f"http://127.0.0.1:{port}/", timeout=5)
-        assert summary["build_id"] in listing.text
+        assert summary["build_id"] not in listing.text  # previews are shared, never listed
         escape = requests.get(f"http://127.0.0.1:{port}/p/%2e%2e/sheen.db", timeout=5)
         assert escape.status_code == 404
 

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from sheen_pipeline.api.auth import ReadAccess
 from sheen_pipeline.api.builds import BuildsApi
 from sheen_pipeline.api.ingress import make_ingress
 from sheen_pipeline.api.preview import preview_routes
@@ -25,6 +26,7 @@ def create_app(settings: Settings) -> Starlette:
         BuildStore(settings.database_url),
         RequestStore(settings.database_url),
         stored_events(settings),
+        ReadAccess(settings.api_token, settings.ingress_secret),
     )
     routes = [
         Route("/api/builds", make_ingress(settings), methods=["POST"]),

@@ -1,4 +1,5 @@
-"""Reading builds over HTTP: status, events after a cursor, and a live Server-Sent Events stream."""
+"""Reading builds over HTTP: status, events after a cursor, and a live Server-Sent Events stream;
+each needs a credential (see auth)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from sheen_pipeline.api.auth import ReadAccess
 from sheen_pipeline.events.log import EventLog
 from sheen_pipeline.events.types import TERMINAL_TYPES, BuildEvent
 from sheen_pipeline.store.builds import BuildStore, UnknownBuild
@@ -23,11 +25,32 @@ MAX_STREAM_S = 3600.0
 MAX_PAGE = 500
 
 
+def _unauthorized() -> JSONResponse:
+    return JSONResponse(
+        {"error": "unauthorized: send SHEEN_API_TOKEN or the build's read token as a bearer token"},
+        status_code=401,
+        headers={"WWW-Authenticate": 'Bearer realm="sheen"'},
+    )
+
+
 class BuildsApi:
-    def __init__(self, builds: BuildStore, requests: RequestStore, events: EventLog) -> None:
+    def __init__(
+        self, builds: BuildStore, requests: RequestStore, events: EventLog, access: ReadAccess
+    ) -> None:
         self.builds = builds
         self.requests = requests
         self.events = events
+        self.access = access
+
+    async def _readable(self, request: Request) -> tuple[str, Response | None]:
+        """The build id, and the answer to give instead when the caller may not read it or it
+        does not exist (401 before 404, so ids cannot be probed)."""
+        build_id: str = request.path_params["build_id"]
+        if not self.access.allows(request, build_id):
+            return build_id, _unauthorized()
+        if await run_in_threadpool(self._status, build_id) is None:
+            return build_id, JSONResponse({"error": f"no build {build_id}"}, status_code=404)
+        return build_id, None
 
     def _status(self, build_id: str) -> dict[str, Any] | None:
         try:
@@ -53,22 +76,21 @@ class BuildsApi:
             "created_at": record.created_at.isoformat(),
         }
 
-    async def status(self, request: Request) -> JSONResponse:
-        build_id = request.path_params["build_id"]
-        found = await run_in_threadpool(self._status, build_id)
-        if found is None:
-            return JSONResponse({"error": f"no build {build_id}"}, status_code=404)
-        return JSONResponse(found)
+    async def status(self, request: Request) -> Response:
+        build_id, refusal = await self._readable(request)
+        if refusal is not None:
+            return refusal
+        return JSONResponse(await run_in_threadpool(self._status, build_id))
 
-    async def events_after(self, request: Request) -> JSONResponse:
-        build_id = request.path_params["build_id"]
+    async def events_after(self, request: Request) -> Response:
+        build_id, refusal = await self._readable(request)
+        if refusal is not None:
+            return refusal
         try:
             cursor = int(request.query_params.get("since", "0"))
             limit = min(int(request.query_params.get("limit", str(MAX_PAGE))), MAX_PAGE)
         except ValueError:
             return JSONResponse({"error": "since and limit must be whole numbers"}, status_code=422)
-        if await run_in_threadpool(self._status, build_id) is None:
-            return JSONResponse({"error": f"no build {build_id}"}, status_code=404)
         events = await run_in_threadpool(self.events.after, build_id, cursor, limit)
         return JSONResponse(
             {
@@ -78,12 +100,12 @@ class BuildsApi:
         )
 
     async def stream(self, request: Request) -> Response:
-        build_id = request.path_params["build_id"]
+        build_id, refusal = await self._readable(request)
+        if refusal is not None:
+            return refusal
         resume = request.headers.get("last-event-id") or request.query_params.get("since") or "0"
         if not resume.isdigit():
             return JSONResponse({"error": "Last-Event-ID must be an event cursor"}, status_code=422)
-        if await run_in_threadpool(self._status, build_id) is None:
-            return JSONResponse({"error": f"no build {build_id}"}, status_code=404)
         return StreamingResponse(
             self._sse(request, build_id, int(resume)),
             media_type="text/event-stream",

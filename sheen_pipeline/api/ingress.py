@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
+from sheen_pipeline.api.auth import read_token
 from sheen_pipeline.budgets import BudgetBook, load_budgets
 from sheen_pipeline.config import Settings
 from sheen_pipeline.events.signing import SignatureError, verify_webhook
@@ -71,7 +72,7 @@ def make_ingress(settings: Settings) -> Callable[[Request], Awaitable[JSONRespon
             return _error(401, f"unauthorized: {error}")
         first = await run_in_threadpool(requests.with_idempotency_key, message_id)
         if first is not None:  # a repeat (a retry of the same webhook-id): the first answer
-            return _accepted(first)
+            return _accepted(first, settings.ingress_secret)
         try:
             fields = json.loads(body)
         except ValueError:
@@ -94,12 +95,13 @@ def make_ingress(settings: Settings) -> Callable[[Request], Awaitable[JSONRespon
         record = await run_in_threadpool(
             requests.add, build_request, new_request_id(), new_build_id(), message_id
         )
-        return _accepted(record)
+        return _accepted(record, settings.ingress_secret)
 
     return create_build
 
 
-def _accepted(record: RequestRecord) -> JSONResponse:
+def _accepted(record: RequestRecord, ingress_secret: str) -> JSONResponse:
+    """The answer to an accepted request, with the token that reads this build (and only it)."""
     base = f"/api/builds/{record.build_id}"
     return JSONResponse(
         {
@@ -109,6 +111,7 @@ def _accepted(record: RequestRecord) -> JSONResponse:
             "status_url": base,
             "events_url": f"{base}/events",
             "stream_url": f"{base}/stream",
+            "read_token": read_token(ingress_secret, record.build_id),
         },
         status_code=202,
     )

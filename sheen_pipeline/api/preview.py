@@ -1,8 +1,8 @@
-"""Every deployed preview under /p/<build_id>/, straight from SHEEN_HOME/previews."""
+"""Every deployed preview under /p/<build_id>/, straight from SHEEN_HOME/previews. Previews are
+public (they are meant to be shared, and build ids are unguessable); nothing lists them."""
 
 from __future__ import annotations
 
-from html import escape
 from pathlib import Path
 
 from starlette.requests import Request
@@ -15,17 +15,10 @@ def preview_routes(previews_dir: Path) -> list[BaseRoute]:
     previews_dir.mkdir(parents=True, exist_ok=True)
 
     async def index(_request: Request) -> HTMLResponse:
-        builds = sorted(
-            (p for p in previews_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
-            key=lambda p: p.stat().st_mtime,
-            reverse=True,
-        )
-        items = "".join(
-            f'<li><a href="/p/{escape(p.name)}/">{escape(p.name)}</a></li>' for p in builds
-        )
         return HTMLResponse(
-            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>sheen previews</title></head>"
-            f"<body><h1>Previews</h1><ul>{items or '<li>No previews yet.</li>'}</ul></body></html>"
+            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>sheen</title></head><body>"
+            "<h1>sheen preview server</h1><p>Each preview lives at /p/&lt;build_id&gt;/.</p>"
+            "</body></html>"
         )
 
     async def health(_request: Request) -> PlainTextResponse:

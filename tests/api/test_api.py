@@ -29,12 +29,24 @@ from tests.support.spending import spend
 from tests.support.waiting import wait_for
 
 SECRET = "ingress-secret-0123456789"
+API_TOKEN = "operator-token-0123456789"
 
 
 class Api:
     def __init__(self, base: str) -> None:
         self.base = base
         self.requests = RequestStore(Settings.from_env().database_url)
+
+    def get(
+        self,
+        path: str,
+        token: str | None = API_TOKEN,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """A read, as the operator by default."""
+        auth = {} if token is None else {"Authorization": f"Bearer {token}"}
+        return requests.get(f"{self.base}{path}", headers=auth | (headers or {}), **kwargs)
 
     def queued(self) -> int:
         return len(self.requests.recent(1000))
@@ -61,6 +73,7 @@ class Api:
 def api(sheen_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     monkeypatch.setenv("SHEEN_INGRESS_SECRET", SECRET)
     monkeypatch.setenv("SHEEN_INGRESS_RATE_PER_MIN", "3")
+    monkeypatch.setenv("SHEEN_API_TOKEN", API_TOKEN)
     with serving(create_app(Settings.from_env())) as base:
         yield Api(base)
 
@@ -76,7 +89,7 @@ def test_signed_request_is_accepted_and_stored(api: Api, sheen_home: Path) -> No
     assert (request_id, build_id) == (answer["request_id"], answer["build_id"])
     assert stored.status == "pending" and stored.prompt == "a blog about tea"
     assert (stored.project_id, stored.user_id) == ("tea", "u1")
-    status = requests.get(f"{api.base}{answer['status_url']}", timeout=10).json()
+    status = api.get(answer["status_url"], token=answer["read_token"], timeout=10).json()
     assert status["status"] == "pending" and status["request_id"] == request_id
 
 
@@ -135,7 +148,34 @@ def test_too_many_requests_from_one_user(api: Api) -> None:
 
 def test_unknown_build_is_404(api: Api) -> None:
     for path in ("", "/events", "/stream"):
-        assert requests.get(f"{api.base}/api/builds/bnothere{path}", timeout=10).status_code == 404
+        assert api.get(f"/api/builds/bnothere{path}", timeout=10).status_code == 404
+
+
+def test_reads_need_the_api_token_or_the_builds_own_read_token(api: Api) -> None:
+    mine = api.post({"prompt": "a blog about tea", "user_id": "u1"}).json()
+    theirs = api.post({"prompt": "a blog about coffee", "user_id": "u2"}).json()
+    for path in ("", "/events", "/stream"):
+        url = f"/api/builds/{mine['build_id']}{path}"
+        for token in (None, "", "wrong", theirs["read_token"], SECRET):
+            refused = api.get(url, token=token, timeout=10)
+            assert refused.status_code == 401, (path, token)
+            assert refused.headers["www-authenticate"].startswith("Bearer")
+        own = api.get(url, token=mine["read_token"], stream=path == "/stream", timeout=10)
+        operator = api.get(url, stream=path == "/stream", timeout=10)
+        assert own.status_code == operator.status_code == 200, path
+        own.close()
+        operator.close()
+    in_query = api.get(
+        f"/api/builds/{mine['build_id']}",
+        token=None,
+        params={"token": mine["read_token"]},
+        timeout=10,
+    )
+    assert in_query.status_code == 200  # for EventSource, which cannot send headers
+    assert api.get("/api/builds/bnothere", token=mine["read_token"], timeout=10).status_code == 401
+    front = requests.get(f"{api.base}/", timeout=10)
+    assert front.status_code == 200 and mine["build_id"] not in front.text  # no public list
+    assert len(mine["build_id"]) == 33  # 128 random bits: preview URLs cannot be guessed
 
 
 def build_in_thread(instance: DagsterInstance) -> tuple[threading.Thread, list[BuildOutcome]]:
@@ -177,7 +217,7 @@ def test_stream_is_live_and_resumes_after_reconnect(
     build_id = wait_for(lambda: any_build_id(Settings.from_env()), 60, "the build to start")
 
     first: list[dict[str, Any]] = []
-    with requests.get(f"{api.base}/api/builds/{build_id}/stream", stream=True, timeout=60) as live:
+    with api.get(f"/api/builds/{build_id}/stream", stream=True, timeout=60) as live:
         assert live.headers["content-type"].startswith("text/event-stream")
         for event in sse_events(live):
             first.append(event)
@@ -188,8 +228,8 @@ def test_stream_is_live_and_resumes_after_reconnect(
 
     (sheen_home / "gate-open").touch()
     resume = {"Last-Event-ID": str(first[-1]["seq"])}
-    url = f"{api.base}/api/builds/{build_id}/stream"
-    with requests.get(url, headers=resume, stream=True, timeout=60) as reconnected:
+    url = f"/api/builds/{build_id}/stream"
+    with api.get(url, headers=resume, stream=True, timeout=60) as reconnected:
         rest = list(sse_events(reconnected))
     thread.join(timeout=120)
     assert outcomes and outcomes[0].status == "succeeded"
@@ -197,20 +237,20 @@ def test_stream_is_live_and_resumes_after_reconnect(
     streamed = [e["seq"] for e in first + rest]
     assert streamed == sorted(set(streamed))  # nothing twice, nothing out of order
     assert all(e["frame_id"] == e["seq"] for e in first + rest)
-    stored = requests.get(f"{api.base}/api/builds/{build_id}/events", timeout=10).json()
+    stored = api.get(f"/api/builds/{build_id}/events", timeout=10).json()
     assert [e["seq"] for e in stored["events"]] == streamed  # nothing missed across the reconnect
     after_the_end = {"Last-Event-ID": str(rest[-1]["seq"])}
-    with requests.get(url, headers=after_the_end, stream=True, timeout=10) as late:
+    with api.get(url, headers=after_the_end, stream=True, timeout=10) as late:
         assert list(sse_events(late)) == []  # closed at once, not held open
 
-    page = requests.get(
-        f"{api.base}/api/builds/{build_id}/events",
+    page = api.get(
+        f"/api/builds/{build_id}/events",
         params={"since": streamed[2], "limit": 3},
         timeout=10,
     ).json()
     assert [e["seq"] for e in page["events"]] == streamed[3:6]
     assert page["next_cursor"] == streamed[5]
-    status = requests.get(f"{api.base}/api/builds/{build_id}", timeout=10).json()
+    status = api.get(f"/api/builds/{build_id}", timeout=10).json()
     assert status["status"] == "succeeded" and status["preview_url"].endswith(f"/p/{build_id}/")
     assert status["usage"]["cost_usd"] == "0"
 

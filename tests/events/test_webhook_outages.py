@@ -3,14 +3,12 @@ real receivers on loopback and real `sheen` processes."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,6 @@ from sheen_pipeline.events.runtime import (
     HAND_OVER_PID_FILE,
     dispatcher_for,
     event_log,
-    stop_dispatchers,
     stored_events,
 )
 from sheen_pipeline.events.types import BuildEvent
@@ -31,21 +28,7 @@ from sheen_pipeline.store.tables import webhook_deliveries
 from tests.support.processes import SHEEN, running, sheen, sheen_cli_env
 from tests.support.receiver import Received, Receiver
 from tests.support.waiting import wait_for
-
-SECRET = "whsec_" + base64.b64encode(b"outage test key 0123456789").decode()
-COMPRESSED_SCHEDULE = "0,0.05,0.5,3,12,30,60,60"  # the spec's shape, 100 times faster
-
-
-@pytest.fixture
-def webhook_env(sheen_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    monkeypatch.setenv("SHEEN_WEBHOOK_SECRET", SECRET)
-    monkeypatch.setenv("SHEEN_WEBHOOK_SCHEDULE", COMPRESSED_SCHEDULE)
-    monkeypatch.setenv("SHEEN_WEBHOOK_PROBE_S", "0.3")
-    monkeypatch.setenv("SHEEN_WEBHOOK_LEASE_S", "1")
-    monkeypatch.setenv("SHEEN_WEBHOOK_TIMEOUT_S", "2")
-    monkeypatch.setenv("SHEEN_WEBHOOK_RATE_PER_S", "50")
-    yield monkeypatch
-    stop_dispatchers()
+from tests.support.webhooks import COMPRESSED_SCHEDULE, SECRET
 
 
 def first_acceptances(records: list[Received]) -> list[dict[str, object]]:

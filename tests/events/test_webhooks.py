@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,6 @@ from sheen_pipeline.events.payloads import BuildStarted
 from sheen_pipeline.events.runtime import (
     dispatcher_for,
     event_log,
-    stop_dispatchers,
     stored_events,
 )
 from sheen_pipeline.events.signing import verify_webhook
@@ -30,21 +27,7 @@ from tests.support.processes import sheen, sheen_cli_env
 from tests.support.receiver import Receiver
 from tests.support.sensors import resources
 from tests.support.waiting import wait_for
-
-COMPRESSED_SCHEDULE = "0,0.05,0.5,3,12,30,60,60"  # the spec's shape, 100 times faster
-SECRET = "whsec_" + base64.b64encode(b"webhook test key 0123456789").decode()
-
-
-@pytest.fixture
-def webhook_env(sheen_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    monkeypatch.setenv("SHEEN_WEBHOOK_SECRET", SECRET)
-    monkeypatch.setenv("SHEEN_WEBHOOK_SCHEDULE", COMPRESSED_SCHEDULE)
-    monkeypatch.setenv("SHEEN_WEBHOOK_PROBE_S", "0.3")
-    monkeypatch.setenv("SHEEN_WEBHOOK_LEASE_S", "1")
-    monkeypatch.setenv("SHEEN_WEBHOOK_TIMEOUT_S", "2")
-    monkeypatch.setenv("SHEEN_WEBHOOK_RATE_PER_S", "50")
-    yield monkeypatch
-    stop_dispatchers()
+from tests.support.webhooks import SECRET
 
 
 def all_settled(service: BuildService) -> bool:
