@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -17,7 +18,12 @@ from sheen_pipeline.config import ConfigError, Settings
 from sheen_pipeline.logs import configure_logging
 from sheen_pipeline.models import BuildRequest, InvalidRequest, parse_build_request
 
+STALLED_CHECK_S = 15.0
+STALLED_POLLS = 10  # `events --follow` polls every 0.5 s and looks for a dead build every 5 s
+
 if TYPE_CHECKING:
+    import threading
+
     from sheen_pipeline.events.delivery import WebhookDispatcher
     from sheen_pipeline.runs.local import BuildOutcome
 
@@ -125,7 +131,9 @@ def _finish(outcome: BuildOutcome, report: Callable[[str], None], as_json: bool)
 @click.option("--port", type=int, default=None, help="Defaults to SHEEN_PREVIEW_PORT (8787).")
 def serve(host: str | None, port: int | None) -> None:
     """Serve previews under /p/<build_id>/ and the build API under /api/ until Ctrl-C; also
-    delivers pending webhooks when they are configured."""
+    delivers pending webhooks when they are configured, and ends builds whose process died."""
+    import threading
+
     import uvicorn
 
     from sheen_pipeline.api.app import create_app
@@ -133,9 +141,26 @@ def serve(host: str | None, port: int | None) -> None:
     settings = _settings()
     host = host or settings.preview_host
     port = port or settings.preview_port
+    stop = threading.Event()
+    threading.Thread(
+        target=_end_stalled_builds_until, args=(settings, stop), name="sheen-stalled", daemon=True
+    ).start()
     click.echo(f"Serving previews at http://{host}:{port}/p/<build_id>/ and the API at /api/")
     click.echo("Ctrl-C stops.")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    finally:
+        stop.set()
+
+
+def _end_stalled_builds_until(settings: Settings, stop: threading.Event) -> None:
+    """What the daemon's stalled_build_sensor does, for setups that run `sheen serve` alone."""
+    interval_s = min(STALLED_CHECK_S, settings.build_heartbeat_timeout_s / 2)
+    while not stop.wait(interval_s):
+        try:
+            _end_stalled_builds(settings)
+        except Exception:  # a database hiccup: try again next time
+            logging.getLogger(__name__).exception("ending stalled builds failed")
 
 
 @main.command()
@@ -159,8 +184,11 @@ def events(build_id: str, follow: bool, as_json: bool) -> None:
             BuildStore(settings.database_url).get_build(build_id)
         except UnknownBuild:
             raise click.ClickException(f"no build {build_id}") from None
-    cursor = 0
+    cursor, polls = 0, 0
     while True:
+        if follow and polls % STALLED_POLLS == 0:
+            _end_if_stalled(settings, build_id)  # its build_failed ends the loop below
+        polls += 1
         batch = log.after(build_id, cursor)
         for event in batch:
             cursor = event.seq
@@ -177,6 +205,28 @@ def events(build_id: str, follow: bool, as_json: bool) -> None:
                 raise click.ClickException(f"no events for build {build_id}")
             return
         time.sleep(0.5)
+
+
+def _end_if_stalled(settings: Settings, build_id: str) -> None:
+    """A follower of a build whose process died ends it rather than wait forever, even where
+    no `sheen serve` or daemon runs."""
+    import time
+
+    from sheen_pipeline.store.builds import BuildStore
+
+    cutoff = time.time() - settings.build_heartbeat_timeout_s
+    if any(stalled[0] == build_id for stalled in BuildStore(settings.database_url).stalled(cutoff)):
+        _end_stalled_builds(settings, build_id)
+
+
+def _end_stalled_builds(settings: Settings, build_id: str | None = None) -> None:
+    from dagster import DagsterInstance
+
+    from sheen_pipeline.runs.stalled import end_stalled_builds
+    from sheen_pipeline.service import BuildService
+
+    _ensure_dagster_home(settings)  # the instance `sheen build` runs in, to mark its runs
+    end_stalled_builds(BuildService(settings), DagsterInstance.get(), build_id)
 
 
 @main.group()

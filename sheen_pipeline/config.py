@@ -139,6 +139,7 @@ class Settings:
     task_timeout_s: int
     task_timeouts: str
     build_timeout_s: int
+    build_heartbeat_timeout_s: float
     task_retries: int
     task_retry_delay_s: float
     result_cache_ttl_s: int
@@ -208,6 +209,7 @@ class Settings:
             task_timeout_s=_env_int(env, "SHEEN_TASK_TIMEOUT_S", 60),
             task_timeouts=env.get("SHEEN_TASK_TIMEOUTS", ""),
             build_timeout_s=_env_int(env, "SHEEN_BUILD_TIMEOUT_S", 900),
+            build_heartbeat_timeout_s=_env_float(env, "SHEEN_BUILD_HEARTBEAT_TIMEOUT_S", 60.0),
             task_retries=_env_int(env, "SHEEN_TASK_RETRIES", 3, minimum=0),
             task_retry_delay_s=_env_float(env, "SHEEN_TASK_RETRY_DELAY_S", 2.0),
             result_cache_ttl_s=_env_int(env, "SHEEN_RESULT_CACHE_TTL_S", 3600, minimum=0),

@@ -397,11 +397,12 @@ class BuildService:
         if isinstance(error, ProviderError):
             self.store.add_usage(build_id, error.usage)
 
-    def fail(self, build_id: str, reason: str) -> TokenUsage:
+    def fail(self, build_id: str, reason: str, stalled_before: float | None = None) -> TokenUsage:
         """Mark the build failed and emit build_failed, once per run however many steps fail;
-        returns what the build has cost so far (every paid call), which the event carries."""
+        returns what the build has cost so far (every paid call), which the event carries.
+        With stalled_before, only a build still running whose heartbeat stopped before it."""
         reason = redact(reason, self.settings.secrets)
-        newly_failed = self.store.mark_failed(build_id, reason)
+        newly_failed = self.store.mark_failed(build_id, reason, stalled_before)
         spent = self.store.get_build(build_id).usage
         if newly_failed:
             self.events.emit(build_id, BuildFailed(reason=reason, usage=spent))

@@ -19,6 +19,7 @@ LAYERS: list[set[str]] = [
     {"planning", "providers"},
     {"execution", "build", "deploy"},
     {"service", "approval", "costs"},
+    {"liveness"},
     {"runs"},
     {"defs"},
     {"api", "cli"},

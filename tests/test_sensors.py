@@ -34,8 +34,8 @@ def add_rows(
 
 def tick(instance: DagsterInstance, cursor: str | None) -> tuple[list[RunRequest], str | None]:
     """One evaluation, as the daemon runs it; returns the run requests and the stored cursor."""
-    context = build_sensor_context(instance=instance, cursor=cursor, resources=resources())
-    results = list(build_requests_sensor(context))
+    with build_sensor_context(instance=instance, cursor=cursor, resources=resources()) as context:
+        results = list(build_requests_sensor(context))
     requests = [r for r in results if isinstance(r, RunRequest)]
     assert requests or any(isinstance(r, SkipReason) for r in results)
     return requests, context.cursor

@@ -27,8 +27,10 @@ from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.resources import FIELD_ENV_VARS, build_service_resource
 from sheen_pipeline.defs.sensors import (
     build_requests_sensor,
+    canceled_run_sensor,
     failed_run_sensor,
     plan_approval_expiry_sensor,
+    stalled_build_sensor,
     webhook_delivery_sensor,
 )
 from sheen_pipeline.logs import get_logger
@@ -45,8 +47,10 @@ STATIC = Definitions(
     schedules=[hourly_result_cache_eviction, hourly_cost_refresh],
     sensors=[
         build_requests_sensor,
+        canceled_run_sensor,
         failed_run_sensor,
         plan_approval_expiry_sensor,
+        stalled_build_sensor,
         webhook_delivery_sensor,
     ],
     resources={"sheen": build_service_resource()},

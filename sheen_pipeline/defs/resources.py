@@ -11,8 +11,11 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
 from sheen_pipeline.config import Settings
+from sheen_pipeline.liveness import Heartbeat
 from sheen_pipeline.logs import configure_logging
+from sheen_pipeline.runs.tags import BUILD_ID
 from sheen_pipeline.service import BuildService
+from sheen_pipeline.store.builds import BuildStore
 
 # The variable each field overrides; the UI lists them as the variables the resource reads.
 # The other SHEEN_* variables, and every secret, are read from the environment only, so a secret
@@ -37,6 +40,7 @@ class BuildServiceResource(ConfigurableResource):  # type: ignore[type-arg]
 
     _settings: Settings | None = PrivateAttr(default=None)
     _service: BuildService | None = PrivateAttr(default=None)
+    _heartbeat: Heartbeat | None = PrivateAttr(default=None)
 
     def settings(self) -> Settings:
         fields = {FIELD_ENV_VARS[name]: getattr(self, name) for name in FIELD_ENV_VARS}
@@ -45,6 +49,15 @@ class BuildServiceResource(ConfigurableResource):  # type: ignore[type-arg]
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self._settings = self.settings()
         configure_logging(self._settings.secrets)
+        run = context.dagster_run
+        if run is not None and BUILD_ID in run.tags:  # this process runs the build: say so
+            store = BuildStore(self._settings.database_url)
+            timeout_s = self._settings.build_heartbeat_timeout_s
+            self._heartbeat = Heartbeat(store, run.tags[BUILD_ID], timeout_s).start()
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
 
     @property
     def service(self) -> BuildService:

@@ -1,17 +1,20 @@
 """Sensors: rows of build_requests become plan_build runs; runs that failed to launch are launched
-again, failed plan runs settle their request, due webhooks are sent, and stale approvals
-expire. All are on by default, so `make dev` runs them."""
+again, failed or canceled runs settle their build or request, builds whose process died end
+failed, due webhooks are sent, and stale approvals expire. All are on by default, so `make dev` runs them."""
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from dagster import (
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunFailureSensorContext,
     RunRequest,
+    RunStatusSensorContext,
     SensorEvaluationContext,
     SkipReason,
     run_failure_sensor,
+    run_status_sensor,
     sensor,
 )
 
@@ -21,6 +24,7 @@ from sheen_pipeline.defs.resources import BuildServiceResource
 from sheen_pipeline.events.runtime import dispatcher_for
 from sheen_pipeline.runs.launch import relaunch
 from sheen_pipeline.runs.requests import BATCH_SIZE, pending_run_requests
+from sheen_pipeline.runs.stalled import end_stalled_builds
 from sheen_pipeline.runs.tags import BUILD_ID, REQUEST_ID
 
 DELIVERY_BUDGET_S = 20.0  # well inside the daemon's 60 s limit on one sensor evaluation
@@ -64,6 +68,38 @@ def failed_run_sensor(context: RunFailureSensorContext, sheen: BuildServiceResou
         return
     reason = f"{failed.job_name} run {failed.run_id} failed: {context.failure_event.message}"
     sheen.service.fail_build_or_request(tags[BUILD_ID], tags.get(REQUEST_ID), reason)
+
+
+@run_status_sensor(
+    run_status=DagsterRunStatus.CANCELED,
+    minimum_interval_seconds=5,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Marks the build (or its request) of a canceled run failed, with the reason.",
+)
+def canceled_run_sensor(context: RunStatusSensorContext, sheen: BuildServiceResource) -> None:
+    canceled = context.dagster_run
+    if BUILD_ID in canceled.tags:
+        reason = f"{canceled.job_name} run {canceled.run_id} was canceled"
+        sheen.service.fail_build_or_request(
+            canceled.tags[BUILD_ID], canceled.tags.get(REQUEST_ID), reason
+        )
+
+
+@sensor(
+    minimum_interval_seconds=15,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Fails builds whose process stopped beating (killed, machine lost) for over "
+        "SHEEN_BUILD_HEARTBEAT_TIMEOUT_S, and their runs, so no build stays building forever."
+    ),
+)
+def stalled_build_sensor(
+    context: SensorEvaluationContext, sheen: BuildServiceResource
+) -> SkipReason:
+    ended = end_stalled_builds(sheen.service, context.instance)
+    return SkipReason(
+        f"ended {len(ended)} stalled builds: {', '.join(s.build_id for s in ended) or '-'}"
+    )
 
 
 @sensor(

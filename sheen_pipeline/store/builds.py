@@ -28,6 +28,15 @@ class BuildStatus(StrEnum):
     FAILED = "failed"
 
 
+# A build in these states with a heartbeat has a process working on it (a planned one is being
+# handed to its build run); one that ended its run cleared its heartbeat.
+RUNNING_STATUSES = (
+    BuildStatus.PLANNING.value,
+    BuildStatus.PLANNED.value,
+    BuildStatus.BUILDING.value,
+)
+
+
 class Approval(StrEnum):
     REQUIRED = "required"
     APPROVED = "approved"
@@ -164,16 +173,33 @@ class BuildStore:
             )
         return BuildStatus(previous) if changed else None
 
-    def mark_failed(self, build_id: str, error: str) -> bool:
-        """True when this call moved the build to failed (so it is reported once)."""
+    def mark_failed(self, build_id: str, error: str, stalled_before: float | None = None) -> bool:
+        """True when this call moved the build to failed (so it is reported once). With
+        stalled_before, only while it is still running with no heartbeat since then."""
+        conditions = [builds.c.status != BuildStatus.FAILED.value]
+        if stalled_before is not None:
+            conditions += [
+                builds.c.status.in_(RUNNING_STATUSES),
+                builds.c.heartbeat_at < stalled_before,
+            ]
         with self.engine.begin() as conn:
-            return _write(
-                conn,
-                build_id,
-                BuildStatus.FAILED,
-                builds.c.status != BuildStatus.FAILED.value,
-                error=error,
+            return _write(conn, build_id, BuildStatus.FAILED, *conditions, error=error)
+
+    def beat(self, build_id: str, at: float | None) -> None:
+        """Record that a process is running the build (at=None: none is, any more)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(builds).where(builds.c.build_id == build_id).values(heartbeat_at=at)
             )
+
+    def stalled(self, cutoff: float) -> list[tuple[str, str | None, float]]:
+        """Running builds (RUNNING_STATUSES) whose process last beat before cutoff:
+        (build id, current run id, last beat)."""
+        query = select(builds.c.build_id, builds.c.current_run_id, builds.c.heartbeat_at).where(
+            builds.c.status.in_(RUNNING_STATUSES), builds.c.heartbeat_at < cutoff
+        )
+        with self.engine.connect() as conn:
+            return [(row[0], row[1], row[2]) for row in conn.execute(query)]
 
     def await_approval(self, build_id: str) -> None:
         with self.engine.begin() as conn:

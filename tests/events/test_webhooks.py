@@ -143,7 +143,7 @@ def test_the_daemons_sensor_sends_what_any_process_left_pending(
         webhook_env.setenv("SHEEN_WEBHOOK_URL", receiver.url)
         log = stored_events(Settings.from_env())  # emitted by a process that has since ended
         emitted = [log.emit("bleft", BuildStarted(prompt=f"site {n}")) for n in range(3)]
-        context = build_sensor_context(resources=resources())
-        result = webhook_delivery_sensor(context)
+        with build_sensor_context(resources=resources()) as context:
+            result = webhook_delivery_sensor(context)
     assert isinstance(result, SkipReason) and result.skip_message == "sent 3 due webhook deliveries"
     assert [json.loads(r.body)["id"] for r in receiver.accepted()] == [e.id for e in emitted]

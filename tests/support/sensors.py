@@ -16,11 +16,11 @@ def resources() -> dict[str, object]:
 def evaluate_failed_run_sensor(
     instance: DagsterInstance, run: DagsterRun, failure: DagsterEvent
 ) -> None:
-    context = build_run_status_sensor_context(
+    with build_run_status_sensor_context(
         sensor_name=failed_run_sensor.name,
         dagster_instance=instance,
         dagster_run=run,
         dagster_event=failure,
         resources=resources(),
-    ).for_run_failure()
-    failed_run_sensor(context)
+    ).for_run_failure() as context:
+        failed_run_sensor(context)
