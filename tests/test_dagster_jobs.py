@@ -114,8 +114,10 @@ def test_repository_serves_stored_plans_lazily(
     }
     assert {s.name for s in sheen.sensor_defs} == {
         "build_requests_sensor",
+        "canceled_run_sensor",
         "failed_run_sensor",
         "plan_approval_expiry_sensor",
+        "stalled_build_sensor",
         "webhook_delivery_sensor",
     }
     assert not sheen.has_job("build_nothere")
