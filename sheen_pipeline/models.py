@@ -21,6 +21,8 @@ from pydantic import (
     field_validator,
 )
 
+from sheen_pipeline.redaction import redact_credentials
+
 MAX_PROMPT_CHARS = 2000
 SAFE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
@@ -39,6 +41,9 @@ class TaskType(StrEnum):
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but \t and \n
 
 
 class BuildRequest(_Frozen):
@@ -73,12 +78,18 @@ class BuildRequest(_Frozen):
     def _trim_prompt(cls, value: object) -> object:
         if not isinstance(value, str):
             return value
-        trimmed = value.strip()
+        trimmed = value.replace("\r\n", "\n").strip()  # a browser's textarea sends CRLF
         if not trimmed:
             raise ValueError("must not be empty")
         if len(trimmed) > MAX_PROMPT_CHARS:
             raise ValueError(f"must be at most {MAX_PROMPT_CHARS} characters, got {len(trimmed)}")
-        return trimmed
+        control = _CONTROL_CHARACTER.search(trimmed)
+        if control is not None:
+            raise ValueError(
+                f"must not contain control characters (U+{ord(control.group()):04X} at position "
+                f"{control.start()}); only newlines and tabs are allowed"
+            )
+        return redact_credentials(trimmed)  # nothing downstream ever stores a typed-in key
 
 
 class TaskInput(_Frozen):

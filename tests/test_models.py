@@ -24,6 +24,25 @@ def test_empty_prompt_is_refused_naming_the_field(prompt: str) -> None:
         parse_build_request(prompt=prompt)
 
 
+@pytest.mark.parametrize("control", ["\x00", "\x07", "\x1b", "\r", "\x7f", "\x85"])
+def test_control_characters_in_a_prompt_are_refused_naming_the_field(control: str) -> None:
+    with pytest.raises(InvalidRequest, match=r"prompt: must not contain control characters"):
+        parse_build_request(prompt=f"a site{control}for tea")
+
+
+def test_newlines_tabs_and_crlf_are_kept_as_newlines() -> None:
+    request = parse_build_request(prompt="a site\r\nwith\ttabs\nand lines")
+    assert request.prompt == "a site\nwith\ttabs\nand lines"
+
+
+def test_a_key_typed_into_a_prompt_is_never_kept_but_an_email_is() -> None:
+    request = parse_build_request(
+        prompt="a shop; my key is sk-ant-api03-abcdefghijklmnop, mail hello@fern.example"
+    )
+    assert "sk-ant" not in request.prompt and "[REDACTED]" in request.prompt
+    assert "hello@fern.example" in request.prompt  # content the site may need
+
+
 def test_prompt_length_limit_counts_after_trimming() -> None:
     assert parse_build_request(prompt="  " + "x" * MAX_PROMPT_CHARS + "  ")
     with pytest.raises(InvalidRequest, match=r"prompt: must be at most 2000 characters, got 2001"):

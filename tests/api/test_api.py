@@ -124,6 +124,8 @@ def test_oversized_body_is_refused(api: Api) -> None:
         ({"prompt": "x" * 2001}, "prompt: must be at most 2000 characters"),
         ({"prompt": "a site", "user_id": "../root"}, "user_id: may contain only letters"),
         ({"prompt": "a site", "admin": True}, "admin: unknown field"),
+        ({"prompt": "a site\u0000<script>"}, "prompt: must not contain control characters (U+0000"),
+        ({"prompt": "a site\u001b[31m"}, "prompt: must not contain control characters (U+001B"),
         ({}, "prompt: Field required"),
         (["a list"], "body: must be a JSON object"),
     ],
