@@ -113,17 +113,19 @@ def build(request: BuildRequest, as_json: bool) -> None:
 
 
 def _finish(outcome: BuildOutcome, report: Callable[[str], None], as_json: bool) -> NoReturn:
-    """Last lines and exit code: 0 succeeded, 3 waiting for approval, 1 failed."""
+    """Last lines and exit code: 0 succeeded, 3 waiting for approval, 4 blocked, 1 failed."""
     if outcome.status == "succeeded":
         report(f"build {outcome.build_id} succeeded: {len(outcome.files)} files")
         report(f"preview: {outcome.preview_url}")
     elif outcome.status == "awaiting_approval":
         report(f"build {outcome.build_id} awaits approval: sheen approve {outcome.build_id}")
+    elif outcome.status == "blocked":
+        report(f"build {outcome.build_id} is blocked: {outcome.error}")
     else:
         report(f"build {outcome.build_id} failed: {outcome.error}")
     if as_json:
         click.echo(json.dumps(outcome.as_json()))
-    sys.exit({"succeeded": 0, "awaiting_approval": 3}.get(outcome.status, 1))
+    sys.exit({"succeeded": 0, "awaiting_approval": 3, "blocked": 4}.get(outcome.status, 1))
 
 
 @main.command()
@@ -360,8 +362,8 @@ def submit(request: BuildRequest) -> None:
 @click.argument("request_or_build_id", required=False)
 @click.option("--limit", type=int, default=20, show_default=True)
 def status(request_or_build_id: str | None, limit: int) -> None:
-    """Show build requests and where they are (pending, planning, awaiting_approval, building,
-    succeeded, failed); with an id, also a build started without a request (`sheen build`)."""
+    """Show build requests and where they are (pending, planning, awaiting_approval, blocked,
+    building, succeeded, failed); with an id, also a build started without a request (`sheen build`)."""
     from sheen_pipeline.store.builds import BuildStore, UnknownBuild
     from sheen_pipeline.store.requests import RequestStore
 

@@ -69,6 +69,21 @@ def test_invalid_request_is_refused_before_any_run(cli_env: dict[str, str]) -> N
     )
 
 
+def test_a_blocked_plan_is_blocked_in_every_interface(cli_env: dict[str, str]) -> None:
+    env = cli_env | {
+        "SHEEN_PROVIDER": "tests.support.providers:CyclicOfflineProvider",
+        "SHEEN_MAX_CYCLE_EDGES_TO_DROP": "0",
+        "SHEEN_SEQUENTIAL_FALLBACK": "false",
+        "SHEEN_REQUIRE_PLAN_APPROVAL": "true",
+    }
+    built = sheen(env, "build", PROMPT, "--json")
+    assert built.returncode == 4, built.stderr
+    summary = json.loads(built.stdout.splitlines()[-1])
+    assert summary["status"] == "blocked" and "cycles" in summary["error"]
+    status = sheen(env, "status", summary["build_id"])
+    assert status.returncode == 0 and " blocked " in f" {status.stdout} "
+
+
 def test_failed_build_exits_non_zero_with_json(cli_env: dict[str, str]) -> None:
     env = {**cli_env, "SHEEN_PROVIDER": FLAKY_PROVIDER, "SHEEN_TEST_FAIL_TASK": "styles"}
     result = sheen(env, "build", PROMPT, "--json")

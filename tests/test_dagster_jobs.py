@@ -179,7 +179,7 @@ def test_cycles_with_approval_required_block_the_plan(
     monkeypatch.setenv("SHEEN_SEQUENTIAL_FALLBACK", "false")
     monkeypatch.setenv("SHEEN_REQUIRE_PLAN_APPROVAL", "true")
     outcome, lines = build(instance)
-    assert outcome.status == "failed" and outcome.build_id is not None
+    assert outcome.status == "blocked" and outcome.build_id is not None
     assert any(line.startswith("plan blocked, waiting for approval: cycles") for line in lines)
     record = service.store.get_build(outcome.build_id)
     assert record.status is BuildStatus.BLOCKED

@@ -57,11 +57,18 @@ class BuildOutcome:
         }
 
 
-def _planning_error(service: BuildService, build_id: str) -> str:
+def _planning_outcome(service: BuildService, outcome: BuildOutcome) -> BuildOutcome:
+    """A plan that did not lead to a build: blocked (rung D) or failed, as its record says."""
     try:
-        return service.store.get_build(build_id).error or "planning failed"
+        record = service.store.get_build(outcome.build_id)
     except UnknownBuild:
-        return "planning failed before the build was recorded"
+        outcome.error = "planning failed before the build was recorded"
+        return outcome
+    if record.status is BuildStatus.BLOCKED:
+        outcome.status = record.status.value
+    outcome.error = record.error or "planning failed"
+    outcome.usage = record.usage
+    return outcome
 
 
 def _execute(instance: DagsterInstance, run: DagsterRun) -> None:
@@ -123,8 +130,7 @@ def run_build(
         outcome = BuildOutcome(build_id, status="failed", dagster_run_ids=[plan_run.run_id])
         plan = service.store.get_plan(build_id)
         if plan_run.status != DagsterRunStatus.SUCCESS or plan is None:
-            outcome.error = _planning_error(service, build_id)
-            return outcome
+            return _planning_outcome(service, outcome)
         outcome.task_count = len(plan.tasks)
         if service.store.get_build(build_id).status is BuildStatus.AWAITING_APPROVAL:
             outcome.status = BuildStatus.AWAITING_APPROVAL.value

@@ -333,10 +333,7 @@ def _write(
     return True
 
 
-_REQUEST_STATUS = {
-    BuildStatus.PLANNED: BuildStatus.PLANNING,
-    BuildStatus.BLOCKED: BuildStatus.FAILED,
-}
+_REQUEST_STATUS = {BuildStatus.PLANNED: BuildStatus.PLANNING}  # blocked stays blocked everywhere
 
 
 def _mirror(conn: Connection, build_id: str, status: BuildStatus, error: str | None) -> None:
