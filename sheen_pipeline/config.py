@@ -57,11 +57,14 @@ def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 @dataclass(frozen=True)
 class FileLimits:
-    """What one build's generated files may add up to (counted on what is written)."""
+    """What one build's generated files may add up to (counted on what is written), and what
+    one build may deploy (counted on what is copied, build output included)."""
 
     max_file_bytes: int = 1_000_000
     max_files: int = 200
     max_total_bytes: int = 20_000_000
+    max_deploy_files: int = 1000
+    max_deploy_bytes: int = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ class Settings:
     preview_host: str
     preview_port: int
     file_limits: FileLimits
+    max_tasks: int
     max_cycle_edges_to_drop: int
     sequential_fallback: bool
     require_plan_approval: bool
@@ -190,7 +194,10 @@ class Settings:
                 max_file_bytes=_env_int(env, "SHEEN_MAX_FILE_BYTES", 1_000_000),
                 max_files=_env_int(env, "SHEEN_MAX_FILES", 200),
                 max_total_bytes=_env_int(env, "SHEEN_MAX_TOTAL_BYTES", 20_000_000),
+                max_deploy_files=_env_int(env, "SHEEN_MAX_DEPLOY_FILES", 1000),
+                max_deploy_bytes=_env_int(env, "SHEEN_MAX_DEPLOY_BYTES", 50_000_000),
             ),
+            max_tasks=_env_int(env, "SHEEN_MAX_TASKS", 40),
             max_cycle_edges_to_drop=_env_int(env, "SHEEN_MAX_CYCLE_EDGES_TO_DROP", 3, minimum=0),
             sequential_fallback=_env_bool(env, "SHEEN_SEQUENTIAL_FALLBACK", True),
             require_plan_approval=_env_bool(env, "SHEEN_REQUIRE_PLAN_APPROVAL", False),

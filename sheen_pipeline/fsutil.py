@@ -7,13 +7,21 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from sheen_pipeline.config import FileLimits
 from sheen_pipeline.models import FileArtifact
 
 
-def regular_files(root: Path) -> list[Path]:
-    """Regular files under root, sorted, skipping symbolic links and what lies behind them."""
+class TreeTooLarge(ValueError):
+    """A folder holds more files or bytes than may be copied; the message gives the figures."""
+
+
+def regular_files(root: Path, skip: frozenset[str] = frozenset()) -> list[Path]:
+    """Regular files under root, sorted, skipping symbolic links and what lies behind them, and
+    top-level folders named in skip."""
     found: list[Path] = []
-    for folder, _dirs, names in os.walk(root, followlinks=False):
+    for folder, dirs, names in os.walk(root, followlinks=False):
+        if Path(folder) == root:
+            dirs[:] = [d for d in dirs if d not in skip]
         for name in names:
             path = Path(folder) / name
             if not path.is_symlink() and path.is_file():
@@ -21,12 +29,24 @@ def regular_files(root: Path) -> list[Path]:
     return sorted(found)
 
 
-def replace_tree(source: Path, destination: Path) -> list[FileArtifact]:
-    """Copy source's regular files to destination, swapping it in only once complete."""
+def replace_tree(
+    source: Path, destination: Path, limits: FileLimits, skip: frozenset[str] = frozenset()
+) -> list[FileArtifact]:
+    """Copy source's regular files (but the top-level folders in skip) to destination, swapping
+    it in only once complete; refused before anything is copied when they are over the
+    deploy limits."""
+    paths = regular_files(source, skip)
+    total = sum(path.stat().st_size for path in paths)
+    if len(paths) > limits.max_deploy_files:
+        raise TreeTooLarge(
+            f"{len(paths)} files to deploy, over the limit of {limits.max_deploy_files}"
+        )
+    if total > limits.max_deploy_bytes:
+        raise TreeTooLarge(f"{total} bytes to deploy, over the limit of {limits.max_deploy_bytes}")
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}-", dir=destination.parent))
     artifacts = []
-    for path in regular_files(source):
+    for path in paths:
         relative = path.relative_to(source)
         target = staging / relative
         target.parent.mkdir(parents=True, exist_ok=True)

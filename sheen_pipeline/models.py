@@ -217,6 +217,8 @@ def check_tasks(tasks: Sequence[Task]) -> None:
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# Written by build tools, never by tasks: not generated files, never deployed.
+BUILD_TOOL_FOLDERS = frozenset({"node_modules", ".home", ".npm", ".cache"})
 
 
 class UnsafePath(ValueError):
@@ -241,6 +243,8 @@ def check_relative_path(path: str) -> PurePosixPath:
     clean = PurePosixPath(*(part for part in pure.parts if part != "."))
     if not clean.parts:
         raise UnsafePath(f"path {path!r} names the workspace itself")
+    if clean.parts[0] in BUILD_TOOL_FOLDERS:
+        raise UnsafePath(f"path {path!r} is inside {clean.parts[0]}/, which build tools own")
     return clean
 
 

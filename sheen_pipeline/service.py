@@ -154,7 +154,12 @@ class BuildService:
             with paying(Payer(build_id, request.project_id, request.user_id, "plan")):
                 draft, saved = self._draft(request, partial, retract)
                 outcome = make_plan(
-                    request, build_id, self.provider, self.ladder_policy, draft=draft
+                    request,
+                    build_id,
+                    self.provider,
+                    self.ladder_policy,
+                    draft=draft,
+                    max_tasks=self.settings.max_tasks,
                 )
         except PlanBlocked as blocked:
             self.store.set_status(build_id, BuildStatus.BLOCKED, error=str(blocked))
@@ -191,22 +196,23 @@ class BuildService:
             self.events.emit(build_id, BudgetExceededEvent(**over.figures()))
             self.fail(build_id, f"planning refused: {over}")
             raise over
+        if saved is None:  # only a plan that was stored and is built from is ever reused
+            self.cache.put_plan(
+                request, self.worker, draft.summary, draft.tasks, draft.usage.cost_usd
+            )
         return outcome
 
     def _draft(
         self, request: BuildRequest, on_task: OnTask, on_retract: OnRetract
     ) -> tuple[PlanDraft, Decimal | None]:
-        """An identical request (same prompt, framework, provider and model) reuses the stored
-        draft at no cost (returning what it saved); otherwise the provider streams one, which is
-        stored (returning None)."""
+        """An identical request (same prompt, framework, provider and model) reuses the cached
+        plan at no cost (returning what it saved); otherwise the provider streams a draft
+        (returning None), cached by plan() once it became a plan."""
         cached = self.cache.get_plan(request, self.worker)
         if cached is not None:
             summary, tasks, original_cost = cached
             return PlanDraft(summary, tasks, TokenUsage()), original_cost
-        draft = receive_draft(self.provider, request, on_task, on_retract)
-        cost = draft.usage.cost_usd
-        self.cache.put_plan(request, self.worker, draft.summary, draft.tasks, cost)
-        return draft, None
+        return receive_draft(self.provider, request, on_task, on_retract), None
 
     def start_run(self, build_id: str, run_id: str) -> None:
         """A run of the build's job starts its first step: say so when it is a re-execution."""
@@ -244,6 +250,7 @@ class BuildService:
         workspace = Workspace(self.workspace_dir(build_id), self.settings.file_limits)
         saved: Decimal | None = None
         try:
+            workspace.check_room_for_more()  # before anything is paid for
             cached = self.cache.get_files(task, upstream, self.worker)
             if cached is not None:
                 files, saved = cached
@@ -296,13 +303,14 @@ class BuildService:
         build_id = plan.build_id
         workspace, dist = self.workspace_dir(build_id), self.settings.dist_dir / build_id
         builder = "npm" if is_npm_project(workspace) else "static"
+        limits = self.settings.file_limits
         self.events.emit(build_id, BuildStepStarted(builder=builder))
         command_log: tuple[str, ...] = ()
         if builder == "npm":
             timeout = min(self.settings.build_command_timeout_s, self.check_time_left(build_id))
             try:
                 files, outputs = build_npm(
-                    workspace, dist, self.settings.home / "npm-cache", timeout
+                    workspace, dist, self.settings.home / "npm-cache", timeout, limits
                 )
             except CommandFailed as failed:
                 tail = redact(failed.output[-2000:], self.settings.secrets)
@@ -311,7 +319,7 @@ class BuildService:
                 f"$ {o.command}\n{redact(o.output, self.settings.secrets)}" for o in outputs
             )
         else:
-            files = build_static(workspace, dist)
+            files = build_static(workspace, dist, limits)
         return BuildSummary(
             files=tuple(files),
             usage=self.store.get_build(build_id).usage,
@@ -326,7 +334,10 @@ class BuildService:
         build_id = plan.build_id
         self.events.emit(build_id, DeployStarted(target="local"))
         files = deploy_local(
-            self.settings.dist_dir / build_id, self.settings.previews_dir, build_id
+            self.settings.dist_dir / build_id,
+            self.settings.previews_dir,
+            build_id,
+            self.settings.file_limits,
         )
         url = self.settings.preview_url(build_id)
         self.store.set_status(build_id, BuildStatus.SUCCEEDED, preview_url=url, usage=summary.usage)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sheen_pipeline.build.sandbox import CommandOutput, minimal_env, run_command
 from sheen_pipeline.build.static import BuildError
+from sheen_pipeline.config import FileLimits
 from sheen_pipeline.fsutil import replace_tree
 from sheen_pipeline.models import FileArtifact
 
@@ -32,7 +33,7 @@ def is_npm_project(workspace: Path) -> bool:
 
 
 def build_npm(
-    workspace: Path, dist: Path, cache_dir: Path, timeout_s: float
+    workspace: Path, dist: Path, cache_dir: Path, timeout_s: float, limits: FileLimits
 ) -> tuple[list[FileArtifact], list[CommandOutput]]:
     package = _package(workspace) or {}
     env = minimal_env(workspace, cache_dir)
@@ -44,5 +45,5 @@ def build_npm(
     for name in OUTPUT_FOLDERS:
         folder = workspace / name
         if (folder / "index.html").is_file() and not folder.is_symlink():
-            return replace_tree(folder, dist), outputs
+            return replace_tree(folder, dist, limits), outputs
     raise BuildError(f"`npm run build` wrote no index.html into {', '.join(OUTPUT_FOLDERS)}")

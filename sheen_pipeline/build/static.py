@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sheen_pipeline.config import FileLimits
 from sheen_pipeline.fsutil import replace_tree
-from sheen_pipeline.models import FileArtifact
+from sheen_pipeline.models import BUILD_TOOL_FOLDERS, FileArtifact
 
 
 class BuildError(RuntimeError):
     """The workspace cannot be built; the message says what is missing."""
 
 
-def build_static(workspace: Path, dist: Path) -> list[FileArtifact]:
+def build_static(workspace: Path, dist: Path, limits: FileLimits) -> list[FileArtifact]:
     if not (workspace / "index.html").is_file():
         raise BuildError("the workspace has no index.html, so there is no page to serve")
-    return replace_tree(workspace, dist)
+    return replace_tree(workspace, dist, limits, skip=BUILD_TOOL_FOLDERS)

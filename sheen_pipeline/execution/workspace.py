@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 
 from sheen_pipeline.config import FileLimits
-from sheen_pipeline.models import FileArtifact, UnsafePath, check_relative_path
+from sheen_pipeline.models import BUILD_TOOL_FOLDERS, FileArtifact, UnsafePath, check_relative_path
 
 DEFAULT_LIMITS = FileLimits()
-BUILD_TOOL_FOLDERS = {"node_modules", ".home"}  # written by npm, not by tasks
 
 
 class Workspace:
@@ -20,16 +19,33 @@ class Workspace:
         self.root = root.resolve()
         self.limits = limits
 
-    def _check_totals(self, target: Path, size: int) -> None:
-        """Generated files are limited in count and total size, whichever task wrote them."""
+    def _generated(self, leaving_out: Path | None = None) -> tuple[int, int]:
+        """Count and bytes of the generated files (tasks cannot write into build tool folders,
+        so none are there)."""
         count, total = 0, 0
         for folder, dirs, names in os.walk(self.root):
-            dirs[:] = [d for d in dirs if d not in BUILD_TOOL_FOLDERS]
+            if Path(folder) == self.root:
+                dirs[:] = [d for d in dirs if d not in BUILD_TOOL_FOLDERS]
             for name in names:
                 path = Path(folder) / name
-                if path != target and not path.is_symlink():
+                if path != leaving_out and not path.is_symlink():
                     count += 1
                     total += path.stat().st_size
+        return count, total
+
+    def check_room_for_more(self) -> None:
+        """Before a task is paid for: refuse when the build cannot take one more file."""
+        count, total = self._generated()
+        if count >= self.limits.max_files or total >= self.limits.max_total_bytes:
+            raise UnsafePath(
+                f"the build already has {count} files and {total} bytes, the limits are "
+                f"{self.limits.max_files} files and {self.limits.max_total_bytes} bytes: "
+                "no room for another task's files"
+            )
+
+    def _check_totals(self, target: Path, size: int) -> None:
+        """Generated files are limited in count and total size, whichever task wrote them."""
+        count, total = self._generated(leaving_out=target)
         if count + 1 > self.limits.max_files:
             raise UnsafePath(
                 f"the workspace already has {count} files, the limit is {self.limits.max_files}"

@@ -63,10 +63,17 @@ def make_plan(
     policy: LadderPolicy,
     on_task: OnTask = lambda _task: None,
     draft: PlanDraft | None = None,
+    max_tasks: int | None = None,
 ) -> PlanOutcome:
-    """Check and repair the provider's draft (streamed now, unless one is given) into a plan."""
+    """Check and repair the provider's draft (streamed now, unless one is given) into a plan;
+    one with over max_tasks tasks is refused before any task is paid for."""
     draft = draft or receive_draft(provider, request, on_task)
     usage = draft.usage
+    if max_tasks is not None and len(draft.tasks) > max_tasks:
+        raise PlanInvalid(
+            f"the plan has {len(draft.tasks)} tasks, over the limit of {max_tasks} "
+            "(SHEEN_MAX_TASKS); no task was run"
+        )
     check_tasks(draft.tasks)
     _check_target_paths(draft.tasks)
 

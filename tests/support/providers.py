@@ -17,6 +17,13 @@ from sheen_pipeline.providers.base import DependencyRepair, GeneratedFiles, Plan
 from sheen_pipeline.providers.offline import OfflineProvider
 
 
+def count_call(plan: Plan, task: Task) -> None:
+    """Record a task's call on disk, so it is counted across processes (run workers)."""
+    calls = Path(os.environ["SHEEN_HOME"]) / "calls" / plan.build_id
+    calls.mkdir(parents=True, exist_ok=True)
+    (calls / f"{task.id}.{len(list(calls.glob(task.id + '.*')))}").touch()
+
+
 class FlakyOfflineProvider(OfflineProvider):
     """Fails the task named by SHEEN_TEST_FAIL_TASK once per build, then behaves.
 
@@ -25,9 +32,7 @@ class FlakyOfflineProvider(OfflineProvider):
     async def generate_files(
         self, task: Task, plan: Plan, context_files: Mapping[str, str]
     ) -> GeneratedFiles:
-        calls = Path(os.environ["SHEEN_HOME"]) / "calls" / plan.build_id
-        calls.mkdir(parents=True, exist_ok=True)
-        (calls / f"{task.id}.{len(list(calls.glob(task.id + '.*')))}").touch()
+        count_call(plan, task)
         marker = Path(os.environ["SHEEN_HOME"]) / f"failed-{plan.build_id}-{task.id}"
         if task.id == os.environ.get("SHEEN_TEST_FAIL_TASK") and not marker.exists():
             marker.touch()
@@ -38,10 +43,42 @@ class FlakyOfflineProvider(OfflineProvider):
 def calls_by_task(home: Path, build_id: str) -> dict[str, int]:
     """How many times each task asked the provider for files."""
     counts: dict[str, int] = {}
-    for path in (home / "calls" / build_id).iterdir():
+    folder = home / "calls" / build_id
+    for path in folder.iterdir() if folder.exists() else ():
         task_id = path.name.rsplit(".", 1)[0]
         counts[task_id] = counts.get(task_id, 0) + 1
     return counts
+
+
+class ChainOfflineProvider(OfflineProvider):
+    """Plans SHEEN_TEST_TASKS tasks (500 by default), each after the one before, each writing
+    one file of SHEEN_TEST_FILE_BYTES under SHEEN_TEST_FOLDER: a hostile plan's shape."""
+
+    def stream_plan(self, request: BuildRequest) -> Iterator[Task | PlanDraft]:
+        count = int(os.environ.get("SHEEN_TEST_TASKS", "500"))
+        folder = os.environ.get("SHEEN_TEST_FOLDER", "pages")
+        tasks = tuple(
+            Task(
+                id=f"t{n}",
+                type=TaskType.CREATE_FILE,
+                name=f"page {n}",
+                description="one page",
+                input=TaskInput(
+                    prompt="a page",
+                    target_path="index.html" if n == 0 else f"{folder}/p{n}.html",
+                    dependencies=(f"t{n - 1}",) if n else (),
+                ),
+            )
+            for n in range(count)
+        )
+        yield PlanDraft("a chain of pages", tasks, TokenUsage())
+
+    async def generate_files(
+        self, task: Task, plan: Plan, context_files: Mapping[str, str]
+    ) -> GeneratedFiles:
+        count_call(plan, task)
+        size = int(os.environ.get("SHEEN_TEST_FILE_BYTES", "100"))
+        return GeneratedFiles({task.input.target_path: "x" * size}, TokenUsage())
 
 
 class CyclicOfflineProvider(OfflineProvider):
