@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)
 export SHEEN_HOME ?= $(CURDIR)/.sheen
 export PROMPT ?= a landing page for Blue Fern Coffee in Portland, with a signup form and a menu
 
-.PHONY: install run test lint dev bench clean
+.PHONY: install sandbox run test lint dev bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,13 +17,21 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+## sandbox: bubblewrap, which confines generated build commands (installed when missing, as root)
+sandbox:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; } || \
+		{ echo "bubblewrap is missing: apt-get install bubblewrap (npm builds run in it;"\
+		"SHEEN_SANDBOX=off is for trusted local use only)"; exit 1; }
+
 ## run: build the sample PROMPT (or PROMPT="..."), print the preview URL, then serve it until Ctrl-C
 run: install
+	@$(MAKE) --no-print-directory sandbox || echo "(static sites build; npm sites wait for it)"
 	$(BIN)/sheen build "$$PROMPT"
 	$(BIN)/sheen serve
 
 ## test: lint, type check and the whole test suite
-test: lint
+test: lint sandbox
 	$(BIN)/pytest
 
 lint: install

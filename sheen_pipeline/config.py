@@ -43,6 +43,12 @@ def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
     return _env_number(env, name, default, float, 0.001, "a number")
 
 
+def _env_switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """on/off (or true/false); empty means the default, not off."""
+    raw = env.get(name, "").strip()
+    return default if not raw else _env_bool({name: raw}, name, default)
+
+
 def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None:
@@ -75,6 +81,17 @@ class ModelCalls:
     max_tokens: int = 16000
     timeout_s: int = 120
     max_retries: int = 3
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    """How generated build commands are confined (see build/sandbox.py). Turning it off is for
+    trusted local use only: generated code then runs as this process's user."""
+
+    enabled: bool = True
+    memory_mb: int = 2048
+    max_processes: int = 256
+    max_file_mb: int = 256
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
@@ -132,6 +149,7 @@ class Settings:
     preview_port: int
     file_limits: FileLimits
     max_tasks: int
+    sandbox: SandboxSettings
     max_cycle_edges_to_drop: int
     sequential_fallback: bool
     require_plan_approval: bool
@@ -198,6 +216,12 @@ class Settings:
                 max_deploy_bytes=_env_int(env, "SHEEN_MAX_DEPLOY_BYTES", 50_000_000),
             ),
             max_tasks=_env_int(env, "SHEEN_MAX_TASKS", 40),
+            sandbox=SandboxSettings(
+                enabled=_env_switch(env, "SHEEN_SANDBOX", True),
+                memory_mb=_env_int(env, "SHEEN_SANDBOX_MEMORY_MB", 2048),
+                max_processes=_env_int(env, "SHEEN_SANDBOX_MAX_PROCESSES", 256),
+                max_file_mb=_env_int(env, "SHEEN_SANDBOX_MAX_FILE_MB", 256),
+            ),
             max_cycle_edges_to_drop=_env_int(env, "SHEEN_MAX_CYCLE_EDGES_TO_DROP", 3, minimum=0),
             sequential_fallback=_env_bool(env, "SHEEN_SEQUENTIAL_FALLBACK", True),
             require_plan_approval=_env_bool(env, "SHEEN_REQUIRE_PLAN_APPROVAL", False),

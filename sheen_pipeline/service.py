@@ -13,7 +13,7 @@ from statistics import median as median_of
 
 from sheen_pipeline.budgets import BudgetBook, BudgetExceeded, Payer, load_budgets, paying
 from sheen_pipeline.build.npm import build_npm, is_npm_project
-from sheen_pipeline.build.sandbox import CommandFailed
+from sheen_pipeline.build.sandbox import CommandFailed, Sandbox
 from sheen_pipeline.build.static import BuildError, build_static
 from sheen_pipeline.cache import ResultCache, Worker
 from sheen_pipeline.config import Settings
@@ -310,7 +310,12 @@ class BuildService:
             timeout = min(self.settings.build_command_timeout_s, self.check_time_left(build_id))
             try:
                 files, outputs = build_npm(
-                    workspace, dist, self.settings.home / "npm-cache", timeout, limits
+                    workspace,
+                    dist,
+                    self.settings.home / "npm-cache",
+                    timeout,
+                    limits,
+                    Sandbox(self.settings.sandbox),
                 )
             except CommandFailed as failed:
                 tail = redact(failed.output[-2000:], self.settings.secrets)

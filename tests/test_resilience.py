@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +13,15 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance
 
 from sheen_pipeline.build.npm import build_npm
-from sheen_pipeline.build.sandbox import CommandFailed
+from sheen_pipeline.build.sandbox import CommandFailed, Sandbox
+from sheen_pipeline.config import FileLimits, Settings
 from sheen_pipeline.events.types import EventType
 from sheen_pipeline.logs import configure_logging, get_logger, log_context
 from sheen_pipeline.service import BuildService
 from tests.providers.conftest import llm_env
 from tests.support.builds import PROMPT, build
 from tests.support.fake_llm import AnthropicWire, FakeLLMServer, Recorded, Reply, offline_answer
-from tests.support.processes import sheen, sheen_cli_env
+from tests.support.processes import processes_with, sheen, sheen_cli_env
 from tests.support.runs import started_steps, steps_with
 from tests.support.waiting import wait_for
 
@@ -178,23 +179,18 @@ def test_expired_results_are_evicted(db_service: BuildService) -> None:
 def test_a_build_script_that_never_ends_is_killed_with_its_children(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     workspace.mkdir()
+    marker = f"{uuid.uuid4().int % 10_000}.25"  # a unique sleep length to find the child by
     forever = (
-        "node -e \"const c=require('child_process').spawn('sleep',['1000'],{stdio:'ignore'});"
-        "require('fs').writeFileSync('child.pid',String(c.pid));setInterval(()=>{},1000)\""
+        f"node -e \"require('child_process').spawn('sleep',['{marker}'],{{stdio:'ignore'}});"
+        'setInterval(()=>{},1000)"'
     )
     (workspace / "package.json").write_text(json.dumps({"scripts": {"build": forever}}))
+    sandbox = Sandbox(Settings.from_env().sandbox)
     with pytest.raises(CommandFailed, match=r"`npm run build` timed out after 3s and was killed"):
-        build_npm(workspace, tmp_path / "dist", tmp_path / "cache", timeout_s=3)
-    child = int((workspace / "child.pid").read_text())
-
-    def gone() -> bool:
-        try:
-            os.kill(child, 0)
-        except ProcessLookupError:
-            return True
-        return False
-
-    wait_for(gone, 15, "the build script's child process to be killed")
+        build_npm(workspace, tmp_path / "dist", tmp_path / "cache", 3, FileLimits(), sandbox)
+    wait_for(
+        lambda: not processes_with(f"sleep {marker}"), 15, "the script's child to be killed too"
+    )
 
 
 def test_npm_build_runs_without_our_secrets_and_its_output_reaches_the_run_logs(

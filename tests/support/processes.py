@@ -78,3 +78,16 @@ def sheen(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str
     return subprocess.run(
         [SHEEN, *args], cwd=REPO_ROOT, env=dict(env), capture_output=True, text=True, timeout=300
     )
+
+
+def processes_with(marker: str) -> list[int]:
+    """Pids of this machine's processes whose command line contains marker (whatever process
+    namespace started them)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_text():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
