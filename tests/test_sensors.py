@@ -112,6 +112,30 @@ def test_invalid_rows_are_failed_not_launched(
     assert failed.error is not None and f"{column}: may contain only letters" in failed.error
 
 
+def test_a_row_with_a_control_character_fails_and_a_typed_in_key_is_redacted(
+    db_service: BuildService, instance: DagsterInstance, database_url: str
+) -> None:
+    store = RequestStore(database_url)
+    nul, key = add_rows(store, 2)
+    with store.engine.begin() as conn:  # what the main app inserted, unchecked
+        for row, prompt in (
+            (nul, "a site\x07 with a bell"),
+            (key, "a site; key sk-ant-api03-secret123456"),
+        ):
+            conn.execute(
+                update(build_requests).where(build_requests.c.seq == row.seq).values(prompt=prompt)
+            )
+    requests, _ = tick(instance, None)
+    assert [r.run_key for r in requests] == [key.request_id]
+    failed = store.find(nul.request_id)
+    assert failed is not None and failed.status == "failed"
+    assert "prompt: must not contain control characters (U+0007" in (failed.error or "")
+    launched = store.find(key.request_id)
+    assert launched is not None and "sk-ant" not in launched.prompt  # the row, redacted
+    config = requests[0].run_config["ops"]["validate_request"]["config"]
+    assert "sk-ant" not in config["prompt"] and "[REDACTED]" in config["prompt"]  # and the run
+
+
 def test_rows_with_dashed_and_uuid_build_ids_are_launched(
     db_service: BuildService, instance: DagsterInstance, database_url: str
 ) -> None:

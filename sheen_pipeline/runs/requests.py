@@ -42,6 +42,8 @@ def _run_request(store: RequestStore, row: RequestRecord) -> RunRequest | None:
     except InvalidRequest as error:
         store.fail(row.request_id, f"invalid build request: {error}")
         return None
+    if request.prompt != row.prompt:
+        store.replace_prompt(row.request_id, request.prompt)
     return RunRequest(
         run_key=row.request_id,
         run_config=plan_run_config(row.build_id, request),

@@ -101,6 +101,15 @@ class RequestStore:
                 .values(status=FAILED, error=error, updated_at=datetime.now(UTC))
             )
 
+    def replace_prompt(self, request_id: str, prompt: str) -> None:
+        """Keep the prompt as validated (a key the main app let through, redacted)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(build_requests)
+                .where(build_requests.c.request_id == request_id)
+                .values(prompt=prompt)
+            )
+
     def find(self, request_or_build_id: str) -> RequestRecord | None:
         query = select(build_requests).where(
             or_(
