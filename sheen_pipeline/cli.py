@@ -540,6 +540,40 @@ def reject(build_id: str, reason: str) -> None:
 @main.command()
 @click.argument("build_id")
 @click.option(
+    "--by",
+    "promoted_by",
+    default=lambda: os.environ.get("USER") or "cli",
+    show_default="$USER",
+    help="Who promotes it, for the record.",
+)
+def promote(build_id: str, promoted_by: str) -> None:
+    """Make the succeeded build BUILD_ID its project's production version; promoting an older
+    build is the rollback. Runs the promote_build job here, so the UI records it."""
+    from dagster import DagsterInstance
+
+    from sheen_pipeline.runs.promote import PromotionFailed, run_promotion
+    from sheen_pipeline.store.builds import BuildStore, UnknownBuild
+    from sheen_pipeline.store.deployments import DeploymentStore
+
+    settings = _settings()
+    _ensure_dagster_home(settings)
+    try:
+        project_id = BuildStore(settings.database_url).get_build(build_id).request.project_id
+    except UnknownBuild:
+        raise click.ClickException(f"no build {build_id}") from None
+    with DagsterInstance.get() as instance:
+        try:
+            run_promotion(instance, build_id, promoted_by)
+        except PromotionFailed as failed:
+            raise click.ClickException(str(failed)) from None
+    live = DeploymentStore(settings.database_url).production(project_id)
+    assert live is not None and live.build_id == build_id
+    click.echo(f"build {build_id} is the production of {project_id}: {live.url}")
+
+
+@main.command()
+@click.argument("build_id")
+@click.option(
     "--json", "as_json", is_flag=True, help="End with one JSON line describing the build."
 )
 def retry(build_id: str, as_json: bool) -> None:

@@ -43,6 +43,20 @@ def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
     return _env_number(env, name, default, float, 0.001, "a number")
 
 
+def _deploy_settings(env: Mapping[str, str]) -> DeploySettings:
+    target = env.get("SHEEN_DEPLOY_TARGET", "").strip().lower() or "local"
+    if target not in DEPLOY_TARGETS:
+        raise ConfigError(
+            f"SHEEN_DEPLOY_TARGET must be one of {', '.join(DEPLOY_TARGETS)}, got {target!r}"
+        )
+    return DeploySettings(
+        target=target,
+        cloudflare_api_token=env.get("CLOUDFLARE_API_TOKEN", "").strip(),
+        cloudflare_account_id=env.get("CLOUDFLARE_ACCOUNT_ID", "").strip(),
+        cloudflare_base_url=env.get("SHEEN_CLOUDFLARE_BASE_URL", "").strip(),
+    )
+
+
 def _env_switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     """on/off (or true/false); empty means the default, not off."""
     raw = env.get(name, "").strip()
@@ -92,6 +106,19 @@ class SandboxSettings:
     memory_mb: int = 2048
     max_processes: int = 256
     max_file_mb: int = 256
+
+
+DEPLOY_TARGETS = ("local", "cloudflare")
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    """Where previews go: `local` (sheen serve) or `cloudflare` (Workers static assets)."""
+
+    target: str = "local"
+    cloudflare_api_token: str = field(default="", repr=False)
+    cloudflare_account_id: str = ""
+    cloudflare_base_url: str = ""  # another endpoint speaking Cloudflare's API (tests)
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
@@ -150,6 +177,7 @@ class Settings:
     file_limits: FileLimits
     max_tasks: int
     sandbox: SandboxSettings
+    deploy: DeploySettings
     max_cycle_edges_to_drop: int
     sequential_fallback: bool
     require_plan_approval: bool
@@ -197,6 +225,10 @@ class Settings:
     def preview_url(self, build_id: str) -> str:
         return f"http://{self.preview_host}:{self.preview_port}/p/{build_id}/"
 
+    def production_url(self, project_id: str) -> str:
+        """Where `sheen serve` serves a project's promoted build (the local target)."""
+        return f"http://{self.preview_host}:{self.preview_port}/prod/{project_id}/"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """From `environ` (the process environment by default)."""
@@ -216,6 +248,7 @@ class Settings:
                 max_deploy_bytes=_env_int(env, "SHEEN_MAX_DEPLOY_BYTES", 50_000_000),
             ),
             max_tasks=_env_int(env, "SHEEN_MAX_TASKS", 40),
+            deploy=_deploy_settings(env),
             sandbox=SandboxSettings(
                 enabled=_env_switch(env, "SHEEN_SANDBOX", True),
                 memory_mb=_env_int(env, "SHEEN_SANDBOX_MEMORY_MB", 2048),
@@ -279,6 +312,7 @@ class Settings:
             self.webhooks.secret,
             self.ingress_secret,
             self.api_token,
+            self.deploy.cloudflare_api_token,
         )
         return tuple(s for s in candidates if s)
 

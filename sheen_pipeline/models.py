@@ -183,6 +183,20 @@ class FileArtifact(_Frozen):
         return cls(path=path, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
 
+class Deployed(_Frozen):
+    """One build's deploy: its preview URL, the target's version of it, and what the upload
+    sent (uploaded) or found already there (reused)."""
+
+    target: str
+    url: str
+    files: tuple[FileArtifact, ...] = ()
+    version_id: str | None = None
+    uploaded_files: int = 0
+    reused_files: int = 0
+    uploaded_bytes: int = 0
+    reused_bytes: int = 0
+
+
 class TaskResult(_Frozen):
     task_id: str
     files: tuple[FileArtifact, ...]

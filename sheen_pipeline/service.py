@@ -18,7 +18,8 @@ from sheen_pipeline.build.static import BuildError, build_static
 from sheen_pipeline.cache import ResultCache, Worker
 from sheen_pipeline.config import Settings
 from sheen_pipeline.costs import CostReport, cost_report
-from sheen_pipeline.deploy.local import deploy_local
+from sheen_pipeline.deploy.target import DeployTarget
+from sheen_pipeline.deploy.targets import make_target
 from sheen_pipeline.events.payloads import (
     BudgetExceededEvent,
     BuildCompleted,
@@ -26,6 +27,7 @@ from sheen_pipeline.events.payloads import (
     BuildStarted,
     BuildStepStarted,
     CostAnomaly,
+    DeployCompleted,
     DeployStarted,
     PlanBlockedEvent,
     PlanGenerated,
@@ -41,7 +43,15 @@ from sheen_pipeline.events.runtime import event_log
 from sheen_pipeline.execution.tasks import context_files, generate, write_files
 from sheen_pipeline.execution.timeouts import TaskTimeout
 from sheen_pipeline.execution.workspace import Workspace
-from sheen_pipeline.models import BuildRequest, FileArtifact, Plan, Task, TaskResult, TokenUsage
+from sheen_pipeline.models import (
+    BuildRequest,
+    Deployed,
+    FileArtifact,
+    Plan,
+    Task,
+    TaskResult,
+    TokenUsage,
+)
 from sheen_pipeline.planning.dag import LadderPolicy, PlanBlocked
 from sheen_pipeline.planning.planner import (
     OnRetract,
@@ -55,6 +65,7 @@ from sheen_pipeline.providers.base import PlanDraft, Provider, ProviderError
 from sheen_pipeline.providers.pricing import load_prices
 from sheen_pipeline.redaction import redact
 from sheen_pipeline.store.builds import BuildStatus, BuildStore, UnknownBuild
+from sheen_pipeline.store.deployments import DeploymentStore
 from sheen_pipeline.store.ledger import Entry, Ledger
 from sheen_pipeline.store.requests import RequestStore
 
@@ -77,6 +88,7 @@ class Deployment:
     preview_url: str
     files: tuple[FileArtifact, ...]
     duration_s: float
+    deployed: Deployed
     anomaly: CostAnomaly | None = None
 
 
@@ -107,10 +119,16 @@ class BuildService:
         self.budgets = BudgetBook(self.store.engine, load_budgets(settings.budgets))
         self.events = event_log(settings)
         self.cache = ResultCache(self.store.engine, settings.result_cache_ttl_s)
+        self.deployments = DeploymentStore(settings.database_url)
 
     @classmethod
     def from_env(cls) -> BuildService:
         return cls(Settings.from_env())
+
+    @cached_property
+    def target(self) -> DeployTarget:
+        """Made on first use: a Cloudflare target needs its credentials only to deploy."""
+        return make_target(self.settings)
 
     @cached_property
     def provider(self) -> Provider:
@@ -336,15 +354,25 @@ class BuildService:
         )
 
     def deploy_preview(self, plan: Plan, summary: BuildSummary) -> Deployment:
-        build_id = plan.build_id
-        self.events.emit(build_id, DeployStarted(target="local"))
-        files = deploy_local(
-            self.settings.dist_dir / build_id,
-            self.settings.previews_dir,
+        """Publish the build at a preview URL of its own on the configured target; production
+        is left as it is (see promotion)."""
+        build_id, project_id = plan.build_id, plan.request.project_id
+        self.events.emit(build_id, DeployStarted(target=self.settings.deploy.target))
+        deployed = self.target.deploy(project_id, build_id, self.settings.dist_dir / build_id)
+        self.deployments.record(build_id, project_id, deployed)
+        self.events.emit(
             build_id,
-            self.settings.file_limits,
+            DeployCompleted(
+                target=deployed.target,
+                preview_url=deployed.url,
+                version_id=deployed.version_id,
+                uploaded_files=deployed.uploaded_files,
+                reused_files=deployed.reused_files,
+                uploaded_bytes=deployed.uploaded_bytes,
+                reused_bytes=deployed.reused_bytes,
+            ),
         )
-        url = self.settings.preview_url(build_id)
+        url, files = deployed.url, deployed.files
         self.store.set_status(build_id, BuildStatus.SUCCEEDED, preview_url=url, usage=summary.usage)
         started = self.store.get_build(build_id).created_at
         if started.tzinfo is None:
@@ -362,7 +390,7 @@ class BuildService:
         anomaly = self._cost_anomaly(plan, summary.usage.cost_usd)
         if anomaly is not None:
             self.events.emit(build_id, anomaly)
-        return Deployment(url, tuple(files), round(duration, 3), anomaly)
+        return Deployment(url, tuple(files), round(duration, 3), deployed, anomaly)
 
     def _cost_anomaly(self, plan: Plan, cost: Decimal | None) -> CostAnomaly | None:
         """A build that cost over SHEEN_COST_ANOMALY_FACTOR times its project's median of

@@ -32,7 +32,7 @@ from tests.support.builds import PROMPT, build, store_offline_plans
 from tests.support.providers import calls_by_task
 from tests.support.runs import started_steps, succeeded_steps
 
-STATIC_JOBS = {"plan_build", "evict_result_cache", "daily_costs_job", "__ASSET_JOB"}
+STATIC_JOBS = {"plan_build", "evict_result_cache", "daily_costs_job", "promote_build", "__ASSET_JOB"}
 TASKS = {"config", "styles", "forms", "index_page", "page_metadata"}
 
 
@@ -59,9 +59,10 @@ def test_whole_build_succeeds_and_records_the_preview_asset(
     ]
     assert lines[6] == "plan ready with 5 tasks (provider offline, model offline)"
     assert "task forms done: js/forms.js" in lines
-    assert lines[-3:] == [
+    assert lines[-4:] == [
         "build started (static)",
         "deploy started (local)",
+        "deployed to local: 4 files uploaded, 0 reused",
         f"build completed: {outcome.preview_url} (cost $0)",
     ]
 

@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"cache", "events", "budgets"},
     {"planning", "providers"},
     {"execution", "build", "deploy"},
-    {"service", "approval", "costs"},
+    {"service", "approval", "costs", "promotion"},
     {"liveness"},
     {"runs"},
     {"defs"},

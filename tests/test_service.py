@@ -64,9 +64,10 @@ def test_a_whole_build_through_the_service(sheen_home: Path) -> None:
     types = _types(service, "bsvc1")
     assert types[:2] == [EventType.BUILD_STARTED, EventType.PLAN_PARTIAL]
     assert types.count(EventType.TASK_COMPLETED) == len(plan.tasks)
-    assert types[-3:] == [
+    assert types[-4:] == [
         EventType.BUILD_STEP_STARTED,
         EventType.DEPLOY_STARTED,
+        EventType.DEPLOY_COMPLETED,
         EventType.BUILD_COMPLETED,
     ]
 

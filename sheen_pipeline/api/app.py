@@ -17,6 +17,7 @@ from sheen_pipeline.config import Settings
 from sheen_pipeline.events.runtime import start_deliverer, stored_events
 from sheen_pipeline.logs import configure_logging
 from sheen_pipeline.store.builds import BuildStore
+from sheen_pipeline.store.deployments import DeploymentStore
 from sheen_pipeline.store.requests import RequestStore
 
 
@@ -33,7 +34,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/builds/{build_id}", api.status),
         Route("/api/builds/{build_id}/events", api.events_after),
         Route("/api/builds/{build_id}/stream", api.stream),
-        *preview_routes(settings.previews_dir),
+        *preview_routes(settings.previews_dir, DeploymentStore(settings.database_url)),
     ]
 
     @asynccontextmanager

@@ -148,6 +148,11 @@ def deploy_preview(
             metadata={
                 "build_id": plan.build_id,
                 "preview_url": MetadataValue.url(deployment.preview_url),
+                "target": deployment.deployed.target,
+                "uploaded_files": deployment.deployed.uploaded_files,
+                "reused_files": deployment.deployed.reused_files,
+                "uploaded_bytes": deployment.deployed.uploaded_bytes,
+                "reused_bytes": deployment.deployed.reused_bytes,
                 "files": MetadataValue.json([f.path for f in deployment.files]),
                 "file_count": len(deployment.files),
                 "total_tokens": usage.total_tokens,

@@ -24,6 +24,7 @@ from sheen_pipeline.defs.build_job import make_build_job
 from sheen_pipeline.defs.costs import daily_costs, daily_costs_job, hourly_cost_refresh
 from sheen_pipeline.defs.maintenance import evict_result_cache, hourly_result_cache_eviction
 from sheen_pipeline.defs.plan_job import plan_build
+from sheen_pipeline.defs.promotion import promote_build
 from sheen_pipeline.defs.resources import FIELD_ENV_VARS, build_service_resource
 from sheen_pipeline.defs.sensors import (
     build_requests_sensor,
@@ -43,7 +44,7 @@ logger = get_logger(__name__)
 
 STATIC = Definitions(
     assets=[daily_costs],
-    jobs=[plan_build, evict_result_cache, daily_costs_job],
+    jobs=[plan_build, evict_result_cache, daily_costs_job, promote_build],
     schedules=[hourly_result_cache_eviction, hourly_cost_refresh],
     sensors=[
         build_requests_sensor,

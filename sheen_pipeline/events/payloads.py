@@ -156,6 +156,37 @@ class DeployStarted(EventPayload):
         return f"deploy started ({self.target})"
 
 
+class DeployCompleted(EventPayload):
+    """What the upload sent, and what the target already had (content-addressed)."""
+
+    type = EventType.DEPLOY_COMPLETED
+    target: str
+    preview_url: str
+    version_id: str | None
+    uploaded_files: int
+    reused_files: int
+    uploaded_bytes: int
+    reused_bytes: int
+
+    def describe(self) -> str:
+        return (
+            f"deployed to {self.target}: {self.uploaded_files} files uploaded, "
+            f"{self.reused_files} reused"
+        )
+
+
+class Promoted(EventPayload):
+    type = EventType.PROMOTED
+    project_id: str
+    target: str
+    production_url: str
+    promoted_by: str
+    previous_build_id: str | None
+
+    def describe(self) -> str:
+        return f"promoted to production of {self.project_id}: {self.production_url}"
+
+
 class BuildCompleted(EventPayload):
     type = EventType.BUILD_COMPLETED
     preview_url: str

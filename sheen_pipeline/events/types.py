@@ -22,6 +22,8 @@ class EventType(StrEnum):
     TASK_TIMEOUT = "task_timeout"
     BUILD_STEP_STARTED = "build_step_started"
     DEPLOY_STARTED = "deploy_started"
+    DEPLOY_COMPLETED = "deploy_completed"
+    PROMOTED = "promoted"
     BUILD_COMPLETED = "build_completed"
     BUILD_FAILED = "build_failed"
     BUDGET_EXCEEDED = "budget_exceeded"

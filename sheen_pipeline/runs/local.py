@@ -71,7 +71,8 @@ def _planning_outcome(service: BuildService, outcome: BuildOutcome) -> BuildOutc
     return outcome
 
 
-def _execute(instance: DagsterInstance, run: DagsterRun) -> None:
+def execute_here(instance: DagsterInstance, run: DagsterRun) -> None:
+    """Execute the run in this process, to its end."""
     for _event in execute_run_iterator(reconstructable_job(run.job_name), run, instance):
         pass
 
@@ -125,7 +126,7 @@ def run_build(
             remote_job_origin=remote,
             job_code_origin=code,
         )
-        _execute(instance, plan_run)
+        execute_here(instance, plan_run)
         plan_run = instance.get_run_by_id(plan_run.run_id) or plan_run
         outcome = BuildOutcome(build_id, status="failed", dagster_run_ids=[plan_run.run_id])
         plan = service.store.get_plan(build_id)
@@ -188,7 +189,7 @@ def _finish_build_run(
     outcome: BuildOutcome,
 ) -> BuildOutcome:
     outcome.dagster_run_ids.append(build_run.run_id)
-    _execute(instance, build_run)
+    execute_here(instance, build_run)
     record = service.store.get_build(plan.build_id)
     outcome.status = record.status.value
     outcome.error = record.error

@@ -13,6 +13,7 @@ import re
 from sheen_pipeline.models import SAFE_ID_PATTERN
 
 PLAN_JOB_NAME = "plan_build"
+PROMOTE_JOB_NAME = "promote_build"
 BUILD_JOB_PREFIX = "build_"
 _ESCAPES = {"_": "_0", "-": "__"}
 _UNESCAPES = {code: char for char, code in _ESCAPES.items()}

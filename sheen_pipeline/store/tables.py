@@ -80,6 +80,32 @@ webhook_endpoints = Table(
     Column("deliverer_seen_at", Float, nullable=False, default=0.0),  # a long-running deliverer
 )
 
+deployments = Table(
+    "deployments",  # where each build was deployed, and what its upload sent
+    metadata,
+    Column("build_id", String(64), primary_key=True),
+    Column("project_id", String(64), nullable=False, index=True),
+    Column("target", String(32), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("version_id", String(64)),  # the target's version (a Cloudflare Worker version)
+    Column("uploaded_files", Integer, nullable=False),
+    Column("reused_files", Integer, nullable=False),
+    Column("uploaded_bytes", BigInteger, nullable=False),
+    Column("reused_bytes", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+production = Table(
+    "production",  # what each project serves in production, and who put it there
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("build_id", String(64), nullable=False),
+    Column("target", String(32), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("promoted_by", String(128), nullable=False),
+    Column("promoted_at", DateTime(timezone=True), nullable=False),
+)
+
 rate_windows = Table(
     "rate_windows",
     metadata,

@@ -1,0 +1,49 @@
+"""Promotion: a succeeded build becomes its project's production version on the target it was
+deployed to; promoting an older build is the rollback."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sheen_pipeline.events.payloads import Promoted
+from sheen_pipeline.service import BuildService
+from sheen_pipeline.store.builds import BuildStatus
+from sheen_pipeline.store.deployments import Production
+
+
+class PromotionRefused(ValueError):
+    """The build cannot be promoted; the message says why."""
+
+
+def promote(service: BuildService, build_id: str, promoted_by: str) -> Production:
+    """Make build_id its project's production; the production record (what is live, since
+    when, by whom). Production is only changed once the target has switched."""
+    record = service.store.get_build(build_id)
+    if record.status is not BuildStatus.SUCCEEDED:
+        raise PromotionRefused(
+            f"build {build_id} is {record.status.value}: only a succeeded build can be promoted"
+        )
+    deployed = service.deployments.get(build_id)
+    if deployed is None:
+        raise PromotionRefused(f"build {build_id} has no deployment to promote")
+    if deployed.target != service.target.name:
+        raise PromotionRefused(
+            f"build {build_id} was deployed to {deployed.target}, and the deploy target is now "
+            f"{service.target.name}: rebuild it there first"
+        )
+    project_id = record.request.project_id
+    previous = service.deployments.production(project_id)
+    url = service.target.promote(project_id, deployed)  # a DeployError changes nothing here
+    live = Production(project_id, build_id, deployed.target, url, promoted_by, datetime.now(UTC))
+    service.deployments.set_production(live)
+    service.events.emit(
+        build_id,
+        Promoted(
+            project_id=project_id,
+            target=deployed.target,
+            production_url=url,
+            promoted_by=promoted_by,
+            previous_build_id=previous.build_id if previous else None,
+        ),
+    )
+    return live

@@ -1,0 +1,82 @@
+"""Deployments of builds and each project's production version, in the app database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, insert, select
+
+from sheen_pipeline.models import Deployed
+from sheen_pipeline.store.builds import engine_for
+from sheen_pipeline.store.tables import deployments, production
+
+
+@dataclass(frozen=True)
+class Production:
+    project_id: str
+    build_id: str
+    target: str
+    url: str
+    promoted_by: str
+    promoted_at: datetime
+
+
+class DeploymentStore:
+    def __init__(self, url: str) -> None:
+        self.engine = engine_for(url)
+
+    def record(self, build_id: str, project_id: str, deployed: Deployed) -> None:
+        row = {
+            "build_id": build_id,
+            "project_id": project_id,
+            "target": deployed.target,
+            "url": deployed.url,
+            "version_id": deployed.version_id,
+            "uploaded_files": deployed.uploaded_files,
+            "reused_files": deployed.reused_files,
+            "uploaded_bytes": deployed.uploaded_bytes,
+            "reused_bytes": deployed.reused_bytes,
+            "created_at": datetime.now(UTC),
+        }
+        with self.engine.begin() as conn:  # a re-executed deploy replaces the build's record
+            conn.execute(delete(deployments).where(deployments.c.build_id == build_id))
+            conn.execute(insert(deployments).values(**row))
+
+    def get(self, build_id: str) -> Deployed | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(deployments).where(deployments.c.build_id == build_id)
+            ).first()
+        if row is None:
+            return None
+        return Deployed(
+            target=row.target,
+            url=row.url,
+            version_id=row.version_id,
+            uploaded_files=row.uploaded_files,
+            reused_files=row.reused_files,
+            uploaded_bytes=row.uploaded_bytes,
+            reused_bytes=row.reused_bytes,
+        )
+
+    def set_production(self, production_row: Production) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(production).where(production.c.project_id == production_row.project_id)
+            )
+            conn.execute(insert(production).values(**production_row.__dict__))
+
+    def production(self, project_id: str) -> Production | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(production).where(production.c.project_id == project_id)
+            ).first()
+        if row is None:
+            return None
+        promoted_at = (
+            row.promoted_at if row.promoted_at.tzinfo else row.promoted_at.replace(tzinfo=UTC)
+        )
+        return Production(
+            row.project_id, row.build_id, row.target, row.url, row.promoted_by, promoted_at
+        )
