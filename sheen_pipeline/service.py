@@ -363,13 +363,7 @@ class BuildService:
         self.events.emit(
             build_id,
             DeployCompleted(
-                target=deployed.target,
-                preview_url=deployed.url,
-                version_id=deployed.version_id,
-                uploaded_files=deployed.uploaded_files,
-                reused_files=deployed.reused_files,
-                uploaded_bytes=deployed.uploaded_bytes,
-                reused_bytes=deployed.reused_bytes,
+                preview_url=deployed.url, **deployed.model_dump(exclude={"url", "files"})
             ),
         )
         url, files = deployed.url, deployed.files

@@ -32,7 +32,13 @@ from tests.support.builds import PROMPT, build, store_offline_plans
 from tests.support.providers import calls_by_task
 from tests.support.runs import started_steps, succeeded_steps
 
-STATIC_JOBS = {"plan_build", "evict_result_cache", "daily_costs_job", "promote_build", "__ASSET_JOB"}
+STATIC_JOBS = {
+    "plan_build",
+    "evict_result_cache",
+    "daily_costs_job",
+    "promote_build",
+    "__ASSET_JOB",
+}
 TASKS = {"config", "styles", "forms", "index_page", "page_metadata"}
 
 

@@ -82,7 +82,9 @@ def test_an_early_database_is_stamped_then_migrated(database_url: str) -> None:
     assert "result_cache" in inspect(engine).get_table_names()
     assert "run_started_at" in {c["name"] for c in inspect(engine).get_columns("builds")}
     assert "provider_calls" in inspect(engine).get_table_names()
-    assert {"webhook_endpoints", "deployments", "production"} <= set(inspect(engine).get_table_names())
+    assert {"webhook_endpoints", "deployments", "production"} <= set(
+        inspect(engine).get_table_names()
+    )
     assert "ix_plans_created_at" in {i["name"] for i in inspect(engine).get_indexes("plans")}
     assert BuildStore(database_url).get_build("old").status is BuildStatus.SUCCEEDED
     engine.dispose()

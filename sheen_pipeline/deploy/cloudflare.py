@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cloudflare
 from cloudflare import Cloudflare
@@ -61,22 +61,26 @@ class CloudflareTarget:
         with self._refusals("deploy"):
             self._ensure_script(script)
             completion, uploaded = self._upload(script, files)
-            version = self.client.workers.scripts.versions.create(
+            # The raw answer: cloudflare 5.9 cannot parse a version upload's answer into its
+            # model (its ResourcesBindings is no pydantic model), so the id is read as JSON.
+            answer = self.client.workers.scripts.versions.with_raw_response.create(
                 script,
                 account_id=self.account_id,
                 metadata=_metadata(completion, f"sheen build {build_id}"),
                 files=[(WORKER_MODULE, WORKER_SOURCE, "application/javascript+module")],
             )
+            envelope = cast(dict[str, Any], answer.json())
+            version_id = str((envelope.get("result") or {}).get("id") or "")
             subdomain = self._workers_subdomain()
-        if not version.id:
+        if not version_id:
             raise DeployError("Cloudflare accepted the version but returned no id")
         hashes = {path: asset_hash(path, data) for path, data in files.items()}
         sent = [data for path, data in files.items() if hashes[path] in uploaded]
         return Deployed(
             target=self.name,
-            url=f"https://{version.id[:8]}-{script}.{subdomain}.workers.dev/",
+            url=f"https://{version_id[:8]}-{script}.{subdomain}.workers.dev/",
             files=tuple(FileArtifact.of(p.removeprefix("/"), d) for p, d in files.items()),
-            version_id=version.id,
+            version_id=version_id,
             uploaded_files=len(sent),
             reused_files=len(files) - len(sent),
             uploaded_bytes=sum(map(len, sent)),

@@ -196,6 +196,6 @@ def _finish_build_run(
     outcome.usage = record.usage
     if record.preview_url and record.status is BuildStatus.SUCCEEDED:
         outcome.preview_url = record.preview_url
-        preview = service.settings.previews_dir / plan.build_id
-        outcome.files = [p.relative_to(preview).as_posix() for p in regular_files(preview)]
+        deployed = service.settings.dist_dir / plan.build_id  # what went to the target
+        outcome.files = [p.relative_to(deployed).as_posix() for p in regular_files(deployed)]
     return outcome

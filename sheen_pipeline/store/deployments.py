@@ -30,13 +30,7 @@ class DeploymentStore:
         row = {
             "build_id": build_id,
             "project_id": project_id,
-            "target": deployed.target,
-            "url": deployed.url,
-            "version_id": deployed.version_id,
-            "uploaded_files": deployed.uploaded_files,
-            "reused_files": deployed.reused_files,
-            "uploaded_bytes": deployed.uploaded_bytes,
-            "reused_bytes": deployed.reused_bytes,
+            **deployed.model_dump(exclude={"files"}),
             "created_at": datetime.now(UTC),
         }
         with self.engine.begin() as conn:  # a re-executed deploy replaces the build's record
@@ -50,14 +44,8 @@ class DeploymentStore:
             ).first()
         if row is None:
             return None
-        return Deployed(
-            target=row.target,
-            url=row.url,
-            version_id=row.version_id,
-            uploaded_files=row.uploaded_files,
-            reused_files=row.reused_files,
-            uploaded_bytes=row.uploaded_bytes,
-            reused_bytes=row.reused_bytes,
+        return Deployed.model_validate(
+            {name: getattr(row, name) for name in Deployed.model_fields if name != "files"}
         )
 
     def set_production(self, production_row: Production) -> None:
