@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)
 export SHEEN_HOME ?= $(CURDIR)/.sheen
 export PROMPT ?= a landing page for Blue Fern Coffee in Portland, with a signup form and a menu
 
-.PHONY: install sandbox run test lint dev bench clean
+.PHONY: install sandbox browser run test lint dev bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,14 +24,23 @@ sandbox:
 		{ echo "bubblewrap is missing: apt-get install bubblewrap (npm builds run in it;"\
 		"SHEEN_SANDBOX=off is for trusted local use only)"; exit 1; }
 
+## browser: Chromium (Debian's, as root, when missing) and axe-core, for the preview checks
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		{ echo "chromium is missing: apt-get install chromium (the preview checks need it)"; exit 1; }
+	@[ -f .tools/node_modules/axe-core/axe.min.js ] || \
+		npm install --prefix .tools --no-audit --no-fund --silent axe-core@4
+
 ## run: build the sample PROMPT (or PROMPT="..."), print the preview URL, then serve it until Ctrl-C
 run: install
 	@$(MAKE) --no-print-directory sandbox || echo "(static sites build; npm sites wait for it)"
+	@$(MAKE) --no-print-directory browser || echo "(previews are not checked in a browser until then)"
 	$(BIN)/sheen build "$$PROMPT"
 	$(BIN)/sheen serve
 
 ## test: lint, type check and the whole test suite
-test: lint sandbox
+test: lint sandbox browser
 	$(BIN)/pytest
 
 lint: install
@@ -57,4 +66,4 @@ bench: install
 	$(BIN)/python -m tests.bench.burst --rows 1000
 
 clean:
-	rm -rf $(VENV) .sheen storage history schedules logs .logs_queue .nux .telemetry event_log.db*
+	rm -rf $(VENV) .tools .sheen storage history schedules logs .logs_queue .nux .telemetry event_log.db*

@@ -178,6 +178,7 @@ class Settings:
     max_tasks: int
     sandbox: SandboxSettings
     deploy: DeploySettings
+    preview_checks: bool
     max_cycle_edges_to_drop: int
     sequential_fallback: bool
     require_plan_approval: bool
@@ -225,6 +226,13 @@ class Settings:
     def preview_url(self, build_id: str) -> str:
         return f"http://{self.preview_host}:{self.preview_port}/p/{build_id}/"
 
+    @property
+    def screenshots_dir(self) -> Path:
+        return self.home / "screenshots"
+
+    def screenshot_url(self, build_id: str, name: str) -> str:
+        return f"http://{self.preview_host}:{self.preview_port}/s/{build_id}/{name}.png"
+
     def production_url(self, project_id: str) -> str:
         """Where `sheen serve` serves a project's promoted build (the local target)."""
         return f"http://{self.preview_host}:{self.preview_port}/prod/{project_id}/"
@@ -249,6 +257,7 @@ class Settings:
             ),
             max_tasks=_env_int(env, "SHEEN_MAX_TASKS", 40),
             deploy=_deploy_settings(env),
+            preview_checks=_env_switch(env, "SHEEN_PREVIEW_CHECKS", True),
             sandbox=SandboxSettings(
                 enabled=_env_switch(env, "SHEEN_SANDBOX", True),
                 memory_mb=_env_int(env, "SHEEN_SANDBOX_MEMORY_MB", 2048),

@@ -16,6 +16,9 @@ from sheen_pipeline.build.npm import build_npm, is_npm_project
 from sheen_pipeline.build.sandbox import CommandFailed, Sandbox
 from sheen_pipeline.build.static import BuildError, build_static
 from sheen_pipeline.cache import ResultCache, Worker
+from sheen_pipeline.checks.browser import check_preview
+from sheen_pipeline.checks.loopback import serving_folder
+from sheen_pipeline.checks.results import CheckReport
 from sheen_pipeline.config import Settings
 from sheen_pipeline.costs import CostReport, cost_report
 from sheen_pipeline.deploy.target import DeployTarget
@@ -26,6 +29,7 @@ from sheen_pipeline.events.payloads import (
     BuildFailed,
     BuildStarted,
     BuildStepStarted,
+    CheckOutcome,
     CostAnomaly,
     DeployCompleted,
     DeployStarted,
@@ -34,6 +38,7 @@ from sheen_pipeline.events.payloads import (
     PlanPartial,
     PlanPartialRetracted,
     PlanWarning,
+    PreviewChecked,
     TaskCompleted,
     TaskFailed,
     TaskStarted,
@@ -62,6 +67,7 @@ from sheen_pipeline.planning.planner import (
 )
 from sheen_pipeline.providers import select_provider
 from sheen_pipeline.providers.base import PlanDraft, Provider, ProviderError
+from sheen_pipeline.providers.offline.brief import read_brief
 from sheen_pipeline.providers.pricing import load_prices
 from sheen_pipeline.redaction import redact
 from sheen_pipeline.store.builds import BuildStatus, BuildStore, UnknownBuild
@@ -85,11 +91,15 @@ class BuildSummary:
 
 @dataclass(frozen=True)
 class Deployment:
+    """A build's end: its preview, and either success (with any cost anomaly) or the blocking
+    checks that failed it."""
+
     preview_url: str
     files: tuple[FileArtifact, ...]
     duration_s: float
     deployed: Deployed
     anomaly: CostAnomaly | None = None
+    failed: str | None = None
 
 
 ANOMALY_WINDOW = 20  # recent builds of the project a build's cost is compared with
@@ -353,7 +363,7 @@ class BuildService:
             command_log=command_log,
         )
 
-    def deploy_preview(self, plan: Plan, summary: BuildSummary) -> Deployment:
+    def deploy_preview(self, plan: Plan) -> Deployed:
         """Publish the build at a preview URL of its own on the configured target; production
         is left as it is (see promotion)."""
         build_id, project_id = plan.build_id, plan.request.project_id
@@ -366,6 +376,36 @@ class BuildService:
                 preview_url=deployed.url, **deployed.model_dump(exclude={"url", "files"})
             ),
         )
+        return deployed
+
+    def check_preview(self, plan: Plan) -> CheckReport:
+        """Look at the deployed files in a real browser (served on loopback, so every target
+        is checked the same way, offline too); screenshots go to SHEEN_HOME/screenshots."""
+        build_id = plan.build_id
+        if not self.settings.preview_checks:
+            report = CheckReport.not_run("not run: SHEEN_PREVIEW_CHECKS=off")
+        else:
+            forms = len(read_brief(plan.request.prompt).forms)
+            with serving_folder(self.settings.dist_dir / build_id) as url:
+                report = check_preview(url, forms, self.settings.screenshots_dir / build_id)
+        outcomes = [
+            CheckOutcome(name=r.name, blocking=r.blocking, passed=r.passed, message=r.message)
+            for r in report.results
+        ]
+        shots = {name: self.settings.screenshot_url(build_id, name) for name in report.screenshots}
+        self.events.emit(build_id, PreviewChecked(checks=outcomes, screenshots=shots))
+        return report
+
+    def complete(
+        self, plan: Plan, summary: BuildSummary, deployed: Deployed, report: CheckReport
+    ) -> Deployment:
+        """The build succeeds when no blocking check failed; otherwise it fails naming them."""
+        build_id = plan.build_id
+        failures = report.blocking_failures
+        if failures:
+            named = "; ".join(f"{r.name}: {r.message}" for r in failures)
+            self.fail(build_id, f"preview checks failed: {named}")
+            return Deployment(deployed.url, deployed.files, 0.0, deployed, failed=named)
         url, files = deployed.url, deployed.files
         self.store.set_status(build_id, BuildStatus.SUCCEEDED, preview_url=url, usage=summary.usage)
         started = self.store.get_build(build_id).created_at
@@ -379,12 +419,18 @@ class BuildService:
                 files=[f.path for f in files],
                 usage=summary.usage,
                 duration_s=round(duration, 3),
+                checks_passed=[r.name for r in report.results if r.passed],
+                checks_warned=[r.name for r in report.results if not r.passed],
+                screenshots={
+                    name: self.settings.screenshot_url(build_id, name)
+                    for name in report.screenshots
+                },
             ),
         )
         anomaly = self._cost_anomaly(plan, summary.usage.cost_usd)
         if anomaly is not None:
             self.events.emit(build_id, anomaly)
-        return Deployment(url, tuple(files), round(duration, 3), deployed, anomaly)
+        return Deployment(url, tuple(files), round(duration, 3), deployed, anomaly=anomaly)
 
     def _cost_anomaly(self, plan: Plan, cost: Decimal | None) -> CostAnomaly | None:
         """A build that cost over SHEEN_COST_ANOMALY_FACTOR times its project's median of

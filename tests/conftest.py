@@ -14,6 +14,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FLAKY_PROVIDER = "tests.support.providers:FlakyOfflineProvider"
 
 
+@pytest.fixture(autouse=True)
+def no_browser_checks_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checking a preview in Chromium takes seconds per build; tests/test_preview_checks.py
+    turns it on, other tests build without it (their builds report the checks as not run)."""
+    monkeypatch.setenv("SHEEN_PREVIEW_CHECKS", "off")
+
+
 @pytest.fixture
 def sheen_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh SHEEN_HOME with the embedded defaults (SQLite, offline provider)."""

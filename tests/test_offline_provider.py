@@ -117,8 +117,8 @@ def test_prompt_text_is_escaped_everywhere(tmp_path: Path) -> None:
 def test_dashboard_data_is_valid_json_in_the_page(tmp_path: Path) -> None:
     workspace, _ = build_offline("an analytics dashboard for Acme Corp", tmp_path)
     page = workspace.read("index.html")
-    start = page.index('<script type="application/json" id="metrics">') + len(
-        '<script type="application/json" id="metrics">'
+    start = page.index('<script type="application/json" id="metrics-data">') + len(
+        '<script type="application/json" id="metrics-data">'
     )
     data = json.loads(page[start : page.index("</script>", start)])
     assert len(data["series"]) == 6

@@ -34,7 +34,11 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/builds/{build_id}", api.status),
         Route("/api/builds/{build_id}/events", api.events_after),
         Route("/api/builds/{build_id}/stream", api.stream),
-        *preview_routes(settings.previews_dir, DeploymentStore(settings.database_url)),
+        *preview_routes(
+            settings.previews_dir,
+            settings.screenshots_dir,
+            DeploymentStore(settings.database_url),
+        ),
     ]
 
     @asynccontextmanager

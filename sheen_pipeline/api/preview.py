@@ -1,5 +1,6 @@
-"""Every deployed preview under /p/<build_id>/, straight from SHEEN_HOME/previews, and each
-project's promoted build under /prod/<project_id>/ (the local target). Previews are public
+"""Every deployed preview under /p/<build_id>/, straight from SHEEN_HOME/previews, its
+screenshots under /s/<build_id>/, and each project's promoted build under /prod/<project_id>/
+(the local target). Previews are public
 (they are meant to be shared, and build ids are unguessable); nothing lists them."""
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from starlette.staticfiles import StaticFiles
 from sheen_pipeline.store.deployments import DeploymentStore
 
 
-def preview_routes(previews_dir: Path, deployments: DeploymentStore) -> list[BaseRoute]:
+def preview_routes(
+    previews_dir: Path, screenshots_dir: Path, deployments: DeploymentStore
+) -> list[BaseRoute]:
     previews_dir.mkdir(parents=True, exist_ok=True)
+    screenshots_dir.mkdir(parents=True, exist_ok=True)
     previews = StaticFiles(directory=previews_dir, html=True, follow_symlink=False)
 
     async def index(_request: Request) -> HTMLResponse:
@@ -49,4 +53,5 @@ def preview_routes(previews_dir: Path, deployments: DeploymentStore) -> list[Bas
         Route("/prod/{project_id}", add_slash),
         Route("/prod/{project_id}/{path:path}", production),
         Mount("/p", previews),
+        Mount("/s", StaticFiles(directory=screenshots_dir, follow_symlink=False)),
     ]

@@ -1,9 +1,11 @@
-"""The per-build job: one `run_task` node per planned task, then `build_site` and `deploy_preview`."""
+"""The per-build job: one `run_task` node per planned task, then `build_site`, `deploy_preview`
+and `check_preview`."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from dagster import (
+    AssetKey,
     AssetMaterialization,
     Backoff,
     DependencyDefinition,
@@ -15,6 +17,7 @@ from dagster import (
     MetadataValue,
     MultiDependencyDefinition,
     NodeInvocation,
+    Nothing,
     OpExecutionContext,
     Out,
     ResourceDefinition,
@@ -26,10 +29,10 @@ from dagster import (
 from sheen_pipeline.approval import check_may_run
 from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.executor import pool_safe_async_executor
-from sheen_pipeline.defs.metadata import cost_metadata
+from sheen_pipeline.defs.metadata import check_evaluation, cost_metadata, preview_metadata
 from sheen_pipeline.defs.resources import BuildServiceResource, build_service_resource
 from sheen_pipeline.logs import log_context
-from sheen_pipeline.models import Plan, TaskResult
+from sheen_pipeline.models import Deployed, Plan, TaskResult
 from sheen_pipeline.redaction import redact
 from sheen_pipeline.runs.names import build_job_name, dagster_name, id_from_dagster_name
 from sheen_pipeline.runs.pools import LLM_POOL
@@ -130,50 +133,42 @@ def build_site(
     return summary
 
 
-@op(out=Out(str))
+@op(ins={"after": In(Nothing)}, out=Out(Deployed))
 def deploy_preview(
+    context: OpExecutionContext, sheen: BuildServiceResource, plan: ResourceParam[Plan]
+) -> Deployed:
+    """Publish dist at a preview URL of its own on the deploy target."""
+    with build_step(context, sheen.service, plan, "deploy"):
+        return sheen.service.deploy_preview(plan)
+
+
+@op(out=Out(str))
+def check_preview(
     context: OpExecutionContext,
     sheen: BuildServiceResource,
     plan: ResourceParam[Plan],
     summary: BuildSummary,
+    deployed: Deployed,
 ) -> str:
-    """Publish dist to the preview server and record the preview as an asset of the project."""
-    with build_step(context, sheen.service, plan, "deploy"):
-        deployment = sheen.service.deploy_preview(plan, summary)
-    usage = summary.usage
+    """Check the preview in a real browser, record it as an asset of the project with its
+    screenshots and the result of each check, and end the build: succeeded, or failed when a
+    blocking check failed."""
+    with build_step(context, sheen.service, plan, "check"):
+        report = sheen.service.check_preview(plan)
+        ending = sheen.service.complete(plan, summary, deployed, report)
+    preview_key = AssetKey(["sheen", plan.request.project_id, "preview"])
     context.log_event(
         AssetMaterialization(
-            asset_key=["sheen", plan.request.project_id, "preview"],
+            asset_key=preview_key,
             description=f"Preview of build {plan.build_id}",
-            metadata={
-                "build_id": plan.build_id,
-                "preview_url": MetadataValue.url(deployment.preview_url),
-                "target": deployment.deployed.target,
-                "uploaded_files": deployment.deployed.uploaded_files,
-                "reused_files": deployment.deployed.reused_files,
-                "uploaded_bytes": deployment.deployed.uploaded_bytes,
-                "reused_bytes": deployment.deployed.reused_bytes,
-                "files": MetadataValue.json([f.path for f in deployment.files]),
-                "file_count": len(deployment.files),
-                "total_tokens": usage.total_tokens,
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "cost_usd": cost_metadata(usage.cost_usd),
-                "heals": summary.heals,
-                "cache_hits": summary.cache_hits,
-                "builder": summary.builder,
-                "task_count": summary.task_count,
-                "duration_s": deployment.duration_s,
-                "cost_anomaly": deployment.anomaly is not None,
-                **(
-                    {"cost_median_usd": float(deployment.anomaly.median_usd)}
-                    if deployment.anomaly
-                    else {}
-                ),
-            },
+            metadata=preview_metadata(plan, summary, ending, report),
         )
     )
-    return deployment.preview_url
+    for result in report.results:  # log_event takes check evaluations; its hint omits them
+        context.log_event(check_evaluation(preview_key, result))  # type: ignore[arg-type]
+    if ending.failed is not None:
+        raise Failure(description=f"preview checks failed: {ending.failed}")
+    return ending.preview_url
 
 
 Dependencies = dict[NodeInvocation, dict[str, DependencyDefinition | MultiDependencyDefinition]]
@@ -206,12 +201,16 @@ def make_build_job(plan: Plan) -> JobDefinition:
                 [DependencyDefinition(dagster_name(t.id)) for t in plan.tasks]
             )
         },
-        NodeInvocation("deploy_preview"): {"summary": DependencyDefinition("build_site")},
+        NodeInvocation("deploy_preview"): {"after": DependencyDefinition("build_site")},
+        NodeInvocation("check_preview"): {
+            "summary": DependencyDefinition("build_site"),
+            "deployed": DependencyDefinition("deploy_preview"),
+        },
     }
     graph = GraphDefinition(
         name=build_job_name(plan.build_id),
         description=f"{plan.summary} ({len(plan.tasks)} tasks, planned by {plan.provider})",
-        node_defs=[run_task, build_site, deploy_preview],
+        node_defs=[run_task, build_site, deploy_preview, check_preview],
         dependencies=dependencies,
     )
     return graph.to_job(

@@ -1,8 +1,21 @@
-"""Metadata values shared by the ops."""
+"""Metadata values shared by the ops: costs the UI can plot, the preview asset's record, and
+each browser check as an asset check evaluation."""
 
 from decimal import Decimal
+from typing import Any
 
-from dagster import FloatMetadataValue, MetadataValue, TextMetadataValue
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckSeverity,
+    AssetKey,
+    FloatMetadataValue,
+    MetadataValue,
+    TextMetadataValue,
+)
+
+from sheen_pipeline.checks.results import CheckReport, CheckResult
+from sheen_pipeline.models import Plan
+from sheen_pipeline.service import BuildSummary, Deployment
 
 
 def cost_metadata(cost_usd: Decimal | None) -> FloatMetadataValue | TextMetadataValue:
@@ -10,3 +23,51 @@ def cost_metadata(cost_usd: Decimal | None) -> FloatMetadataValue | TextMetadata
     if cost_usd is None:
         return MetadataValue.text("unknown")
     return MetadataValue.float(float(cost_usd))
+
+
+def preview_metadata(
+    plan: Plan, summary: BuildSummary, ending: Deployment, report: CheckReport
+) -> dict[str, Any]:
+    usage, deployed = summary.usage, ending.deployed
+    screenshots = {
+        f"screenshot_{name}": MetadataValue.path(str(path))
+        for name, path in report.screenshots.items()
+    }
+    return {
+        "build_id": plan.build_id,
+        "preview_url": MetadataValue.url(ending.preview_url),
+        "target": deployed.target,
+        "uploaded_files": deployed.uploaded_files,
+        "reused_files": deployed.reused_files,
+        "uploaded_bytes": deployed.uploaded_bytes,
+        "reused_bytes": deployed.reused_bytes,
+        "files": MetadataValue.json([f.path for f in ending.files]),
+        "file_count": len(ending.files),
+        "total_tokens": usage.total_tokens,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cost_usd": cost_metadata(usage.cost_usd),
+        "heals": summary.heals,
+        "cache_hits": summary.cache_hits,
+        "builder": summary.builder,
+        "task_count": summary.task_count,
+        "duration_s": ending.duration_s,
+        "checks": MetadataValue.md("\n".join(f"- {result.line()}" for result in report.results)),
+        **screenshots,
+        "cost_anomaly": ending.anomaly is not None,
+        **({"cost_median_usd": float(ending.anomaly.median_usd)} if ending.anomaly else {}),
+    }
+
+
+def check_evaluation(asset_key: AssetKey, result: CheckResult) -> AssetCheckEvaluation:
+    """A check that was not run is reported as a failed warning, never as a pass."""
+    failing_blocks = result.blocking and result.passed is False
+    return AssetCheckEvaluation(
+        asset_key=asset_key,
+        check_name=result.name,
+        passed=bool(result.passed),
+        severity=AssetCheckSeverity.ERROR if failing_blocks else AssetCheckSeverity.WARN,
+        description=result.message,
+        blocking=result.blocking,
+        metadata={"message": result.message, "not_run": result.passed is None},
+    )

@@ -175,6 +175,29 @@ class DeployCompleted(EventPayload):
         )
 
 
+class CheckOutcome(BaseModel):
+    name: str
+    blocking: bool
+    passed: bool | None  # None: not run
+    message: str
+
+
+class PreviewChecked(EventPayload):
+    """The browser checks of the preview, and where its screenshots are served."""
+
+    type = EventType.PREVIEW_CHECKED
+    checks: list[CheckOutcome]
+    screenshots: dict[str, str]
+
+    def describe(self) -> str:
+        lines = []
+        for check in self.checks:
+            state = {True: "passed", False: "FAILED", None: "not run"}[check.passed]
+            kind = "blocking" if check.blocking else "warning"
+            lines.append(f"check {check.name} ({kind}) {state}: {check.message}")
+        return "\n".join(lines)
+
+
 class Promoted(EventPayload):
     type = EventType.PROMOTED
     project_id: str
@@ -193,6 +216,9 @@ class BuildCompleted(EventPayload):
     files: list[str]
     usage: TokenUsage
     duration_s: float
+    checks_passed: list[str] = []
+    checks_warned: list[str] = []  # failed or not run, but not blocking
+    screenshots: dict[str, str] = {}
 
     def describe(self) -> str:
         return f"build completed: {self.preview_url} ({_cost(self.usage)})"

@@ -24,6 +24,7 @@ class EventType(StrEnum):
     DEPLOY_STARTED = "deploy_started"
     DEPLOY_COMPLETED = "deploy_completed"
     PROMOTED = "promoted"
+    PREVIEW_CHECKED = "preview_checked"
     BUILD_COMPLETED = "build_completed"
     BUILD_FAILED = "build_failed"
     BUDGET_EXCEEDED = "budget_exceeded"

@@ -69,6 +69,7 @@ def sheen_cli_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
             "DAGSTER_HOME": str(dagster_home),
             "SHEEN_HOME": str(tmp_path / "sheen"),
             "SHEEN_PREVIEW_PORT": str(free_port()),
+            "SHEEN_PREVIEW_CHECKS": "off",  # on in tests/test_preview_checks.py
             **overrides,
         }
     )

@@ -156,6 +156,21 @@ class HangingOfflineProvider(OfflineProvider):
         return await super().generate_files(task, plan, context_files)
 
 
+class ScriptErrorOfflineProvider(OfflineProvider):
+    """The offline site, with a script on its page that throws."""
+
+    async def generate_files(
+        self, task: Task, plan: Plan, context_files: Mapping[str, str]
+    ) -> GeneratedFiles:
+        generated = await super().generate_files(task, plan, context_files)
+        files = dict(generated.files)
+        if "index.html" in files:
+            files["index.html"] = files["index.html"].replace(
+                "</body>", "<script>notDefinedAnywhere();</script></body>"
+            )
+        return GeneratedFiles(files, generated.usage)
+
+
 class LeakyOfflineProvider(OfflineProvider):
     """Fails every task with an error that quotes secrets and an email address."""
 

@@ -63,12 +63,13 @@ input, textarea {{ font: inherit; padding: 0.6rem; border: 1px solid #bbb; borde
 input:invalid:not(:placeholder-shown), textarea:invalid:not(:placeholder-shown) {{
   border-color: var(--accent);
 }}
-button {{ font: inherit; background: var(--accent); color: #fff; border: 0; border-radius: 6px;
-  padding: 0.7rem 1.2rem; cursor: pointer; }}
+button {{ font: inherit; background: var(--primary); color: #fff; border: 0; border-radius: 6px;
+  border-bottom: 3px solid var(--accent); padding: 0.7rem 1.2rem; cursor: pointer; }}
 .form-status {{ min-height: 1.5rem; font-weight: 600; color: var(--primary); }}
 .todo-list {{ list-style: none; padding: 0; }}
 .todo-list li {{ display: flex; gap: 0.5rem; align-items: center; padding: 0.4rem 0; }}
 .todo-list li.done span {{ text-decoration: line-through; opacity: 0.6; }}
+.chart {{ max-width: 100%; height: auto; }}
 .chart rect {{ fill: var(--primary); }}
 .chart text {{ font-size: 12px; fill: var(--text); }}
 footer {{ text-align: center; padding: 2rem; opacity: 0.7; }}
@@ -106,6 +107,7 @@ def todo_script() -> str:
   var form = document.getElementById("todo-form");
   var input = document.getElementById("todo-input");
   var list = document.getElementById("todo-list");
+  var status = document.getElementById("todo-status");
   var items = JSON.parse(localStorage.getItem(KEY) || "[]");
   function save() { localStorage.setItem(KEY, JSON.stringify(items)); }
   function render() {
@@ -129,7 +131,13 @@ def todo_script() -> str:
   }
   form.addEventListener("submit", function (event) {
     event.preventDefault();
-    if (!form.checkValidity()) { form.reportValidity(); return; }
+    if (!input.value.trim()) {
+      input.setAttribute("aria-invalid", "true");
+      status.textContent = "Type an item first.";
+      return;
+    }
+    input.removeAttribute("aria-invalid");
+    status.textContent = "";
     items.push({ text: input.value.trim(), done: false });
     input.value = "";
     save();
@@ -141,10 +149,10 @@ def todo_script() -> str:
 
 
 def dashboard_script() -> str:
-    return """// Draws the page's metrics (JSON in #metrics) as a bar chart.
+    return """// Draws the page's metrics (JSON in #metrics-data) as a bar chart.
 (function () {
   "use strict";
-  var data = JSON.parse(document.getElementById("metrics").textContent);
+  var data = JSON.parse(document.getElementById("metrics-data").textContent);
   var svg = document.getElementById("chart");
   var NS = "http://www.w3.org/2000/svg";
   var max = Math.max.apply(null, data.series.map(function (p) { return p.value; }));

@@ -160,7 +160,9 @@ def _kind_sections(brief: SiteBrief) -> list[_Section]:
                 (
                     '<form id="todo-form" novalidate>\n<label>New item <input id="todo-input" required '
                     'minlength="1" maxlength="200" placeholder=" "></label>\n'
-                    '<button type="submit">Add</button>\n</form>\n<ul id="todo-list" class="todo-list"></ul>'
+                    '<button type="submit">Add</button>\n'
+                    '<p class="form-status" id="todo-status" role="status" aria-live="polite"></p>\n'
+                    '</form>\n<ul id="todo-list" class="todo-list"></ul>'
                 ),
             )
         ]
@@ -186,8 +188,8 @@ def _kind_sections(brief: SiteBrief) -> list[_Section]:
                 "trend",
                 "Monthly trend",
                 (
-                    f'<script type="application/json" id="metrics">{script_json({"series": series})}</script>\n'
-                    '<svg id="chart" class="chart" width="400" height="200" role="img" '
+                    f'<script type="application/json" id="metrics-data">{script_json({"series": series})}</script>\n'
+                    '<svg id="chart" class="chart" viewBox="0 0 400 200" width="400" height="200" role="img" '
                     'aria-label="Monthly trend"></svg>'
                 ),
             ),

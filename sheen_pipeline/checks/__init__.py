@@ -1,0 +1,1 @@
+"""Checks of deployed previews in a real browser."""

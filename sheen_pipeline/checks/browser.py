@@ -1,0 +1,206 @@
+"""Look at a deployed preview in a real browser (Debian's Chromium, driven by Playwright): does it
+load, run without errors, load what it references, have a title and heading, fit a phone, make
+its forms refuse an empty submit, and pass axe-core's serious rules. Screenshots at desktop and
+phone widths. Without a browser, every check says so (a warning), never a silent pass."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from sheen_pipeline.checks.results import CHECKS, CheckReport, CheckResult
+
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+SETTLE_MS = 300
+AXE_SCRIPT = (
+    Path(__file__).resolve().parents[2] / ".tools" / "node_modules" / "axe-core" / "axe.min.js"
+)
+INSTALL_HINT = "apt-get install chromium (or `make browser`)"
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def check_preview(url: str, forms_expected: int, screenshots: Path) -> CheckReport:
+    """Every check of the page at url; runs in a thread of its own, so it works from inside
+    an event loop (the build job's executor) too."""
+    browser = chromium_path()
+    if browser is None:
+        return CheckReport.not_run(f"not run: no browser ({INSTALL_HINT})")
+    outcome: list[CheckReport] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.append(_check(browser, url, forms_expected, screenshots))
+        except BaseException as error:  # reported in the caller's thread
+            failure.append(error)
+
+    thread = threading.Thread(target=work, name="sheen-browser-checks")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+def _check(browser_path: str, url: str, forms_expected: int, screenshots: Path) -> CheckReport:
+    from playwright.sync_api import sync_playwright
+
+    screenshots.mkdir(parents=True, exist_ok=True)
+    results: dict[str, CheckResult] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=browser_path, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page(viewport=DESKTOP)  # type: ignore[arg-type]
+            console: list[str] = []
+            failed: list[str] = []
+            page.on("pageerror", lambda error: console.append(f"uncaught: {error}"))
+            page.on("console", lambda message: _console_error(message, console))
+            page.on("requestfailed", lambda r: failed.append(r.url))
+            page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+            response = page.goto(url, wait_until="load")
+            page.wait_for_timeout(SETTLE_MS)
+            status = response.status if response else 0
+            results["page_loads"] = CheckResult.of(
+                "page_loads", status == 200, f"HTTP {status}", {"status": status}
+            )
+            results["no_errors"] = CheckResult.of(
+                "no_errors",
+                not console,
+                "no uncaught exceptions or console errors"
+                if not console
+                else "; ".join(console[:5]),
+                {"console": console},
+            )
+            broken = sorted({u for u in failed if _same_origin(u, url)} | _broken_links(page, url))
+            results["assets_load"] = CheckResult.of(
+                "assets_load",
+                not broken,
+                "every local asset and link loads"
+                if not broken
+                else f"{len(broken)} broken: {', '.join(broken[:5])}",
+                {"broken": broken},
+            )
+            page.screenshot(path=str(screenshots / "desktop.png"), full_page=True)
+            results["title_and_heading"] = _title_and_heading(page)
+            results["accessibility"] = _accessibility(page)
+            page.set_viewport_size(PHONE)  # type: ignore[arg-type]
+            page.wait_for_timeout(SETTLE_MS)
+            width = int(page.evaluate("document.documentElement.scrollWidth"))
+            results["mobile_overflow"] = CheckResult.of(
+                "mobile_overflow",
+                width <= PHONE["width"],
+                f"{width} px wide at a {PHONE['width']} px viewport",
+                {"scroll_width": width},
+            )
+            page.screenshot(path=str(screenshots / "mobile.png"), full_page=True)
+            results["forms_validate"] = _forms(page, url, forms_expected)
+        finally:
+            browser.close()
+    return CheckReport(
+        results=tuple(results[name] for name in CHECKS),
+        screenshots={"desktop": screenshots / "desktop.png", "mobile": screenshots / "mobile.png"},
+    )
+
+
+def _console_error(message: Any, console: list[str]) -> None:
+    """Console errors, but the browser's own network notes: a failed load is assets_load's
+    business (and a missing favicon, which pages need not have, is nobody's)."""
+    if message.type == "error" and not message.text.startswith("Failed to load resource"):
+        console.append(f"console.error: {message.text}")
+
+
+def _same_origin(candidate: str, base: str) -> bool:
+    return urlsplit(candidate).netloc == urlsplit(base).netloc
+
+
+def _broken_links(page: Any, base: str) -> set[str]:
+    """Local links (same origin, not anchors) that do not answer 200."""
+    hrefs: list[str] = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+    broken = set()
+    for href in {urljoin(base, h).split("#")[0] for h in hrefs}:
+        if _same_origin(href, base) and href:
+            answer = page.request.get(href)
+            if answer.status != 200:
+                broken.add(href)
+    return broken
+
+
+def _title_and_heading(page: Any) -> CheckResult:
+    title = page.title().strip()
+    heading = page.evaluate(
+        "(() => { const h = document.querySelector('h1');"
+        " return h && h.offsetParent !== null ? h.innerText.trim() : ''; })()"
+    )
+    missing = [what for what, value in (("title", title), ("visible h1", heading)) if not value]
+    return CheckResult.of(
+        "title_and_heading",
+        not missing,
+        f"title {title!r}, heading {heading!r}"
+        if not missing
+        else f"missing: {', '.join(missing)}",
+        {"title": title, "heading": heading},
+    )
+
+
+def _forms(page: Any, url: str, expected: int) -> CheckResult:
+    """Each form, submitted empty, must stay on the page and show why (a visible status or
+    alert text, or the browser's own validation message)."""
+    count = int(page.evaluate("document.forms.length"))
+    problems = [f"{expected} form(s) asked for, {count} on the page"] if count < expected else []
+    for index in range(count):
+        page.goto(url, wait_until="load")
+        page.evaluate(
+            f"document.forms[{index}].querySelectorAll('input,textarea').forEach(e => e.value = '')"
+        )
+        submit = page.locator("form").nth(index).locator("[type=submit], button").first
+        if submit.count() == 0:
+            problems.append(f"form {index + 1} has no submit button")
+            continue
+        submit.click()
+        page.wait_for_timeout(SETTLE_MS)
+        told = page.evaluate(_SAYS_WHY, index)
+        if page.url.split("#")[0] != url.split("#")[0] or not told:
+            problems.append(f"form {index + 1} accepts an empty submit without a visible message")
+    return CheckResult.of(
+        "forms_validate",
+        not problems,
+        "; ".join(problems) if problems else f"{count} form(s) refuse an empty submit",
+        {"forms": count, "expected": expected},
+    )
+
+
+_SAYS_WHY = """index => {
+  const form = document.forms[index];
+  const visible = e => e.offsetParent !== null && e.innerText.trim() !== '';
+  const said = [...document.querySelectorAll('[role=status],[role=alert],[aria-live]')].some(visible);
+  const native = [...form.elements].some(e => e.validationMessage && !form.noValidate);
+  const marked = form.querySelector('[aria-invalid=true]') !== null;
+  return said || native || marked;
+}"""
+
+
+def _accessibility(page: Any) -> CheckResult:
+    if not AXE_SCRIPT.is_file():
+        return CheckResult.not_run("accessibility", "not run: axe-core missing (`make browser`)")
+    page.add_script_tag(path=str(AXE_SCRIPT))
+    violations: list[dict[str, Any]] = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length}))"
+    )
+    serious = [v for v in violations if v["impact"] in ("serious", "critical")]
+    return CheckResult.of(
+        "accessibility",
+        not serious,
+        f"{len(serious)} serious or critical axe violations"
+        + (f": {', '.join(v['id'] for v in serious)}" if serious else ""),
+        {"serious_or_critical": len(serious), "violations": violations},
+    )

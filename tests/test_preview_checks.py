@@ -1,0 +1,124 @@
+"""Every preview is looked at in real Chromium: the offline sites pass every check, broken pages
+fail the right one, a blocking failure fails the build naming it, and without a browser the
+checks say they did not run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dagster import DagsterEventType, DagsterInstance
+
+from sheen_pipeline.checks.browser import check_preview
+from sheen_pipeline.checks.loopback import serving_folder
+from sheen_pipeline.checks.results import CHECKS
+from sheen_pipeline.events.types import EventType
+from sheen_pipeline.service import BuildService
+from tests.support.builds import build
+
+GOOD_HEAD = "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>t</title>"
+VIEWPORT = "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+
+
+@pytest.fixture
+def checks_on(sheen_home: Path, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    monkeypatch.setenv("SHEEN_PREVIEW_CHECKS", "on")
+    return monkeypatch
+
+
+def checked_event(service: BuildService, build_id: str) -> dict[str, object]:
+    (checked,) = [e for e in service.events.after(build_id) if e.type == EventType.PREVIEW_CHECKED]
+    return checked.data
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "a landing page for Blue Fern Coffee in Portland, with a signup form and a contact form",
+        "a todo app to track my chores",
+        "a dashboard of monthly sales",
+        "a portfolio for a photographer named Ada",
+    ],
+)
+def test_the_offline_sites_pass_every_check(
+    checks_on: pytest.MonkeyPatch, instance: DagsterInstance, prompt: str
+) -> None:
+    service = BuildService.from_env()
+    outcome, lines = build(instance, service, prompt=prompt)
+    assert outcome.status == "succeeded", outcome.error
+    checked = checked_event(service, outcome.build_id)
+    failing = [c for c in checked["checks"] if c["passed"] is not True]  # type: ignore[union-attr]
+    assert failing == []
+    assert [c["name"] for c in checked["checks"]] == list(CHECKS)  # type: ignore[union-attr]
+    printed = [line for chunk in lines for line in chunk.splitlines()]  # as the CLI prints them
+    assert sum(line.startswith("check ") for line in printed) == len(CHECKS)
+    shots = service.settings.screenshots_dir / outcome.build_id
+    for name in ("desktop", "mobile"):
+        assert (shots / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    evaluations = [
+        entry.dagster_event.event_specific_data
+        for entry in instance.all_logs(outcome.dagster_run_ids[1])
+        if entry.dagster_event is not None
+        and entry.dagster_event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+    ]
+    assert sorted(e.check_name for e in evaluations) == sorted(CHECKS)  # type: ignore[union-attr]
+    assert all(e.passed for e in evaluations)  # type: ignore[union-attr]
+
+
+def site(folder: Path, page: str, **files: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "index.html").write_text(page)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+FORM = (
+    "<form novalidate><label>Email <input name='email' required></label><button>Go</button></form>"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "head", "forms", "failing"),
+    [
+        ("<h1>x</h1><script>window.nope();</script>", VIEWPORT, 0, "no_errors"),
+        ("<h1>x</h1>", VIEWPORT + "<link rel='stylesheet' href='missing.css'>", 0, "assets_load"),
+        ("<h1>x</h1><div style='width:900px'>wide</div>", VIEWPORT, 0, "mobile_overflow"),
+        ("<h1>x</h1>" + FORM, VIEWPORT, 1, "forms_validate"),
+        ("<p>no heading</p>", VIEWPORT, 0, "title_and_heading"),
+    ],
+)
+def test_a_broken_page_fails_the_right_check(
+    tmp_path: Path, body: str, head: str, forms: int, failing: str
+) -> None:
+    page = f"{GOOD_HEAD}{head}</head><body><main>{body}</main></body></html>"
+    with serving_folder(site(tmp_path / "site", page)) as url:
+        report = check_preview(url, forms, tmp_path / "shots")
+    failed = [r.name for r in report.results if r.passed is False]
+    assert failed == [failing], [r.line() for r in report.results]
+
+
+def test_a_blocking_failure_fails_the_build_naming_the_check(
+    checks_on: pytest.MonkeyPatch, instance: DagsterInstance
+) -> None:
+    checks_on.setenv("SHEEN_PROVIDER", "tests.support.providers:ScriptErrorOfflineProvider")
+    service = BuildService.from_env()
+    outcome, _ = build(instance, service)
+    assert outcome.status == "failed"
+    assert "preview checks failed: no_errors: uncaught: " in (outcome.error or "")
+    assert "notDefinedAnywhere" in (outcome.error or "")
+
+
+def test_without_a_browser_the_checks_say_so_and_the_build_still_succeeds(
+    checks_on: pytest.MonkeyPatch, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    checks_on.setenv("PATH", str(tmp_path))  # no chromium to be found
+    service = BuildService.from_env()
+    outcome, lines = build(instance, service)
+    assert outcome.status == "succeeded", outcome.error
+    checked = checked_event(service, outcome.build_id)
+    assert {c["passed"] for c in checked["checks"]} == {None}  # type: ignore[union-attr]
+    assert all(
+        "not run: no browser (apt-get install chromium" in c["message"] for c in checked["checks"]
+    )  # type: ignore[union-attr]
+    assert any("not run: no browser" in line for line in lines)
