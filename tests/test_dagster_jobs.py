@@ -16,6 +16,7 @@ from dagster import (
 from dagster._core.execution.api import create_execution_plan, execute_run
 from sqlalchemy import insert
 
+from sheen_pipeline.checks.results import BLOCKING, CHECKS
 from sheen_pipeline.defs import sheen
 from sheen_pipeline.defs.build_job import make_build_job
 from sheen_pipeline.defs.plan_job import plan_build
@@ -65,12 +66,17 @@ def test_whole_build_succeeds_and_records_the_preview_asset(
     ]
     assert lines[6] == "plan ready with 5 tasks (provider offline, model offline)"
     assert "task forms done: js/forms.js" in lines
-    assert lines[-4:] == [
+    assert lines[-5:-1] == [
         "build started (static)",
         "deploy started (local)",
         "deployed to local: 4 files uploaded, 0 reused",
-        f"build completed: {outcome.preview_url} (cost $0)",
+        "\n".join(  # the tests turn the browser checks off (test_preview_checks turns them on)
+            f"check {name} ({'blocking' if name in BLOCKING else 'warning'}) not run: "
+            "not run: SHEEN_PREVIEW_CHECKS=off"
+            for name in CHECKS
+        ),
     ]
+    assert lines[-1] == f"build completed: {outcome.preview_url} (cost $0)"
 
     plan_run_id, build_run_id = outcome.dagster_run_ids
     build_run = instance.get_run_by_id(build_run_id)
@@ -81,7 +87,11 @@ def test_whole_build_succeeds_and_records_the_preview_asset(
     assert build_run.tags[PLAN_RUN_ID] == plan_run_id
     assert build_run.remote_job_origin is not None
     assert build_run.remote_job_origin.location_name == LOCATION_NAME
-    assert succeeded_steps(instance, build_run_id) == TASKS | {"build_site", "deploy_preview"}
+    assert succeeded_steps(instance, build_run_id) == TASKS | {
+        "build_site",
+        "deploy_preview",
+        "check_preview",
+    }
 
     event = instance.get_latest_materialization_event(AssetKey(["sheen", "coffee", "preview"]))
     assert event is not None and event.asset_materialization is not None
@@ -129,6 +139,21 @@ def test_repository_serves_stored_plans_lazily(
     }
     assert not sheen.has_job("build_nothere")
     assert sheen.has_job(name)
+
+
+def test_the_code_location_declares_each_projects_preview_checks(
+    service: BuildService, instance: DagsterInstance
+) -> None:
+    build(instance, service, project_id="fern")
+    repository = SheenRepositoryData()
+    preview = AssetKey(["sheen", "fern", "preview"])
+    assert {preview, AssetKey(["sheen", "fern", "production"])} <= set(
+        repository.get_assets_defs_by_key()
+    )
+    checks = {
+        key.name for key in repository.get_asset_checks_defs_by_key() if key.asset_key == preview
+    }
+    assert checks == set(CHECKS)
 
 
 def test_repository_lists_only_the_newest_builds_but_loads_any_by_name(
@@ -234,6 +259,7 @@ def test_reexecution_from_failure_reruns_only_the_failed_task_and_downstream(
         "page_metadata",
         "build_site",
         "deploy_preview",
+        "check_preview",
     }
     assert calls_by_task(sheen_home, build_id) == {
         "config": 1,
@@ -263,6 +289,7 @@ def test_tasks_with_dashes_and_keywords_build(
         "page_metadata",
         "build_site",
         "deploy_preview",
+        "check_preview",
     }
 
 

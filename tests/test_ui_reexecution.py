@@ -24,7 +24,14 @@ from tests.support.runs import started_steps
 from tests.support.waiting import free_port, wait_for
 
 UI_PROMPT = "a landing page for Red Fern Tea with a signup form"  # not a cache hit of PROMPT
-RERUN_STEPS = {"forms", "index_page", "page_metadata", "build_site", "deploy_preview"}
+RERUN_STEPS = {
+    "forms",
+    "index_page",
+    "page_metadata",
+    "build_site",
+    "deploy_preview",
+    "check_preview",
+}
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
 INSTANCE_YAML = """

@@ -7,12 +7,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 
 from dagster import (
+    AssetCheckKey,
+    AssetChecksDefinition,
     AssetKey,
     AssetsDefinition,
     DagsterInvariantViolationError,
     Definitions,
     JobDefinition,
     RepositoryData,
+    RepositoryDefinition,
     ResourceDefinition,
     ScheduleDefinition,
     SensorDefinition,
@@ -24,6 +27,7 @@ from sheen_pipeline.defs.build_job import make_build_job
 from sheen_pipeline.defs.costs import daily_costs, daily_costs_job, hourly_cost_refresh
 from sheen_pipeline.defs.maintenance import evict_result_cache, hourly_result_cache_eviction
 from sheen_pipeline.defs.plan_job import plan_build
+from sheen_pipeline.defs.previews import preview_checks, project_assets
 from sheen_pipeline.defs.promotion import promote_build
 from sheen_pipeline.defs.resources import FIELD_ENV_VARS, build_service_resource
 from sheen_pipeline.defs.sensors import (
@@ -39,30 +43,41 @@ from sheen_pipeline.models import Plan
 from sheen_pipeline.runs.names import build_id_from_job_name
 from sheen_pipeline.runs.tags import REPOSITORY_NAME
 from sheen_pipeline.store.builds import BuildStore
+from sheen_pipeline.store.deployments import DeploymentStore
 
 logger = get_logger(__name__)
 
-STATIC = Definitions(
-    assets=[daily_costs],
-    jobs=[plan_build, evict_result_cache, daily_costs_job, promote_build],
-    schedules=[hourly_result_cache_eviction, hourly_cost_refresh],
-    sensors=[
-        build_requests_sensor,
-        canceled_run_sensor,
-        failed_run_sensor,
-        plan_approval_expiry_sensor,
-        stalled_build_sensor,
-        webhook_delivery_sensor,
-    ],
-    resources={"sheen": build_service_resource()},
-).get_repository_def()
+
+def static_definitions(project_ids: Sequence[str]) -> RepositoryDefinition:
+    """Everything but the per-build jobs, with each known project's preview and production
+    assets and the preview's checks."""
+    return Definitions(
+        assets=[daily_costs, *project_assets(project_ids)],
+        asset_checks=preview_checks(project_ids),
+        jobs=[plan_build, evict_result_cache, daily_costs_job, promote_build],
+        schedules=[hourly_result_cache_eviction, hourly_cost_refresh],
+        sensors=[
+            build_requests_sensor,
+            canceled_run_sensor,
+            failed_run_sensor,
+            plan_approval_expiry_sensor,
+            stalled_build_sensor,
+            webhook_delivery_sensor,
+        ],
+        resources={"sheen": build_service_resource()},
+    ).get_repository_def()
 
 
 class SheenRepositoryData(RepositoryData):
     """Per-build jobs are read from the plan store when asked for, and cached (plans never change)."""
 
     def __init__(self) -> None:
-        self._static: dict[str, JobDefinition] = {job.name: job for job in STATIC.get_all_jobs()}
+        settings = Settings.from_env()
+        projects = DeploymentStore(settings.database_url).projects(settings.ui_job_window)
+        self._definitions = static_definitions(projects)
+        self._static: dict[str, JobDefinition] = {
+            job.name: job for job in self._definitions.get_all_jobs()
+        }
         self._built: dict[str, JobDefinition] = {}
 
     def _store(self) -> BuildStore:
@@ -75,19 +90,22 @@ class SheenRepositoryData(RepositoryData):
         return job
 
     def get_top_level_resources(self) -> Mapping[str, ResourceDefinition]:
-        return STATIC.get_top_level_resources()
+        return self._definitions.get_top_level_resources()
 
     def get_env_vars_by_top_level_resource(self) -> Mapping[str, AbstractSet[str]]:
         return {"sheen": set(FIELD_ENV_VARS.values())}
 
     def get_all_sensors(self) -> Sequence[SensorDefinition]:
-        return STATIC.sensor_defs
+        return self._definitions.sensor_defs
 
     def get_all_schedules(self) -> Sequence[ScheduleDefinition]:
-        return STATIC.schedule_defs
+        return self._definitions.schedule_defs
 
     def get_assets_defs_by_key(self) -> Mapping[AssetKey, AssetsDefinition]:
-        return STATIC.assets_defs_by_key
+        return self._definitions.assets_defs_by_key
+
+    def get_asset_checks_defs_by_key(self) -> Mapping[AssetCheckKey, AssetChecksDefinition]:
+        return self._definitions.asset_checks_defs_by_key
 
     def _job_or_none(self, build_id: str, plan_json: str) -> JobDefinition | None:
         """The plan's job; a plan that cannot become one is skipped and reported, so one bad

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 
 from sheen_pipeline.models import Deployed
 from sheen_pipeline.store.builds import engine_for
@@ -47,6 +47,29 @@ class DeploymentStore:
         return Deployed.model_validate(
             {name: getattr(row, name) for name in Deployed.model_fields if name != "files"}
         )
+
+    def projects(self, limit: int) -> list[str]:
+        """Projects with a deployment, the most recently deployed first (at most limit)."""
+        newest = func.max(deployments.c.created_at)
+        query = (
+            select(deployments.c.project_id)
+            .group_by(deployments.c.project_id)
+            .order_by(newest.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def latest(self, project_id: str) -> str | None:
+        """The project's most recently deployed build."""
+        query = (
+            select(deployments.c.build_id)
+            .where(deployments.c.project_id == project_id)
+            .order_by(deployments.c.created_at.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
 
     def set_production(self, production_row: Production) -> None:
         with self.engine.begin() as conn:
