@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"store"},
     {"cache", "events", "budgets"},
     {"planning", "providers"},
-    {"execution", "build", "deploy"},
+    {"execution", "build", "deploy", "checks"},
     {"service", "approval", "costs", "promotion"},
     {"liveness"},
     {"runs"},
