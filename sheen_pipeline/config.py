@@ -179,6 +179,7 @@ class Settings:
     sandbox: SandboxSettings
     deploy: DeploySettings
     preview_checks: bool
+    repair_rounds: int
     max_cycle_edges_to_drop: int
     sequential_fallback: bool
     require_plan_approval: bool
@@ -258,6 +259,7 @@ class Settings:
             max_tasks=_env_int(env, "SHEEN_MAX_TASKS", 40),
             deploy=_deploy_settings(env),
             preview_checks=_env_switch(env, "SHEEN_PREVIEW_CHECKS", True),
+            repair_rounds=_env_int(env, "SHEEN_REPAIR_ROUNDS", 1, minimum=0),
             sandbox=SandboxSettings(
                 enabled=_env_switch(env, "SHEEN_SANDBOX", True),
                 memory_mb=_env_int(env, "SHEEN_SANDBOX_MEMORY_MB", 2048),

@@ -205,7 +205,9 @@ class TaskResult(_Frozen):
     cache_hit: bool = False
 
 
-RESERVED_TASK_IDS = frozenset({"build_site", "deploy_preview"})
+RESERVED_TASK_IDS = frozenset({"build_site", "deploy_preview", "check_preview"})
+# The build job's own steps, repeated per repair round (repair_1, build_site_1, ...).
+RESERVED_TASK_ID = re.compile(r"(repair|build_site|deploy_preview|check_preview)_\d+")
 
 
 class PlanInvalid(ValueError):
@@ -218,7 +220,11 @@ def check_tasks(tasks: Sequence[Task]) -> None:
         raise PlanInvalid("plan has no tasks")
     counts = Counter(task.id for task in tasks)
     problems = [f"duplicate task id {task_id!r}" for task_id, n in counts.items() if n > 1]
-    problems += [f"task id {t.id!r} is reserved" for t in tasks if t.id in RESERVED_TASK_IDS]
+    problems += [
+        f"task id {t.id!r} is reserved"
+        for t in tasks
+        if t.id in RESERVED_TASK_IDS or RESERVED_TASK_ID.fullmatch(t.id)
+    ]
     known = {task.id for task in tasks}
     problems += [
         f"task {task.id!r} depends on unknown task {dep!r}"

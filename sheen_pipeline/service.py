@@ -18,6 +18,7 @@ from sheen_pipeline.build.static import BuildError, build_static
 from sheen_pipeline.cache import ResultCache, Worker
 from sheen_pipeline.checks.browser import check_preview
 from sheen_pipeline.checks.loopback import serving_folder
+from sheen_pipeline.checks.repair import repair_task
 from sheen_pipeline.checks.results import CheckReport
 from sheen_pipeline.config import Settings
 from sheen_pipeline.costs import CostReport, cost_report
@@ -39,6 +40,8 @@ from sheen_pipeline.events.payloads import (
     PlanPartialRetracted,
     PlanWarning,
     PreviewChecked,
+    RepairCompleted,
+    RepairStarted,
     TaskCompleted,
     TaskFailed,
     TaskStarted,
@@ -48,7 +51,9 @@ from sheen_pipeline.events.runtime import event_log
 from sheen_pipeline.execution.tasks import context_files, generate, write_files
 from sheen_pipeline.execution.timeouts import TaskTimeout
 from sheen_pipeline.execution.workspace import Workspace
+from sheen_pipeline.fsutil import regular_files
 from sheen_pipeline.models import (
+    BUILD_TOOL_FOLDERS,
     BuildRequest,
     Deployed,
     FileArtifact,
@@ -102,6 +107,7 @@ class Deployment:
     failed: str | None = None
 
 
+REPAIR_CONTEXT_SUFFIXES = {".html", ".css", ".js", ".json", ".svg", ".txt"}
 ANOMALY_WINDOW = 20  # recent builds of the project a build's cost is compared with
 ANOMALY_MIN_BUILDS = 3
 
@@ -395,6 +401,37 @@ class BuildService:
         shots = {name: self.settings.screenshot_url(build_id, name) for name in report.screenshots}
         self.events.emit(build_id, PreviewChecked(checks=outcomes, screenshots=shots))
         return report
+
+    async def repair(self, plan: Plan, round_number: int, failures: list[str]) -> TaskResult:
+        """One repair round: the failed checks go to the provider as a task on the site's
+        files (shown as context); what it returns is written over them. Priced and recorded
+        like every task."""
+        build_id = plan.build_id
+        task = repair_task(round_number, failures)
+        self.events.emit(build_id, RepairStarted(round=round_number, failures=failures))
+        workspace = Workspace(self.workspace_dir(build_id), self.settings.file_limits)
+        site = [
+            path.relative_to(workspace.root).as_posix()
+            for path in regular_files(workspace.root, skip=BUILD_TOOL_FOLDERS)
+            if path.suffix in REPAIR_CONTEXT_SUFFIXES
+        ]
+        context = {path: workspace.read(path) for path in site}
+        timeout = min(
+            self.settings.task_timeout_for(task.type.value), self.check_time_left(build_id)
+        )
+        try:
+            with paying(Payer(build_id, *_owner(plan.request), "task", task.id)):
+                generated = await generate(task, plan, self.provider, context, timeout)
+        except Exception as error:
+            self._pay(build_id, error)
+            raise
+        result = write_files(task, generated.files, workspace, generated.usage, generated.heals)
+        self._spend(build_id, plan.request, result.usage, task.id)
+        self.events.emit(
+            build_id,
+            RepairCompleted(round=round_number, files=list(result.files), usage=result.usage),
+        )
+        return result
 
     def complete(
         self, plan: Plan, summary: BuildSummary, deployed: Deployed, report: CheckReport

@@ -4,6 +4,8 @@ checks say they did not run."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,11 @@ from sheen_pipeline.checks.browser import check_preview
 from sheen_pipeline.checks.loopback import serving_folder
 from sheen_pipeline.checks.results import CHECKS
 from sheen_pipeline.events.types import EventType
+from sheen_pipeline.providers.schemas import FilesSpec
 from sheen_pipeline.service import BuildService
+from tests.providers.conftest import llm_env
 from tests.support.builds import build
+from tests.support.fake_llm import AnthropicWire, FakeLLMServer, Recorded, Reply, offline_answer
 
 GOOD_HEAD = "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>t</title>"
 VIEWPORT = "<meta name='viewport' content='width=device-width, initial-scale=1'>"
@@ -122,3 +127,61 @@ def test_without_a_browser_the_checks_say_so_and_the_build_still_succeeds(
         "not run: no browser (apt-get install chromium" in c["message"] for c in checked["checks"]
     )  # type: ignore[union-attr]
     assert any("not run: no browser" in line for line in lines)
+
+
+BROKEN = "<script>brokenByTheModel();</script></body>"
+
+
+def breaking(always: bool) -> Callable[[Recorded], Reply]:
+    """The offline answers, but the page the model writes throws (on repair too, if always)."""
+
+    def answer(request: Recorded) -> Reply:
+        reply = offline_answer(request)
+        if request.schema_title != FilesSpec.__name__:
+            return reply
+        fixing = "failed these checks" in request.text and not always
+        files = json.loads(reply.text)["files"]
+        for file in files:
+            if file["path"] == "index.html":
+                clean = file["content"].replace(BROKEN, "</body>")  # offline keeps what it is shown
+                file["content"] = clean if fixing else clean.replace("</body>", BROKEN)
+        return Reply(json.dumps({"files": files}))
+
+    return answer
+
+
+@pytest.mark.parametrize("always_broken", [False, True])
+def test_one_repair_round_fixes_a_broken_page_or_the_build_fails_naming_the_check(
+    checks_on: pytest.MonkeyPatch, instance: DagsterInstance, always_broken: bool
+) -> None:
+    with FakeLLMServer(AnthropicWire(), default=breaking(always_broken)) as server:
+        for name, value in llm_env("anthropic", server).items():
+            checks_on.setenv(name, value)
+        service = BuildService.from_env()
+        outcome, _ = build(instance, service)
+    types = [e.type for e in service.events.after(outcome.build_id)]
+    assert types.count(EventType.REPAIR_STARTED) == types.count(EventType.REPAIR_COMPLETED) == 1
+    assert types.count(EventType.PREVIEW_CHECKED) == 2  # before and after the repair
+    (started,) = [
+        e for e in service.events.after(outcome.build_id) if e.type == EventType.REPAIR_STARTED
+    ]
+    assert "brokenByTheModel" in started.data["failures"][0]  # the console went to the model
+    repair_requests = [r for r in server.requests if "failed these checks" in r.text]
+    assert len(repair_requests) == 1 and "brokenByTheModel" in repair_requests[0].text
+    with service.ledger.engine.connect() as conn:
+        paid = conn.exec_driver_sql(
+            "select count(*) from provider_calls where task_id = 'repair_1' and cost_nusd > 0"
+        ).scalar()
+    assert paid == 1  # priced like every call
+    ran = {
+        entry.dagster_event.step_key
+        for entry in instance.all_logs(outcome.dagster_run_ids[1])
+        if entry.dagster_event is not None and entry.dagster_event.is_step_success
+    }
+    if always_broken:
+        assert outcome.status == "failed"
+        assert "preview checks failed: no_errors: uncaught: " in (outcome.error or "")
+        assert {"repair_1", "build_site_1", "deploy_preview_1"} <= ran
+    else:
+        assert outcome.status == "succeeded", outcome.error
+        assert {"repair_1", "build_site_1", "deploy_preview_1", "check_preview_1"} <= ran

@@ -1,8 +1,11 @@
 """The per-build job: one `run_task` node per planned task, then `build_site`, `deploy_preview`
-and `check_preview`."""
+and `check_preview`; then, for each repair round (SHEEN_REPAIR_ROUNDS), `repair_n` and the same
+three again, run only when the check before failed."""
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from dagster import (
     AssetKey,
@@ -20,6 +23,7 @@ from dagster import (
     Nothing,
     OpExecutionContext,
     Out,
+    Output,
     ResourceDefinition,
     ResourceParam,
     RetryPolicy,
@@ -27,6 +31,7 @@ from dagster import (
 )
 
 from sheen_pipeline.approval import check_may_run
+from sheen_pipeline.checks.repair import failure_lines
 from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.executor import pool_safe_async_executor
 from sheen_pipeline.defs.metadata import check_evaluation, cost_metadata, preview_metadata
@@ -38,6 +43,8 @@ from sheen_pipeline.runs.names import build_job_name, dagster_name, id_from_dags
 from sheen_pipeline.runs.pools import LLM_POOL
 from sheen_pipeline.runs.tags import build_tags
 from sheen_pipeline.service import BuildService, BuildSummary, is_transient
+
+ROUND_SUFFIX = re.compile(r"_(\d+)$")
 
 
 class TransientStepError(RuntimeError):
@@ -142,36 +149,98 @@ def deploy_preview(
         return sheen.service.deploy_preview(plan)
 
 
-@op(out=Out(str))
+@op(
+    out={
+        "preview_url": Out(str, is_required=False, description="When the build succeeded"),
+        "failures": Out(list, is_required=False, description="What a repair round must fix"),
+    }
+)
 def check_preview(
     context: OpExecutionContext,
     sheen: BuildServiceResource,
     plan: ResourceParam[Plan],
     summary: BuildSummary,
     deployed: Deployed,
-) -> str:
-    """Check the preview in a real browser, record it as an asset of the project with its
-    screenshots and the result of each check, and end the build: succeeded, or failed when a
-    blocking check failed."""
-    with build_step(context, sheen.service, plan, "check"):
-        report = sheen.service.check_preview(plan)
-        ending = sheen.service.complete(plan, summary, deployed, report)
+) -> Iterator[Output[Any]]:
+    """Check the preview in a real browser and record it as an asset of the project, with its
+    screenshots and each check's result. Then the build ends (succeeded, or failed on a blocking
+    check), or, with a repair round left, the failures go to the next repair."""
+    round_number = round_of(context.op_handle.name)
+    service = sheen.service
+    with build_step(context, service, plan, "check"):
+        report = service.check_preview(plan)
+        repairable = (
+            bool(report.blocking_failures) and round_number < service.settings.repair_rounds
+        )
+        ending = None if repairable else service.complete(plan, summary, deployed, report)
     preview_key = AssetKey(["sheen", plan.request.project_id, "preview"])
     context.log_event(
         AssetMaterialization(
             asset_key=preview_key,
             description=f"Preview of build {plan.build_id}",
-            metadata=preview_metadata(plan, summary, ending, report),
+            metadata=preview_metadata(plan, summary, deployed, report, ending),
         )
     )
     for result in report.results:  # log_event takes check evaluations; its hint omits them
         context.log_event(check_evaluation(preview_key, result))  # type: ignore[arg-type]
-    if ending.failed is not None:
+    if ending is None:
+        yield Output(failure_lines(report), "failures")
+    elif ending.failed is not None:
         raise Failure(description=f"preview checks failed: {ending.failed}")
-    return ending.preview_url
+    else:
+        yield Output(ending.preview_url, "preview_url")
+
+
+@op(ins={"failures": In(list)}, out=Out(TaskResult), pool=LLM_POOL)
+async def repair(
+    context: OpExecutionContext,
+    sheen: BuildServiceResource,
+    plan: ResourceParam[Plan],
+    failures: list[str],
+) -> TaskResult:
+    """A repair round: the model gets the failed checks and the site's files, and fixes them."""
+    round_number = round_of(context.op_handle.name)
+    with build_step(context, sheen.service, plan, f"repair round {round_number}"):
+        result = await sheen.service.repair(plan, round_number, failures)
+    context.add_output_metadata(
+        {
+            "files": MetadataValue.json([f.path for f in result.files]),
+            "total_tokens": result.usage.total_tokens,
+            "cost_usd": cost_metadata(result.usage.cost_usd),
+        }
+    )
+    return result
+
+
+def round_of(node_name: str) -> int:
+    """0 for the first build, deploy and check; n for those of repair round n (`_n`)."""
+    match = ROUND_SUFFIX.search(node_name)
+    return int(match.group(1)) if match else 0
 
 
 Dependencies = dict[NodeInvocation, dict[str, DependencyDefinition | MultiDependencyDefinition]]
+
+
+def _repair_rounds(rounds: int) -> Dependencies:
+    """Round n: repair_n (fed by the previous check's failures), then build, deploy and check
+    again; a round runs only when the check before it asked for it."""
+    deps: Dependencies = {}
+    for n in range(1, rounds + 1):
+        previous = "check_preview" if n == 1 else f"check_preview_{n - 1}"
+        deps[NodeInvocation("repair", alias=f"repair_{n}")] = {
+            "failures": DependencyDefinition(previous, "failures")
+        }
+        deps[NodeInvocation("build_site", alias=f"build_site_{n}")] = {
+            "results": MultiDependencyDefinition([DependencyDefinition(f"repair_{n}")])
+        }
+        deps[NodeInvocation("deploy_preview", alias=f"deploy_preview_{n}")] = {
+            "after": DependencyDefinition(f"build_site_{n}")
+        }
+        deps[NodeInvocation("check_preview", alias=f"check_preview_{n}")] = {
+            "summary": DependencyDefinition(f"build_site_{n}"),
+            "deployed": DependencyDefinition(f"deploy_preview_{n}"),
+        }
+    return deps
 
 
 def task_id_of_node(node_name: str) -> str:
@@ -206,11 +275,12 @@ def make_build_job(plan: Plan) -> JobDefinition:
             "summary": DependencyDefinition("build_site"),
             "deployed": DependencyDefinition("deploy_preview"),
         },
+        **_repair_rounds(settings.repair_rounds),
     }
     graph = GraphDefinition(
         name=build_job_name(plan.build_id),
         description=f"{plan.summary} ({len(plan.tasks)} tasks, planned by {plan.provider})",
-        node_defs=[run_task, build_site, deploy_preview, check_preview],
+        node_defs=[run_task, build_site, deploy_preview, check_preview, repair],
         dependencies=dependencies,
     )
     return graph.to_job(

@@ -14,7 +14,7 @@ from dagster import (
 )
 
 from sheen_pipeline.checks.results import CheckReport, CheckResult
-from sheen_pipeline.models import Plan
+from sheen_pipeline.models import Deployed, Plan
 from sheen_pipeline.service import BuildSummary, Deployment
 
 
@@ -26,23 +26,28 @@ def cost_metadata(cost_usd: Decimal | None) -> FloatMetadataValue | TextMetadata
 
 
 def preview_metadata(
-    plan: Plan, summary: BuildSummary, ending: Deployment, report: CheckReport
+    plan: Plan,
+    summary: BuildSummary,
+    deployed: Deployed,
+    report: CheckReport,
+    ending: Deployment | None,
 ) -> dict[str, Any]:
-    usage, deployed = summary.usage, ending.deployed
+    """The preview's record; `ending` is None when a repair round follows."""
+    usage = summary.usage
     screenshots = {
         f"screenshot_{name}": MetadataValue.path(str(path))
         for name, path in report.screenshots.items()
     }
     return {
         "build_id": plan.build_id,
-        "preview_url": MetadataValue.url(ending.preview_url),
+        "preview_url": MetadataValue.url(deployed.url),
         "target": deployed.target,
         "uploaded_files": deployed.uploaded_files,
         "reused_files": deployed.reused_files,
         "uploaded_bytes": deployed.uploaded_bytes,
         "reused_bytes": deployed.reused_bytes,
-        "files": MetadataValue.json([f.path for f in ending.files]),
-        "file_count": len(ending.files),
+        "files": MetadataValue.json([f.path for f in deployed.files]),
+        "file_count": len(deployed.files),
         "total_tokens": usage.total_tokens,
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
@@ -51,11 +56,15 @@ def preview_metadata(
         "cache_hits": summary.cache_hits,
         "builder": summary.builder,
         "task_count": summary.task_count,
-        "duration_s": ending.duration_s,
+        **({"duration_s": ending.duration_s} if ending else {}),
         "checks": MetadataValue.md("\n".join(f"- {result.line()}" for result in report.results)),
         **screenshots,
-        "cost_anomaly": ending.anomaly is not None,
-        **({"cost_median_usd": float(ending.anomaly.median_usd)} if ending.anomaly else {}),
+        "cost_anomaly": ending is not None and ending.anomaly is not None,
+        **(
+            {"cost_median_usd": float(ending.anomaly.median_usd)}
+            if ending and ending.anomaly
+            else {}
+        ),
     }
 
 

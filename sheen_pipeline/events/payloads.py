@@ -198,6 +198,28 @@ class PreviewChecked(EventPayload):
         return "\n".join(lines)
 
 
+class RepairStarted(EventPayload):
+    """Blocking checks failed: their failures go back to the model as a repair task."""
+
+    type = EventType.REPAIR_STARTED
+    round: int
+    failures: list[str]
+
+    def describe(self) -> str:
+        return f"repair round {self.round} started: {'; '.join(self.failures)}"
+
+
+class RepairCompleted(EventPayload):
+    type = EventType.REPAIR_COMPLETED
+    round: int
+    files: list[FileArtifact]
+    usage: TokenUsage
+
+    def describe(self) -> str:
+        paths = ", ".join(f.path for f in self.files)
+        return f"repair round {self.round} done: {paths} ({_cost(self.usage)})"
+
+
 class Promoted(EventPayload):
     type = EventType.PROMOTED
     project_id: str

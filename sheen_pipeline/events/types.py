@@ -25,6 +25,8 @@ class EventType(StrEnum):
     DEPLOY_COMPLETED = "deploy_completed"
     PROMOTED = "promoted"
     PREVIEW_CHECKED = "preview_checked"
+    REPAIR_STARTED = "repair_started"
+    REPAIR_COMPLETED = "repair_completed"
     BUILD_COMPLETED = "build_completed"
     BUILD_FAILED = "build_failed"
     BUDGET_EXCEEDED = "budget_exceeded"

@@ -1,0 +1,46 @@
+"""A repair round as a task: what the browser saw go wrong (messages, failing URLs, the console)
+goes back to the model with the site's files, and the files it returns replace them."""
+
+from __future__ import annotations
+
+from sheen_pipeline.checks.results import CheckReport
+from sheen_pipeline.models import Task, TaskInput, TaskType
+
+ENTRY_PAGE = "index.html"
+MAX_DETAIL_ITEMS = 20
+
+
+def failure_lines(report: CheckReport) -> list[str]:
+    """One line per failed blocking check, with what it found."""
+    lines = []
+    for result in report.blocking_failures:
+        details = [
+            f"{key}: {', '.join(map(str, value[:MAX_DETAIL_ITEMS]))}"
+            for key, value in result.details.items()
+            if isinstance(value, list) and value
+        ]
+        lines.append(
+            f"{result.name}: {result.message}" + (f" ({'; '.join(details)})" if details else "")
+        )
+    return lines
+
+
+def repair_task(round_number: int, failures: list[str]) -> Task:
+    """A task that modifies the entry page (and may rewrite the other files it was shown)."""
+    listed = "\n".join(f"- {line}" for line in failures)
+    return Task(
+        id=f"repair_{round_number}",
+        type=TaskType.MODIFY_FILE,
+        name=f"repair round {round_number}",
+        description="Fix the site so that it passes the browser checks it failed.",
+        priority=1,
+        input=TaskInput(
+            prompt=(
+                "The deployed site was opened in a real browser and failed these checks:\n"
+                f"{listed}\n"
+                "Return corrected versions of the files that cause these failures (the page, and "
+                "any script or stylesheet it loads). Keep everything else as it is."
+            ),
+            target_path=ENTRY_PAGE,
+        ),
+    )
