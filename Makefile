@@ -64,6 +64,7 @@ bench: install
 	$(BIN)/python -m tests.bench.prompt_cache
 	$(BIN)/python -m tests.bench.code_location
 	$(BIN)/python -m tests.bench.burst --rows 1000
+	$(BIN)/python -m tests.bench.vite
 
 clean:
 	rm -rf $(VENV) .tools .sheen storage history schedules logs .logs_queue .nux .telemetry event_log.db*

@@ -179,6 +179,7 @@ class Settings:
     sandbox: SandboxSettings
     deploy: DeploySettings
     preview_checks: bool
+    npm_cache: str
     repair_rounds: int
     max_cycle_edges_to_drop: int
     sequential_fallback: bool
@@ -228,6 +229,11 @@ class Settings:
         return f"http://{self.preview_host}:{self.preview_port}/p/{build_id}/"
 
     @property
+    def npm_cache_dir(self) -> Path:
+        """Shared by every build's sandboxed npm (SHEEN_NPM_CACHE, else SHEEN_HOME/npm-cache)."""
+        return Path(self.npm_cache) if self.npm_cache else self.home / "npm-cache"
+
+    @property
     def screenshots_dir(self) -> Path:
         return self.home / "screenshots"
 
@@ -259,6 +265,7 @@ class Settings:
             max_tasks=_env_int(env, "SHEEN_MAX_TASKS", 40),
             deploy=_deploy_settings(env),
             preview_checks=_env_switch(env, "SHEEN_PREVIEW_CHECKS", True),
+            npm_cache=env.get("SHEEN_NPM_CACHE", "").strip(),
             repair_rounds=_env_int(env, "SHEEN_REPAIR_ROUNDS", 1, minimum=0),
             sandbox=SandboxSettings(
                 enabled=_env_switch(env, "SHEEN_SANDBOX", True),

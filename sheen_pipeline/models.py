@@ -60,8 +60,9 @@ class BuildRequest(_Frozen):
     user_id: SafeId = Field(
         default="anonymous", description="Who asked for it: letters, digits, '_', '-'."
     )
-    framework: Literal["static"] | None = Field(
-        default=None, description="Leave empty (chosen from the prompt), or 'static'."
+    framework: Literal["static", "react"] | None = Field(
+        default=None,
+        description="Leave empty or 'static' for a static site; 'react' for a React + Vite app.",
     )
 
     @classmethod

@@ -346,7 +346,7 @@ class BuildService:
                 files, outputs = build_npm(
                     workspace,
                     dist,
-                    self.settings.home / "npm-cache",
+                    self.settings.npm_cache_dir,
                     timeout,
                     limits,
                     Sandbox(self.settings.sandbox),

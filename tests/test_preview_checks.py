@@ -36,20 +36,35 @@ def checked_event(service: BuildService, build_id: str) -> dict[str, object]:
     return checked.data
 
 
+@pytest.fixture(scope="session")
+def npm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One npm cache for the React builds of the session, as the builds of a machine share one."""
+    return tmp_path_factory.mktemp("npm-cache")
+
+
 @pytest.mark.parametrize(
-    "prompt",
+    ("prompt", "framework"),
     [
-        "a landing page for Blue Fern Coffee in Portland, with a signup form and a contact form",
-        "a todo app to track my chores",
-        "a dashboard of monthly sales",
-        "a portfolio for a photographer named Ada",
+        (
+            "a landing page for Blue Fern Coffee in Portland, with a signup form and a contact form",
+            None,
+        ),
+        ("a todo app to track my chores", None),
+        ("a dashboard of monthly sales", None),
+        ("a portfolio for a photographer named Ada", None),
+        ("a landing page for Blue Fern Coffee, with a signup form", "react"),
     ],
 )
 def test_the_offline_sites_pass_every_check(
-    checks_on: pytest.MonkeyPatch, instance: DagsterInstance, prompt: str
+    checks_on: pytest.MonkeyPatch,
+    instance: DagsterInstance,
+    npm_cache: Path,
+    prompt: str,
+    framework: str | None,
 ) -> None:
+    checks_on.setenv("SHEEN_NPM_CACHE", str(npm_cache))
     service = BuildService.from_env()
-    outcome, lines = build(instance, service, prompt=prompt)
+    outcome, lines = build(instance, service, prompt=prompt, framework=framework)
     assert outcome.status == "succeeded", outcome.error
     checked = checked_event(service, outcome.build_id)
     failing = [c for c in checked["checks"] if c["passed"] is not True]  # type: ignore[union-attr]
@@ -112,6 +127,20 @@ def test_a_blocking_failure_fails_the_build_naming_the_check(
     assert outcome.status == "failed"
     assert "preview checks failed: no_errors: uncaught: " in (outcome.error or "")
     assert "notDefinedAnywhere" in (outcome.error or "")
+
+
+def test_a_react_app_that_builds_but_throws_is_caught_by_the_browser(
+    checks_on: pytest.MonkeyPatch, instance: DagsterInstance, npm_cache: Path
+) -> None:
+    checks_on.setenv("SHEEN_NPM_CACHE", str(npm_cache))
+    checks_on.setenv("SHEEN_PROVIDER", "tests.support.providers:ReactRuntimeErrorProvider")
+    checks_on.setenv("SHEEN_REPAIR_ROUNDS", "0")
+    service = BuildService.from_env()
+    outcome, lines = build(instance, service, framework="react")
+    assert outcome.status == "failed"
+    assert any("vite build" in line or "build started (npm)" in line for line in lines)
+    assert "preview checks failed: no_errors: " in (outcome.error or "")
+    assert "window.notAFunction is not a function" in (outcome.error or "")
 
 
 def test_without_a_browser_the_checks_say_so_and_the_build_still_succeeds(

@@ -70,7 +70,8 @@ def build_npm(
     package = _package(workspace) or {}
     outputs = []
     if _check_dependencies(package, workspace):
-        install = ["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund"]
+        install = ["npm", "install", "--ignore-scripts", "--include=dev", "--prefer-offline"]
+        install += ["--no-audit", "--no-fund"]  # a warm cache answers without the registry
         outputs.append(sandbox.run(install, workspace, cache_dir, timeout_s, network=True))
     outputs.append(sandbox.run(["npm", "run", "build"], workspace, cache_dir, timeout_s))
     for name in OUTPUT_FOLDERS:

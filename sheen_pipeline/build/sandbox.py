@@ -103,7 +103,7 @@ class Sandbox:
         mib = 1024 * 1024
         return [
             "prlimit",
-            f"--as={self.settings.memory_mb * mib}",
+            f"--data={self.settings.memory_mb * mib}",
             f"--nproc={self.settings.max_processes}",
             f"--fsize={self.settings.max_file_mb * mib}",
             f"--cpu={int(timeout_s) + 1}",

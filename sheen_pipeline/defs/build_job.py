@@ -280,7 +280,13 @@ def make_build_job(plan: Plan) -> JobDefinition:
     graph = GraphDefinition(
         name=build_job_name(plan.build_id),
         description=f"{plan.summary} ({len(plan.tasks)} tasks, planned by {plan.provider})",
-        node_defs=[run_task, build_site, deploy_preview, check_preview, repair],
+        node_defs=[
+            run_task,
+            build_site,
+            deploy_preview,
+            check_preview,
+            *([repair] if settings.repair_rounds else []),
+        ],
         dependencies=dependencies,
     )
     return graph.to_job(

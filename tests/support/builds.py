@@ -15,12 +15,13 @@ PROMPT = "a landing page for Blue Fern Coffee in Portland, with a signup form"
 
 
 def build(
-    instance: DagsterInstance, service: BuildService | None = None, **fields: str
+    instance: DagsterInstance, service: BuildService | None = None, **fields: str | None
 ) -> tuple[BuildOutcome, list[str]]:
     """Plan, build and deploy PROMPT (or fields' prompt) as `sheen build` does, on the service
     of the current environment unless one is given; returns the outcome and progress lines."""
     lines: list[str] = []
-    request = parse_build_request(**{"prompt": PROMPT, **fields})
+    given = {name: value for name, value in fields.items() if value is not None}
+    request = parse_build_request(**{"prompt": PROMPT, **given})
     outcome = run_build(instance, service or BuildService.from_env(), request, lines.append)
     return outcome, lines
 

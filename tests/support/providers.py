@@ -171,6 +171,22 @@ class ScriptErrorOfflineProvider(OfflineProvider):
         return GeneratedFiles(files, generated.usage)
 
 
+class ReactRuntimeErrorProvider(OfflineProvider):
+    """The offline React app, with a component that throws when it renders: it builds, and only
+    a browser sees it fail."""
+
+    async def generate_files(
+        self, task: Task, plan: Plan, context_files: Mapping[str, str]
+    ) -> GeneratedFiles:
+        generated = await super().generate_files(task, plan, context_files)
+        files = dict(generated.files)
+        if "src/App.jsx" in files:
+            files["src/App.jsx"] = files["src/App.jsx"].replace(
+                "function Hero() {", "function Hero() {\n  window.notAFunction();"
+            )
+        return GeneratedFiles(files, generated.usage)
+
+
 class LeakyOfflineProvider(OfflineProvider):
     """Fails every task with an error that quotes secrets and an email address."""
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from sheen_pipeline.models import BuildRequest, Plan, Task, TaskType, TokenUsage
 from sheen_pipeline.providers.base import DependencyRepair, GeneratedFiles, PlanDraft, ProviderError
-from sheen_pipeline.providers.offline import assets, pages, plans
+from sheen_pipeline.providers.offline import assets, pages, plans, react
 from sheen_pipeline.providers.offline.brief import SiteBrief, read_brief
 
 _FREE = TokenUsage()
@@ -45,9 +45,14 @@ class OfflineProvider:
 
     def stream_plan(self, request: BuildRequest) -> Iterator[Task | PlanDraft]:
         brief = read_brief(request.prompt)
-        tasks = plans.plan_tasks(brief, request.prompt)
+        if request.framework == "react":
+            tasks = react.plan_react_tasks(brief, request.prompt)
+            summary = f"A React app for {brief.name}"
+        else:
+            tasks = plans.plan_tasks(brief, request.prompt)
+            summary = f"A {brief.kind} site for {brief.name}"
         yield from tasks
-        yield PlanDraft(summary=f"A {brief.kind} site for {brief.name}", tasks=tasks, usage=_FREE)
+        yield PlanDraft(summary=summary, tasks=tasks, usage=_FREE)
 
     async def generate_files(
         self, task: Task, plan: Plan, context_files: Mapping[str, str]
@@ -62,7 +67,8 @@ class OfflineProvider:
         target = task.input.target_path
         if task.type is TaskType.MODIFY_FILE:
             return GeneratedFiles({target: pages.add_metadata(context_files[target], brief)}, _FREE)
-        renderer = _RENDERERS.get(target)
+        renderers = react.RENDERERS if plan.request.framework == "react" else _RENDERERS
+        renderer = renderers.get(target)
         if renderer is None:
             raise ProviderError(f"the offline provider has no template for {target!r}")
         return GeneratedFiles({target: renderer(brief)}, _FREE)
