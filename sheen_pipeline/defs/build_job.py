@@ -178,7 +178,14 @@ def check_preview(
         AssetMaterialization(
             asset_key=preview_key,
             description=f"Preview of build {plan.build_id}",
-            metadata=preview_metadata(plan, summary, deployed, report, ending),
+            metadata=preview_metadata(
+                plan,
+                summary,
+                deployed,
+                report,
+                ending,
+                {n: service.settings.screenshot_url(plan.build_id, n) for n in report.screenshots},
+            ),
         )
     )
     for result in report.results:  # log_event takes check evaluations; its hint omits them

@@ -31,13 +31,17 @@ def preview_metadata(
     deployed: Deployed,
     report: CheckReport,
     ending: Deployment | None,
+    screenshot_urls: dict[str, str],
 ) -> dict[str, Any]:
-    """The preview's record; `ending` is None when a repair round follows."""
+    """The preview's record; `ending` is None when a repair round follows. Screenshots are
+    links to `sheen serve` (/s/<build_id>/), shown as images in the UI when it runs."""
     usage = summary.usage
-    screenshots = {
-        f"screenshot_{name}": MetadataValue.path(str(path))
-        for name, path in report.screenshots.items()
+    screenshots: dict[str, Any] = {
+        f"screenshot_{name}": MetadataValue.url(url) for name, url in screenshot_urls.items()
     }
+    if screenshot_urls:
+        images = " ".join(f"![{name}]({url})" for name, url in screenshot_urls.items())
+        screenshots["screenshots"] = MetadataValue.md(images)
     return {
         "build_id": plan.build_id,
         "preview_url": MetadataValue.url(deployed.url),
