@@ -19,7 +19,7 @@ from sheen_pipeline.cache import ResultCache, Worker
 from sheen_pipeline.checks.browser import check_preview
 from sheen_pipeline.checks.loopback import serving_folder
 from sheen_pipeline.checks.repair import repair_task
-from sheen_pipeline.checks.results import CheckReport
+from sheen_pipeline.checks.results import SCREENSHOTS, CheckReport
 from sheen_pipeline.config import Settings
 from sheen_pipeline.costs import CostReport, cost_report
 from sheen_pipeline.deploy.target import DeployTarget
@@ -108,6 +108,7 @@ class Deployment:
 
 
 REPAIR_CONTEXT_SUFFIXES = {".html", ".css", ".js", ".json", ".svg", ".txt"}
+MAX_IMAGE = 5_000_000  # Anthropic's limit on one image
 ANOMALY_WINDOW = 20  # recent builds of the project a build's cost is compared with
 ANOMALY_MIN_BUILDS = 3
 
@@ -404,8 +405,8 @@ class BuildService:
 
     async def repair(self, plan: Plan, round_number: int, failures: list[str]) -> TaskResult:
         """One repair round: the failed checks go to the provider as a task on the site's
-        files (shown as context); what it returns is written over them. Priced and recorded
-        like every task."""
+        files (shown as context), with the check's screenshots for a model that looks at
+        images; what it returns is written over them. Priced and recorded like every task."""
         build_id = plan.build_id
         task = repair_task(round_number, failures)
         self.events.emit(build_id, RepairStarted(round=round_number, failures=failures))
@@ -416,12 +417,14 @@ class BuildService:
             if path.suffix in REPAIR_CONTEXT_SUFFIXES
         ]
         context = {path: workspace.read(path) for path in site}
+        shots = [self.settings.screenshots_dir / build_id / f"{n}.png" for n in SCREENSHOTS]
+        images = [p.read_bytes() for p in shots if p.is_file() and p.stat().st_size < MAX_IMAGE]
         timeout = min(
             self.settings.task_timeout_for(task.type.value), self.check_time_left(build_id)
         )
         try:
             with paying(Payer(build_id, *_owner(plan.request), "task", task.id)):
-                generated = await generate(task, plan, self.provider, context, timeout)
+                generated = await generate(task, plan, self.provider, context, timeout, images)
         except Exception as error:
             self._pay(build_id, error)
             raise

@@ -197,6 +197,9 @@ def test_one_repair_round_fixes_a_broken_page_or_the_build_fails_naming_the_chec
     assert "brokenByTheModel" in started.data["failures"][0]  # the console went to the model
     repair_requests = [r for r in server.requests if "failed these checks" in r.text]
     assert len(repair_requests) == 1 and "brokenByTheModel" in repair_requests[0].text
+    shown = repair_requests[0].images  # the model also sees what the browser saw
+    assert len(shown) == 2 and all(image[:8] == b"\x89PNG\r\n\x1a\n" for image in shown)
+    assert all(not r.images for r in server.requests if r not in repair_requests)
     with service.ledger.engine.connect() as conn:
         paid = conn.exec_driver_sql(
             "select count(*) from provider_calls where task_id = 'repair_1' and cost_nusd > 0"

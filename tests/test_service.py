@@ -54,9 +54,7 @@ def _run_tasks(service: BuildService, plan: Plan) -> list[TaskResult]:
 def test_a_whole_build_through_the_service(sheen_home: Path) -> None:
     service = BuildService(Settings.from_env(), provider=OfflineProvider())
     plan = service.plan("bsvc1", parse_build_request(prompt=PROMPT)).plan
-    results = _run_tasks(service, plan)
-    summary = service.build_site(plan, results)
-    deployment = service.deploy_preview(plan, summary)
+    deployment = _deploy_and_end(service, plan)
 
     assert service.store.get_build("bsvc1").status is BuildStatus.SUCCEEDED
     assert (service.settings.previews_dir / "bsvc1" / "index.html").is_file()
@@ -64,10 +62,11 @@ def test_a_whole_build_through_the_service(sheen_home: Path) -> None:
     types = _types(service, "bsvc1")
     assert types[:2] == [EventType.BUILD_STARTED, EventType.PLAN_PARTIAL]
     assert types.count(EventType.TASK_COMPLETED) == len(plan.tasks)
-    assert types[-4:] == [
+    assert types[-5:] == [
         EventType.BUILD_STEP_STARTED,
         EventType.DEPLOY_STARTED,
         EventType.DEPLOY_COMPLETED,
+        EventType.PREVIEW_CHECKED,
         EventType.BUILD_COMPLETED,
     ]
 
@@ -122,10 +121,16 @@ class PricedOfflineProvider(OfflineProvider):
         return GeneratedFiles(files.files, TokenUsage(cost_usd=Decimal("0.01"), calls=1))
 
 
+def _deploy_and_end(service: BuildService, plan: Plan) -> Deployment:
+    """Build, deploy, check (off in tests: not run) and end, as the build job's steps do."""
+    summary = service.build_site(plan, _run_tasks(service, plan))
+    deployed = service.deploy_preview(plan)
+    return service.complete(plan, summary, deployed, service.check_preview(plan))
+
+
 def _whole_build(service: BuildService, build_id: str, project_id: str) -> Deployment:
     request = parse_build_request(prompt=PROMPT, project_id=project_id)
-    plan = service.plan(build_id, request).plan
-    return service.deploy_preview(plan, service.build_site(plan, _run_tasks(service, plan)))
+    return _deploy_and_end(service, service.plan(build_id, request).plan)
 
 
 def test_a_build_five_times_its_projects_median_is_an_anomaly(

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from sheen_pipeline.checks.results import CHECKS, CheckReport, CheckResult
+from sheen_pipeline.checks.results import CHECKS, SCREENSHOTS, CheckReport, CheckResult
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+DESKTOP_SHOT, PHONE_SHOT = SCREENSHOTS
 SETTLE_MS = 300
 AXE_SCRIPT = (
     Path(__file__).resolve().parents[2] / ".tools" / "node_modules" / "axe-core" / "axe.min.js"
@@ -89,7 +90,7 @@ def _check(browser_path: str, url: str, forms_expected: int, screenshots: Path) 
                 else f"{len(broken)} broken: {', '.join(broken[:5])}",
                 {"broken": broken},
             )
-            page.screenshot(path=str(screenshots / "desktop.png"), full_page=True)
+            page.screenshot(path=str(screenshots / f"{DESKTOP_SHOT}.png"), full_page=True)
             results["title_and_heading"] = _title_and_heading(page)
             results["accessibility"] = _accessibility(page)
             page.set_viewport_size(PHONE)  # type: ignore[arg-type]
@@ -101,13 +102,13 @@ def _check(browser_path: str, url: str, forms_expected: int, screenshots: Path) 
                 f"{width} px wide at a {PHONE['width']} px viewport",
                 {"scroll_width": width},
             )
-            page.screenshot(path=str(screenshots / "mobile.png"), full_page=True)
+            page.screenshot(path=str(screenshots / f"{PHONE_SHOT}.png"), full_page=True)
             results["forms_validate"] = _forms(page, url, forms_expected)
         finally:
             browser.close()
     return CheckReport(
         results=tuple(results[name] for name in CHECKS),
-        screenshots={"desktop": screenshots / "desktop.png", "mobile": screenshots / "mobile.png"},
+        screenshots={name: screenshots / f"{name}.png" for name in SCREENSHOTS},
     )
 
 

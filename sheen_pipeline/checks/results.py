@@ -10,6 +10,7 @@ from typing import Any
 BLOCKING = ("page_loads", "no_errors", "assets_load")
 WARNINGS = ("title_and_heading", "mobile_overflow", "forms_validate", "accessibility")
 CHECKS = (*BLOCKING, *WARNINGS)
+SCREENSHOTS = ("desktop", "mobile")  # each saved as <name>.png in the build's screenshot folder
 DESCRIPTIONS = {
     "page_loads": "The preview answers HTTP 200.",
     "no_errors": "No uncaught exception and no console error while the page loads.",

@@ -4,11 +4,12 @@ write the result safely."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 from sheen_pipeline.execution.timeouts import within
 from sheen_pipeline.execution.workspace import Workspace
 from sheen_pipeline.models import Plan, Task, TaskResult, TaskType, TokenUsage
-from sheen_pipeline.providers.base import GeneratedFiles, Provider
+from sheen_pipeline.providers.base import GeneratedFiles, ImageProvider, Provider
 
 
 class TaskFailed(RuntimeError):
@@ -29,10 +30,19 @@ def context_files(
 
 
 async def generate(
-    task: Task, plan: Plan, provider: Provider, context: Mapping[str, str], timeout_s: float
+    task: Task,
+    plan: Plan,
+    provider: Provider,
+    context: Mapping[str, str],
+    timeout_s: float,
+    images: Sequence[bytes] = (),
 ) -> GeneratedFiles:
-    """The provider call is cancelled after timeout_s (TaskTimeout); it never writes files."""
-    call = provider.generate_files(task, plan, context)
+    """The provider call is cancelled after timeout_s (TaskTimeout); it never writes files.
+    Images (screenshots) go only to providers that take them."""
+    if images and provider.takes_images:
+        call = cast(ImageProvider, provider).generate_files(task, plan, context, images)
+    else:
+        call = provider.generate_files(task, plan, context)
     generated = await within(call, timeout_s, f"task {task.id}")
     if not generated.files:
         raise TaskFailed(f"task {task.id!r}: the provider returned no files")

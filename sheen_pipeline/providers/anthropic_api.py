@@ -47,6 +47,7 @@ def _api_error(error: anthropic.APIStatusError) -> tuple[str, str]:
 
 
 class AnthropicTransport:
+    takes_images = True
     name = "anthropic"
 
     def __init__(self, api_key: str, calls: ModelCalls) -> None:
@@ -75,7 +76,7 @@ class AnthropicTransport:
                 | ({"cache_control": {"type": "ephemeral"}} if block.cache else {})
                 for block in system
             ],
-            "messages": messages,
+            "messages": [_with_images(message) for message in messages],
             "output_config": {"format": {"type": "json_schema", "schema": schema}},
         }
 
@@ -128,3 +129,18 @@ class AnthropicTransport:
             yield from stream.text_stream
             message = stream.get_final_message()
         yield _completion(message)
+
+
+def _with_images(message: Message) -> dict[str, Any]:
+    """A message with screenshots as Anthropic image blocks, before its text."""
+    images = message.get("images")
+    if not images:
+        return message
+    blocks: list[dict[str, Any]] = [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}
+        for data in images
+    ]
+    return {
+        "role": message["role"],
+        "content": [*blocks, {"type": "text", "text": message["content"]}],
+    }

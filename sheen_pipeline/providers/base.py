@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -59,6 +59,11 @@ class Provider(Protocol):
     name: str
     model: str
 
+    @property
+    def takes_images(self) -> bool:
+        """Whether it can be shown screenshots (see ImageProvider)."""
+        ...
+
     def stream_plan(self, request: BuildRequest) -> Iterator[Task | PlanDraft]:
         """Yield each task as soon as it is complete, then the whole draft, last."""
         ...
@@ -76,3 +81,15 @@ class Provider(Protocol):
     def estimate_build_usd(self, plan: Plan) -> Decimal | None:
         """The most the plan's tasks may cost (None when the model has no price)."""
         ...
+
+
+class ImageProvider(Provider, Protocol):
+    """A provider whose models look at images: a repair round shows it the screenshots."""
+
+    async def generate_files(
+        self,
+        task: Task,
+        plan: Plan,
+        context_files: Mapping[str, str],
+        images: Sequence[bytes] = (),
+    ) -> GeneratedFiles: ...

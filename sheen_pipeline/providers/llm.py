@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -44,6 +44,7 @@ from sheen_pipeline.providers.schemas import (
 
 T = TypeVar("T")
 CHARS_PER_TOKEN = 3  # fewer than the usual 4, so estimates err on the high side
+IMAGE_TOKENS = 1600  # Anthropic's most for an image it has scaled to about 1.15 megapixels
 PROMPT_ALLOWANCE = 4000  # the builder's instructions and upstream files a task prompt adds
 
 
@@ -55,9 +56,11 @@ class Bill:
 
 
 def estimate_tokens(system: list[SystemBlock], messages: list[Message]) -> int:
-    """A high estimate of a prompt's tokens, from its length."""
-    chars = sum(len(block.text) for block in system) + len(json.dumps(messages))
-    return chars // CHARS_PER_TOKEN + 1
+    """A high estimate of a prompt's tokens, from its length (and a fixed cost per image)."""
+    text = [{k: v for k, v in m.items() if k != "images"} for m in messages]
+    chars = sum(len(block.text) for block in system) + len(json.dumps(text))
+    images = sum(len(m.get("images", ())) for m in messages)
+    return chars // CHARS_PER_TOKEN + 1 + images * IMAGE_TOKENS
 
 
 Schema = dict[str, Any]
@@ -68,6 +71,7 @@ class ChatTransport(Protocol):
     model: str
     max_retries: int
     max_tokens: int
+    takes_images: bool  # screenshots are shown to the model (repair rounds)
 
     def complete(
         self, system: list[SystemBlock], messages: list[Message], schema: Schema
@@ -292,10 +296,19 @@ class LLMProvider:
                         yield task
         return final
 
+    @property
+    def takes_images(self) -> bool:
+        return self.transport.takes_images
+
     async def generate_files(
-        self, task: Task, plan: Plan, context_files: Mapping[str, str]
+        self,
+        task: Task,
+        plan: Plan,
+        context_files: Mapping[str, str],
+        images: Sequence[bytes] = (),
     ) -> GeneratedFiles:
-        system, messages = prompts.task_system(plan), prompts.task_request(task, context_files)
+        system = prompts.task_system(plan)
+        messages = prompts.task_request(task, context_files, images)
         schema = json_schema(FilesSpec)
 
         async def reask(request: Reask) -> Completion:

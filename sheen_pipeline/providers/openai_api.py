@@ -39,6 +39,7 @@ def _usage(usage: dict[str, Any] | None) -> TokenUsage:
 
 
 class OpenAICompatibleTransport:
+    takes_images = False  # many OpenAI-compatible (local) models take no images: text only
     name = "openai"
 
     def __init__(self, base_url: str, api_key: str, calls: ModelCalls) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sheen_pipeline.models import BuildRequest, Plan, Task
 from sheen_pipeline.providers.schemas import TaskSpec
@@ -18,7 +20,9 @@ class SystemBlock:
     cache: bool = False
 
 
-Message = dict[str, str]
+# {"role", "content"}, and "images" (base64 PNGs) on a user message that shows screenshots:
+# each transport turns those into its API's image parts.
+Message = dict[str, Any]
 
 PLANNER_INSTRUCTIONS = """You plan small web projects for an app builder.
 Return JSON only, matching the schema. Split the work into 3 to 12 tasks.
@@ -143,19 +147,22 @@ def task_system(plan: Plan) -> list[SystemBlock]:
     ]
 
 
-def task_request(task: Task, context_files: Mapping[str, str]) -> list[Message]:
+def task_request(
+    task: Task, context_files: Mapping[str, str], images: Sequence[bytes] = ()
+) -> list[Message]:
     files = "\n\n".join(
         f'<file path="{path}">\n{content}\n</file>'
         for path, content in sorted(context_files.items())
     )
     spec = json.dumps(TaskSpec.from_task(task).model_dump(mode="json"), indent=1)
-    return [
-        {
-            "role": "user",
-            "content": f"Do this task:\n```json\n{spec}\n```\n\n"
-            f"Files written by the tasks it depends on:\n{files or '(none)'}",
-        }
-    ]
+    message: Message = {
+        "role": "user",
+        "content": f"Do this task:\n```json\n{spec}\n```\n\n"
+        f"Files written by the tasks it depends on:\n{files or '(none)'}",
+    }
+    if images:
+        message["images"] = [base64.b64encode(image).decode() for image in images]
+    return [message]
 
 
 def dependency_request(tasks: tuple[Task, ...], cycles: list[list[str]]) -> list[Message]:

@@ -4,6 +4,7 @@ with the offline provider's plans and files in the real wire formats."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import sys
@@ -36,8 +37,24 @@ class Recorded:
         """Everything the request says, system and messages, as one string."""
         system = self.body.get("system", [])
         parts = [b["text"] for b in system] if isinstance(system, list) else [str(system)]
-        parts += [str(m["content"]) for m in self.body["messages"]]
+        for message in self.body["messages"]:
+            content = message["content"]
+            if isinstance(content, list):  # blocks: text, and images shown to the model
+                parts += [block["text"] for block in content if block.get("type") == "text"]
+            else:
+                parts.append(str(content))
         return "\n".join(parts)
+
+    @property
+    def images(self) -> list[bytes]:
+        """The images the request showed the model (Anthropic image blocks)."""
+        return [
+            base64.b64decode(block["source"]["data"])
+            for message in self.body["messages"]
+            if isinstance(message["content"], list)
+            for block in message["content"]
+            if block.get("type") == "image"
+        ]
 
 
 @dataclass

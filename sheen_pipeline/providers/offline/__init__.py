@@ -42,6 +42,7 @@ def _brief_from_config(context_files: Mapping[str, str]) -> SiteBrief | None:
 class OfflineProvider:
     name = "offline"
     model = "offline"
+    takes_images = False
 
     def stream_plan(self, request: BuildRequest) -> Iterator[Task | PlanDraft]:
         brief = read_brief(request.prompt)
