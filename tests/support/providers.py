@@ -156,35 +156,35 @@ class HangingOfflineProvider(OfflineProvider):
         return await super().generate_files(task, plan, context_files)
 
 
-class ScriptErrorOfflineProvider(OfflineProvider):
-    """The offline site, with a script on its page that throws."""
+class _BreakingOfflineProvider(OfflineProvider):
+    """The offline files, with one edit (old -> new) in the file at PATH: a fault to find."""
+
+    PATH: ClassVar[str]
+    OLD: ClassVar[str]
+    NEW: ClassVar[str]
 
     async def generate_files(
         self, task: Task, plan: Plan, context_files: Mapping[str, str]
     ) -> GeneratedFiles:
         generated = await super().generate_files(task, plan, context_files)
         files = dict(generated.files)
-        if "index.html" in files:
-            files["index.html"] = files["index.html"].replace(
-                "</body>", "<script>notDefinedAnywhere();</script></body>"
-            )
+        if self.PATH in files:
+            files[self.PATH] = files[self.PATH].replace(self.OLD, self.NEW)
         return GeneratedFiles(files, generated.usage)
 
 
-class ReactRuntimeErrorProvider(OfflineProvider):
+class ScriptErrorOfflineProvider(_BreakingOfflineProvider):
+    """The offline site, with a script on its page that throws."""
+
+    PATH, OLD, NEW = "index.html", "</body>", "<script>notDefinedAnywhere();</script></body>"
+
+
+class ReactRuntimeErrorProvider(_BreakingOfflineProvider):
     """The offline React app, with a component that throws when it renders: it builds, and only
     a browser sees it fail."""
 
-    async def generate_files(
-        self, task: Task, plan: Plan, context_files: Mapping[str, str]
-    ) -> GeneratedFiles:
-        generated = await super().generate_files(task, plan, context_files)
-        files = dict(generated.files)
-        if "src/App.jsx" in files:
-            files["src/App.jsx"] = files["src/App.jsx"].replace(
-                "function Hero() {", "function Hero() {\n  window.notAFunction();"
-            )
-        return GeneratedFiles(files, generated.usage)
+    PATH, OLD = "src/App.jsx", "function Hero() {"
+    NEW = "function Hero() {\n  window.notAFunction();"
 
 
 class LeakyOfflineProvider(OfflineProvider):
