@@ -7,7 +7,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -158,11 +159,12 @@ def serve(host: str | None, port: int | None) -> None:
 def _end_stalled_builds_until(settings: Settings, stop: threading.Event) -> None:
     """What the daemon's stalled_build_sensor does, for setups that run `sheen serve` alone."""
     interval_s = min(STALLED_CHECK_S, settings.build_heartbeat_timeout_s / 2)
-    while not stop.wait(interval_s):
-        try:
-            _end_stalled_builds(settings)
-        except Exception:  # a database hiccup: try again next time
-            logging.getLogger(__name__).exception("ending stalled builds failed")
+    with _stalled_build_ender(settings) as end_stalled:
+        while not stop.wait(interval_s):
+            try:
+                end_stalled(None)
+            except Exception:  # a database hiccup: try again next time
+                logging.getLogger(__name__).exception("ending stalled builds failed")
 
 
 @main.command()
@@ -218,17 +220,23 @@ def _end_if_stalled(settings: Settings, build_id: str) -> None:
 
     cutoff = time.time() - settings.build_heartbeat_timeout_s
     if any(stalled[0] == build_id for stalled in BuildStore(settings.database_url).stalled(cutoff)):
-        _end_stalled_builds(settings, build_id)
+        with _stalled_build_ender(settings) as end_stalled:
+            end_stalled(build_id)
 
 
-def _end_stalled_builds(settings: Settings, build_id: str | None = None) -> None:
+@contextmanager
+def _stalled_build_ender(settings: Settings) -> Iterator[Callable[[str | None], object]]:
+    """Ends stalled builds (all, or one) and marks their runs, on the instance `sheen build`
+    runs in; the service and the instance are made once and the instance closed after."""
     from dagster import DagsterInstance
 
     from sheen_pipeline.runs.stalled import end_stalled_builds
     from sheen_pipeline.service import BuildService
 
-    _ensure_dagster_home(settings)  # the instance `sheen build` runs in, to mark its runs
-    end_stalled_builds(BuildService(settings), DagsterInstance.get(), build_id)
+    _ensure_dagster_home(settings)
+    service = BuildService(settings)
+    with DagsterInstance.get() as instance:
+        yield lambda build_id: end_stalled_builds(service, instance, build_id)
 
 
 @main.group()

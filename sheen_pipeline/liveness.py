@@ -3,47 +3,29 @@ heartbeat stopped (its process was killed, its machine lost) is failed with the 
 
 from __future__ import annotations
 
-import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sheen_pipeline.logs import get_logger
+from sheen_pipeline.background import repeating
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import RUNNING_STATUSES, BuildStore
 
 BEATS_PER_TIMEOUT = 6  # a beat every 10 s for the default 60 s timeout
-log = get_logger(__name__)
 
 
-class Heartbeat:
-    """Beats for one build from a background thread while this process runs it; stop() says
-    that no process runs it any more (a queued next run is not stalled)."""
-
-    def __init__(self, store: BuildStore, build_id: str, timeout_s: float) -> None:
-        self.store = store
-        self.build_id = build_id
-        self.interval_s = timeout_s / BEATS_PER_TIMEOUT
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sheen-heartbeat", daemon=True)
-
-    def start(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self.store.beat(self.build_id, time.time())
-            except Exception:  # a database hiccup: the next beat may get through
-                log.warning("heartbeat_failed", build_id=self.build_id, exc_info=True)
-            if self._stop.wait(self.interval_s):
-                return
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.store.beat(self.build_id, None)
+@contextmanager
+def heartbeat(store: BuildStore, build_id: str, timeout_s: float) -> Iterator[None]:
+    """Beat for one build while this process runs it; at the end, say that no process runs it
+    any more (so a next run waiting in the queue is not taken for a stalled one)."""
+    store.beat(build_id, time.time())
+    with repeating(
+        lambda: store.beat(build_id, time.time()), timeout_s / BEATS_PER_TIMEOUT, "sheen-heartbeat"
+    ):
+        yield
+    store.beat(build_id, None)
 
 
 @dataclass(frozen=True)

@@ -70,10 +70,10 @@ def _check(browser_path: str, url: str, forms_expected: int, screenshots: Path) 
             response = page.goto(url, wait_until="load")
             page.wait_for_timeout(SETTLE_MS)
             status = response.status if response else 0
-            results["page_loads"] = CheckResult.of(
+            results["page_loads"] = CheckResult(
                 "page_loads", status == 200, f"HTTP {status}", {"status": status}
             )
-            results["no_errors"] = CheckResult.of(
+            results["no_errors"] = CheckResult(
                 "no_errors",
                 not console,
                 "no uncaught exceptions or console errors"
@@ -82,7 +82,7 @@ def _check(browser_path: str, url: str, forms_expected: int, screenshots: Path) 
                 {"console": console},
             )
             broken = sorted({u for u in failed if _same_origin(u, url)} | _broken_links(page, url))
-            results["assets_load"] = CheckResult.of(
+            results["assets_load"] = CheckResult(
                 "assets_load",
                 not broken,
                 "every local asset and link loads"
@@ -96,7 +96,7 @@ def _check(browser_path: str, url: str, forms_expected: int, screenshots: Path) 
             page.set_viewport_size(PHONE)  # type: ignore[arg-type]
             page.wait_for_timeout(SETTLE_MS)
             width = int(page.evaluate("document.documentElement.scrollWidth"))
-            results["mobile_overflow"] = CheckResult.of(
+            results["mobile_overflow"] = CheckResult(
                 "mobile_overflow",
                 width <= PHONE["width"],
                 f"{width} px wide at a {PHONE['width']} px viewport",
@@ -142,7 +142,7 @@ def _title_and_heading(page: Any) -> CheckResult:
         " return h && h.offsetParent !== null ? h.innerText.trim() : ''; })()"
     )
     missing = [what for what, value in (("title", title), ("visible h1", heading)) if not value]
-    return CheckResult.of(
+    return CheckResult(
         "title_and_heading",
         not missing,
         f"title {title!r}, heading {heading!r}"
@@ -171,7 +171,7 @@ def _forms(page: Any, url: str, expected: int) -> CheckResult:
         told = page.evaluate(_SAYS_WHY, index)
         if page.url.split("#")[0] != url.split("#")[0] or not told:
             problems.append(f"form {index + 1} accepts an empty submit without a visible message")
-    return CheckResult.of(
+    return CheckResult(
         "forms_validate",
         not problems,
         "; ".join(problems) if problems else f"{count} form(s) refuse an empty submit",
@@ -198,7 +198,7 @@ def _accessibility(page: Any) -> CheckResult:
         ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length}))"
     )
     serious = [v for v in violations if v["impact"] in ("serious", "critical")]
-    return CheckResult.of(
+    return CheckResult(
         "accessibility",
         not serious,
         f"{len(serious)} serious or critical axe violations"

@@ -34,10 +34,6 @@ class CheckResult:
         return self.name in BLOCKING
 
     @classmethod
-    def of(cls, name: str, passed: bool, message: str, details: dict[str, Any]) -> CheckResult:
-        return cls(name, passed, message, details)
-
-    @classmethod
     def not_run(cls, name: str, why: str) -> CheckResult:
         return cls(name, None, why)
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextlib import ExitStack
 
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
 from sheen_pipeline.config import Settings
-from sheen_pipeline.liveness import Heartbeat
+from sheen_pipeline.liveness import heartbeat
 from sheen_pipeline.logs import configure_logging
 from sheen_pipeline.runs.tags import BUILD_ID
 from sheen_pipeline.service import BuildService
@@ -40,7 +41,7 @@ class BuildServiceResource(ConfigurableResource):  # type: ignore[type-arg]
 
     _settings: Settings | None = PrivateAttr(default=None)
     _service: BuildService | None = PrivateAttr(default=None)
-    _heartbeat: Heartbeat | None = PrivateAttr(default=None)
+    _heartbeat: ExitStack = PrivateAttr(default_factory=ExitStack)
 
     def settings(self) -> Settings:
         fields = {FIELD_ENV_VARS[name]: getattr(self, name) for name in FIELD_ENV_VARS}
@@ -53,11 +54,10 @@ class BuildServiceResource(ConfigurableResource):  # type: ignore[type-arg]
         if run is not None and BUILD_ID in run.tags:  # this process runs the build: say so
             store = BuildStore(self._settings.database_url)
             timeout_s = self._settings.build_heartbeat_timeout_s
-            self._heartbeat = Heartbeat(store, run.tags[BUILD_ID], timeout_s).start()
+            self._heartbeat.enter_context(heartbeat(store, run.tags[BUILD_ID], timeout_s))
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.stop()
+        self._heartbeat.close()
 
     @property
     def service(self) -> BuildService:

@@ -7,12 +7,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from functools import partial
 
 import requests
 from sqlalchemy import Engine
 
+from sheen_pipeline.background import repeating
 from sheen_pipeline.config import WebhookSettings
 from sheen_pipeline.events.log import EventLog
 from sheen_pipeline.events.outbox import Claim, Outbox, Outcome
@@ -57,7 +57,8 @@ class WebhookDispatcher:
         event = self.events.get(claim.seq)
         body = json.dumps(event.payload()).encode()
         headers = signed_headers(self.config.secret, event.id, body)  # one id for every retry
-        with self._lease_renewed(claim.seq):
+        renew = partial(self.outbox.renew, claim.seq)  # while the request is in flight
+        with repeating(renew, self.config.lease_s / 3, "sheen-webhook-lease"):
             try:
                 response = self.session.post(
                     self.config.url, data=body, headers=headers, timeout=self.config.timeout_s
@@ -75,25 +76,6 @@ class WebhookDispatcher:
             )
         elif state == "dead":
             log.warning("webhook for event %s is dead after its last attempt: %s", claim.seq, error)
-
-    @contextmanager
-    def _lease_renewed(self, seq: int) -> Iterator[None]:
-        done = threading.Event()
-
-        def renew() -> None:
-            while not done.wait(self.config.lease_s / 3):
-                try:
-                    self.outbox.renew(seq)
-                except Exception:  # the lease runs out and another deliverer retries
-                    log.exception("renewing the lease of webhook %s failed", seq)
-
-        renewer = threading.Thread(target=renew, name="sheen-webhook-lease", daemon=True)
-        renewer.start()
-        try:
-            yield
-        finally:
-            done.set()
-            renewer.join()
 
     def drain(self, budget_s: float) -> int:
         """Send what may go, pass after pass, for at most about budget_s; how many were sent."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from typing import Any
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from dagster._core.execution.api import execute_run_iterator
 
+from sheen_pipeline.background import repeating
 from sheen_pipeline.events.payloads import describe
 from sheen_pipeline.fsutil import regular_files
 from sheen_pipeline.models import BuildRequest, Plan, TokenUsage, new_build_id
@@ -82,7 +82,6 @@ def _reporting(service: BuildService, build_id: str, report: Report) -> Iterator
     """Progress is read from the build's stored events, as `sheen events --follow` reads it, so
     it does not matter where (or in which thread or process) the steps run."""
     cursor = 0
-    stop = threading.Event()
 
     def report_new() -> None:
         nonlocal cursor
@@ -91,18 +90,11 @@ def _reporting(service: BuildService, build_id: str, report: Report) -> Iterator
                 cursor = event.seq
                 report(describe(event))
 
-    def follow() -> None:
-        while not stop.wait(PROGRESS_POLL_S):
-            report_new()
-
-    follower = threading.Thread(target=follow, name="sheen-progress", daemon=True)
-    follower.start()
     try:
-        yield
+        with repeating(report_new, PROGRESS_POLL_S, "sheen-progress"):
+            yield
     finally:
-        stop.set()
-        follower.join()
-        report_new()
+        report_new()  # what came after the last poll
 
 
 def run_build(

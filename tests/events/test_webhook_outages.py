@@ -147,14 +147,14 @@ def test_a_deliverer_killed_mid_delivery_is_taken_over_within_the_lease(
             assert outbox.claim() == []  # the lease was renewed: nobody else may take it
             os.killpg(first.pid, signal.SIGKILL)
             first.wait(10)
-        killed_at = time.monotonic()
+        deadline = time.monotonic() + 10  # the bound on resuming, from the kill
         with running([SHEEN, "webhooks", "deliver"], env, tmp_path / "d2.log"):
             wait_for(
-                lambda: outbox.counts() == {"delivered": 4}, 10, "the second deliverer to finish"
+                lambda: outbox.counts() == {"delivered": 4},
+                deadline - time.monotonic(),
+                "the second deliverer to finish within 10 s of the kill",
             )
-            taken_over_after = time.monotonic() - killed_at
         release.set()
-    assert taken_over_after < 10
     assert_all_in_order(receiver.received, emitted)
     ids = [r.headers["webhook-id"] for r in receiver.received]
     assert ids.count(emitted[1].id) == 2  # the one in flight, sent again with the same id
