@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -55,6 +56,26 @@ def _deploy_settings(env: Mapping[str, str]) -> DeploySettings:
         cloudflare_account_id=env.get("CLOUDFLARE_ACCOUNT_ID", "").strip(),
         cloudflare_base_url=env.get("SHEEN_CLOUDFLARE_BASE_URL", "").strip(),
     )
+
+
+EXECUTORS = ("async", "celery")
+
+
+def _artifact_store(env: Mapping[str, str]) -> str:
+    raw = env.get("SHEEN_ARTIFACT_STORE", "").strip() or "database"
+    bucket = raw.removeprefix("s3://").partition("/")[0]
+    if raw != "database" and not (raw.startswith("s3://") and bucket):
+        raise ConfigError(
+            f"SHEEN_ARTIFACT_STORE must be 'database' or s3://bucket[/prefix], got {raw!r}"
+        )
+    return raw
+
+
+def _executor(env: Mapping[str, str]) -> str:
+    raw = env.get("SHEEN_EXECUTOR", "").strip().lower() or "async"
+    if raw not in EXECUTORS:
+        raise ConfigError(f"SHEEN_EXECUTOR must be one of {', '.join(EXECUTORS)}, got {raw!r}")
+    return raw
 
 
 def _env_switch(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -201,6 +222,11 @@ class Settings:
     pool_plan_limit: int
     pool_llm_limit: int
     max_parallel_tasks: int
+    artifact_store: str
+    executor: str
+    celery_broker: str
+    celery_backend: str
+    metrics_port: int
     dagster_webserver_url: str
     ui_reload_interval_s: float
     ui_job_window: int
@@ -220,10 +246,6 @@ class Settings:
     @property
     def dist_dir(self) -> Path:
         return self.home / "dist"
-
-    @property
-    def previews_dir(self) -> Path:
-        return self.home / "previews"
 
     def preview_url(self, build_id: str) -> str:
         return f"http://{self.preview_host}:{self.preview_port}/p/{build_id}/"
@@ -300,6 +322,12 @@ class Settings:
             pool_plan_limit=_env_int(env, "SHEEN_POOL_PLAN_LIMIT", 2),
             pool_llm_limit=_env_int(env, "SHEEN_POOL_LLM_LIMIT", 5),
             max_parallel_tasks=_env_int(env, "SHEEN_MAX_PARALLEL_TASKS", 5),
+            artifact_store=_artifact_store(env),
+            executor=_executor(env),
+            celery_broker=env.get("SHEEN_CELERY_BROKER", "").strip()
+            or "amqp://guest:guest@127.0.0.1:5672//",
+            celery_backend=env.get("SHEEN_CELERY_BACKEND", "").strip() or "rpc://",
+            metrics_port=_env_int(env, "SHEEN_WORKER_METRICS_PORT", 9108, minimum=0),
             dagster_webserver_url=env.get("SHEEN_DAGSTER_WEBSERVER_URL", "").strip(),
             ui_reload_interval_s=_env_float(env, "SHEEN_UI_RELOAD_INTERVAL_S", 30.0),
             ui_job_window=_env_int(env, "SHEEN_UI_JOB_WINDOW", 200),
@@ -331,8 +359,9 @@ class Settings:
             self.ingress_secret,
             self.api_token,
             self.deploy.cloudflare_api_token,
+            *(urlsplit(url).password or "" for url in (self.celery_broker, self.celery_backend)),
         )
-        return tuple(s for s in candidates if s)
+        return tuple(s for s in candidates if s and s != "guest")  # RabbitMQ's well-known default
 
     def task_timeout_for(self, task_type: str) -> int:
         """SHEEN_TASK_TIMEOUTS ({"install_deps": 300}) overrides SHEEN_TASK_TIMEOUT_S per type."""

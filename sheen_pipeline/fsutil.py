@@ -29,12 +29,11 @@ def regular_files(root: Path, skip: frozenset[str] = frozenset()) -> list[Path]:
     return sorted(found)
 
 
-def replace_tree(
-    source: Path, destination: Path, limits: FileLimits, skip: frozenset[str] = frozenset()
-) -> list[FileArtifact]:
-    """Copy source's regular files (but the top-level folders in skip) to destination, swapping
-    it in only once complete; refused before anything is copied when they are over the
-    deploy limits."""
+def deployable_files(
+    source: Path, limits: FileLimits, skip: frozenset[str] = frozenset()
+) -> list[Path]:
+    """source's regular files (but the top-level folders in skip), refused when they are over
+    the deploy limits."""
     paths = regular_files(source, skip)
     total = sum(path.stat().st_size for path in paths)
     if len(paths) > limits.max_deploy_files:
@@ -43,6 +42,16 @@ def replace_tree(
         )
     if total > limits.max_deploy_bytes:
         raise TreeTooLarge(f"{total} bytes to deploy, over the limit of {limits.max_deploy_bytes}")
+    return paths
+
+
+def replace_tree(
+    source: Path, destination: Path, limits: FileLimits, skip: frozenset[str] = frozenset()
+) -> list[FileArtifact]:
+    """Copy source's regular files (but the top-level folders in skip) to destination, swapping
+    it in only once complete; refused before anything is copied when they are over the
+    deploy limits."""
+    paths = deployable_files(source, limits, skip)
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}-", dir=destination.parent))
     artifacts = []

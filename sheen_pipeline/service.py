@@ -3,12 +3,12 @@ app store, the event log, the result cache and the provider. Plain Python: Dagst
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from statistics import median as median_of
 
 from sheen_pipeline.budgets import BudgetBook, BudgetExceeded, Payer, load_budgets, paying
@@ -19,7 +19,7 @@ from sheen_pipeline.cache import ResultCache, Worker
 from sheen_pipeline.checks.browser import check_preview
 from sheen_pipeline.checks.loopback import serving_folder
 from sheen_pipeline.checks.repair import repair_task
-from sheen_pipeline.checks.results import SCREENSHOTS, CheckReport
+from sheen_pipeline.checks.results import CheckReport
 from sheen_pipeline.config import Settings
 from sheen_pipeline.costs import CostReport, cost_report
 from sheen_pipeline.deploy.target import DeployTarget
@@ -51,7 +51,6 @@ from sheen_pipeline.events.runtime import event_log
 from sheen_pipeline.execution.tasks import context_files, generate, write_files
 from sheen_pipeline.execution.timeouts import TaskTimeout
 from sheen_pipeline.execution.workspace import Workspace
-from sheen_pipeline.fsutil import regular_files
 from sheen_pipeline.models import (
     BUILD_TOOL_FOLDERS,
     BuildRequest,
@@ -61,6 +60,7 @@ from sheen_pipeline.models import (
     Task,
     TaskResult,
     TokenUsage,
+    check_relative_path,
 )
 from sheen_pipeline.planning.dag import LadderPolicy, PlanBlocked
 from sheen_pipeline.planning.planner import (
@@ -77,6 +77,7 @@ from sheen_pipeline.providers.pricing import load_prices
 from sheen_pipeline.redaction import redact
 from sheen_pipeline.store.builds import BuildStatus, BuildStore, UnknownBuild
 from sheen_pipeline.store.deployments import DeploymentStore
+from sheen_pipeline.store.files import BuildFiles, Stage
 from sheen_pipeline.store.ledger import Entry, Ledger
 from sheen_pipeline.store.requests import RequestStore
 
@@ -138,6 +139,12 @@ class BuildService:
         self.cache = ResultCache(self.store.engine, settings.result_cache_ttl_s)
         self.deployments = DeploymentStore(settings.database_url)
 
+    @cached_property
+    def files(self) -> BuildFiles:
+        """Each build's files in the shared artifact store (SHEEN_ARTIFACT_STORE); made on first
+        use, as an S3 client costs an import most processes never need."""
+        return BuildFiles.open(self.settings.database_url, self.settings.artifact_store)
+
     @classmethod
     def from_env(cls) -> BuildService:
         return cls(Settings.from_env())
@@ -165,6 +172,38 @@ class BuildService:
 
     def workspace_dir(self, build_id: str) -> Path:
         return self.settings.workspaces_dir / build_id
+
+    def _local_copy(
+        self, build_id: str, stage: Stage, folder: Path, prune: frozenset[str] | None = None
+    ) -> Path:
+        """The stage's files as a folder of this process's cache, fetched from the artifact
+        store: a step may run on any machine, and a local folder may be lost at any time."""
+        self.files.materialize(build_id, stage, folder, prune)
+        return folder
+
+    def _workspace(self, build_id: str, prune: frozenset[str] | None = None) -> Workspace:
+        folder = self._local_copy(build_id, Stage.SOURCE, self.workspace_dir(build_id), prune)
+        return Workspace(folder, self.settings.file_limits)
+
+    def _write(
+        self,
+        build_id: str,
+        task: Task,
+        files: Mapping[str, str],
+        workspace: Workspace,
+        usage: TokenUsage,
+        heals: int = 0,
+        cache_hit: bool = False,
+    ) -> TaskResult:
+        """Write a task's files (checked against the workspace's rules), then keep them in the
+        artifact store, where every later step reads them."""
+        result = write_files(task, files, workspace, usage, heals, cache_hit)
+        contents = {check_relative_path(p).as_posix(): files[p].encode() for p in files}
+        self.files.save(build_id, Stage.SOURCE, contents)
+        return result
+
+    def _read_text(self, artifact: FileArtifact) -> str:
+        return self.files.read(artifact).decode("utf-8")
 
     def plan(
         self, build_id: str, request: BuildRequest, on_task: OnTask = lambda _task: None
@@ -282,21 +321,21 @@ class BuildService:
         task_limit = self.settings.task_timeout_for(task.type.value)
         build_left = self.check_time_left(build_id)
         timeout = min(task_limit, build_left)
-        workspace = Workspace(self.workspace_dir(build_id), self.settings.file_limits)
+        workspace = self._workspace(build_id)
         saved: Decimal | None = None
         try:
             workspace.check_room_for_more()  # before anything is paid for
             cached = self.cache.get_files(task, upstream, self.worker)
             if cached is not None:
                 files, saved = cached
-                result = write_files(task, files, workspace, TokenUsage(), cache_hit=True)
+                result = self._write(build_id, task, files, workspace, TokenUsage(), cache_hit=True)
             else:
-                context = context_files(task, upstream, workspace)
+                context = context_files(task, upstream, workspace, self._read_text)
                 payer = Payer(build_id, *_owner(plan.request), "task", task_id)
                 with paying(payer):
                     generated = await generate(task, plan, self.provider, context, timeout)
-                result = write_files(
-                    task, generated.files, workspace, generated.usage, generated.heals
+                result = self._write(
+                    build_id, task, generated.files, workspace, generated.usage, generated.heals
                 )
                 cost = generated.usage.cost_usd
                 self.cache.put_files(task, upstream, self.worker, generated.files, cost)
@@ -334,9 +373,11 @@ class BuildService:
         return result
 
     def build_site(self, plan: Plan, results: Sequence[TaskResult]) -> BuildSummary:
-        """npm projects (package.json with a build script) build sandboxed; others copy as is."""
+        """npm projects (package.json with a build script) build sandboxed; others copy as is.
+        The workspace comes from the artifact store, and the built site goes back to it."""
         build_id = plan.build_id
-        workspace, dist = self.workspace_dir(build_id), self.settings.dist_dir / build_id
+        workspace = self._workspace(build_id, prune=BUILD_TOOL_FOLDERS).root
+        dist = self.settings.dist_dir / build_id
         builder = "npm" if is_npm_project(workspace) else "static"
         limits = self.settings.file_limits
         self.events.emit(build_id, BuildStepStarted(builder=builder))
@@ -360,6 +401,7 @@ class BuildService:
             )
         else:
             files = build_static(workspace, dist, limits)
+        self.files.replace(build_id, Stage.DIST, dist)
         return BuildSummary(
             files=tuple(files),
             usage=self.store.get_build(build_id).usage,
@@ -375,7 +417,7 @@ class BuildService:
         is left as it is (see promotion)."""
         build_id, project_id = plan.build_id, plan.request.project_id
         self.events.emit(build_id, DeployStarted(target=self.settings.deploy.target))
-        deployed = self.target.deploy(project_id, build_id, self.settings.dist_dir / build_id)
+        deployed = self.target.deploy(project_id, build_id, self._dist(build_id))
         self.deployments.record(build_id, project_id, deployed)
         self.events.emit(
             build_id,
@@ -393,8 +435,10 @@ class BuildService:
             report = CheckReport.not_run("not run: SHEEN_PREVIEW_CHECKS=off")
         else:
             forms = len(read_brief(plan.request.prompt).forms)
-            with serving_folder(self.settings.dist_dir / build_id) as url:
-                report = check_preview(url, forms, self.settings.screenshots_dir / build_id)
+            shots_dir = self.settings.screenshots_dir / build_id
+            with serving_folder(self._dist(build_id)) as url:
+                report = check_preview(url, forms, shots_dir)
+            self.files.replace(build_id, Stage.SCREENSHOTS, shots_dir)
         outcomes = [
             CheckOutcome(name=r.name, blocking=r.blocking, passed=r.passed, message=r.message)
             for r in report.results
@@ -403,6 +447,11 @@ class BuildService:
         self.events.emit(build_id, PreviewChecked(checks=outcomes, screenshots=shots))
         return report
 
+    def _dist(self, build_id: str) -> Path:
+        return self._local_copy(
+            build_id, Stage.DIST, self.settings.dist_dir / build_id, prune=frozenset()
+        )
+
     async def repair(self, plan: Plan, round_number: int, failures: list[str]) -> TaskResult:
         """One repair round: the failed checks go to the provider as a task on the site's
         files (shown as context), with the check's screenshots for a model that looks at
@@ -410,15 +459,14 @@ class BuildService:
         build_id = plan.build_id
         task = repair_task(round_number, failures)
         self.events.emit(build_id, RepairStarted(round=round_number, failures=failures))
-        workspace = Workspace(self.workspace_dir(build_id), self.settings.file_limits)
-        site = [
-            path.relative_to(workspace.root).as_posix()
-            for path in regular_files(workspace.root, skip=BUILD_TOOL_FOLDERS)
-            if path.suffix in REPAIR_CONTEXT_SUFFIXES
-        ]
-        context = {path: workspace.read(path) for path in site}
-        shots = [self.settings.screenshots_dir / build_id / f"{n}.png" for n in SCREENSHOTS]
-        images = [p.read_bytes() for p in shots if p.is_file() and p.stat().st_size < MAX_IMAGE]
+        workspace = self._workspace(build_id, prune=BUILD_TOOL_FOLDERS)
+        context = {
+            artifact.path: self._read_text(artifact)
+            for artifact in self.files.stage_files(build_id, Stage.SOURCE)
+            if PurePosixPath(artifact.path).suffix in REPAIR_CONTEXT_SUFFIXES
+        }
+        shots = self.files.stage_files(build_id, Stage.SCREENSHOTS)
+        images = [self.files.read(shot) for shot in shots if shot.size < MAX_IMAGE]
         timeout = min(
             self.settings.task_timeout_for(task.type.value), self.check_time_left(build_id)
         )
@@ -428,7 +476,9 @@ class BuildService:
         except Exception as error:
             self._pay(build_id, error)
             raise
-        result = write_files(task, generated.files, workspace, generated.usage, generated.heals)
+        result = self._write(
+            build_id, task, generated.files, workspace, generated.usage, generated.heals
+        )
         self._spend(build_id, plan.request, result.usage, task.id)
         self.events.emit(
             build_id,

@@ -17,6 +17,7 @@ from sheen_pipeline.runs.local import BuildOutcome, run_approved_build
 from sheen_pipeline.runs.origins import reconstructable_job
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import Approval, BuildStatus
+from sheen_pipeline.store.files import Stage
 from tests.support.builds import PROMPT, build
 from tests.support.processes import sheen, sheen_cli_env
 
@@ -90,7 +91,7 @@ def test_rejected_build_ends_and_cannot_be_launched(
     result = execute_run(reconstructable_job(run.job_name), run, instance)
     assert not result.success
     assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE  # type: ignore[union-attr]
-    assert not (service.settings.previews_dir / build_id).exists()
+    assert service.files.stage_files(build_id, Stage.DIST) == []
 
 
 def test_unapproved_plans_expire(approval_service: BuildService, instance: DagsterInstance) -> None:

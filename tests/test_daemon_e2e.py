@@ -15,6 +15,7 @@ from sheen_pipeline.models import parse_build_request
 from sheen_pipeline.runs.webserver import reload_code_location
 from sheen_pipeline.store.requests import RequestStore, new_request_id
 from tests.conftest import REPO_ROOT
+from tests.support.builds import deployed_page
 from tests.support.processes import running, sheen, sheen_cli_env
 from tests.support.providers import max_in_flight
 from tests.support.waiting import free_port, wait_for
@@ -58,8 +59,7 @@ def test_three_submitted_rows_become_three_builds_within_the_llm_pool(tmp_path: 
     assert [r.status for r in records] == ["succeeded"] * BUILDS, [r.error for r in records]
     assert sorted(r.prompt for r in records) == sorted(prompts)
     assert set(app_rows) <= {r.build_id for r in records}
-    previews = Path(env["SHEEN_HOME"]) / "previews"
-    assert sorted(p.name for p in previews.iterdir()) == sorted(r.build_id for r in records)
+    assert all("<h1>" in deployed_page(r.build_id, env=env) for r in records)
     peak = max_in_flight(Path(env["SHEEN_HOME"]))
     assert peak <= LLM_LIMIT, f"{peak} task calls ran at once with the llm pool at {LLM_LIMIT}"
     status = sheen(env, "status")

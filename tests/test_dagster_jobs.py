@@ -29,7 +29,7 @@ from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import BuildStatus
 from sheen_pipeline.store.tables import plans
 from tests.conftest import FLAKY_PROVIDER
-from tests.support.builds import PROMPT, build, store_offline_plans
+from tests.support.builds import PROMPT, build, deployed_page, store_offline_plans
 from tests.support.providers import calls_by_task
 from tests.support.runs import started_steps, succeeded_steps
 
@@ -52,7 +52,7 @@ def test_whole_build_succeeds_and_records_the_preview_asset(
     assert outcome.preview_url == f"http://127.0.0.1:8787/p/{outcome.build_id}/"
     assert outcome.files == ["index.html", "js/forms.js", "site.json", "styles.css"]
     assert outcome.task_count == 5 and outcome.usage.cost_usd == 0.0
-    page = (sheen_home / "previews" / outcome.build_id / "index.html").read_text()
+    page = deployed_page(outcome.build_id)
     assert "Blue Fern Coffee" in page
 
     assert lines[0] == "planning"
@@ -270,7 +270,7 @@ def test_reexecution_from_failure_reruns_only_the_failed_task_and_downstream(
     }
     record = service.store.get_build(build_id)
     assert record.status is BuildStatus.SUCCEEDED and record.error is None
-    assert (sheen_home / "previews" / build_id / "index.html").is_file()
+    assert "Blue Fern Coffee" in deployed_page(build_id)
 
 
 def test_tasks_with_dashes_and_keywords_build(

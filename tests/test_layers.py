@@ -18,13 +18,13 @@ LAYERS: list[set[str]] = [
     {"cache", "events", "budgets"},
     {"planning", "providers"},
     {"execution", "build", "deploy", "checks"},
-    {"service", "approval", "costs", "promotion"},
+    {"service", "approval", "costs", "promotion", "health", "metrics"},
     {"liveness"},
     {"runs"},
     {"defs"},
-    {"api", "cli"},
+    {"api", "cli", "celery_worker"},
 ]
-DAGSTER_USERS = {"runs", "defs", "cli"}
+DAGSTER_USERS = {"runs", "defs", "cli", "celery_worker"}
 
 
 def _part(module_path: Path) -> str:

@@ -20,6 +20,7 @@ from sheen_pipeline.providers.base import GeneratedFiles, ProviderError
 from sheen_pipeline.providers.offline import OfflineProvider
 from sheen_pipeline.service import BuildService, Deployment
 from sheen_pipeline.store.builds import BuildStatus
+from sheen_pipeline.store.files import Stage
 from tests.support.builds import PROMPT
 
 PAID = TokenUsage(input_tokens=100, output_tokens=20, cost_usd=Decimal("0.0006"))
@@ -57,7 +58,7 @@ def test_a_whole_build_through_the_service(sheen_home: Path) -> None:
     deployment = _deploy_and_end(service, plan)
 
     assert service.store.get_build("bsvc1").status is BuildStatus.SUCCEEDED
-    assert (service.settings.previews_dir / "bsvc1" / "index.html").is_file()
+    assert service.files.find("bsvc1", Stage.DIST, "index.html") is not None
     assert deployment.preview_url.endswith("/p/bsvc1/")
     types = _types(service, "bsvc1")
     assert types[:2] == [EventType.BUILD_STARTED, EventType.PLAN_PARTIAL]

@@ -12,12 +12,14 @@ from starlette.routing import Route
 from sheen_pipeline.api.auth import ReadAccess
 from sheen_pipeline.api.builds import BuildsApi
 from sheen_pipeline.api.ingress import make_ingress
+from sheen_pipeline.api.operations import operations_routes
 from sheen_pipeline.api.preview import preview_routes
 from sheen_pipeline.config import Settings
 from sheen_pipeline.events.runtime import start_deliverer, stored_events
 from sheen_pipeline.logs import configure_logging
 from sheen_pipeline.store.builds import BuildStore
 from sheen_pipeline.store.deployments import DeploymentStore
+from sheen_pipeline.store.files import BuildFiles
 from sheen_pipeline.store.requests import RequestStore
 
 
@@ -35,10 +37,10 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/builds/{build_id}/events", api.events_after),
         Route("/api/builds/{build_id}/stream", api.stream),
         *preview_routes(
-            settings.previews_dir,
-            settings.screenshots_dir,
+            BuildFiles.open(settings.database_url, settings.artifact_store),
             DeploymentStore(settings.database_url),
         ),
+        *operations_routes(settings),
     ]
 
     @asynccontextmanager

@@ -33,9 +33,9 @@ from dagster import (
 from sheen_pipeline.approval import check_may_run
 from sheen_pipeline.checks.repair import failure_lines
 from sheen_pipeline.config import Settings
-from sheen_pipeline.defs.executor import pool_safe_async_executor
+from sheen_pipeline.defs.executor import build_executor
 from sheen_pipeline.defs.metadata import check_evaluation, cost_metadata, preview_metadata
-from sheen_pipeline.defs.resources import BuildServiceResource, build_service_resource
+from sheen_pipeline.defs.resources import BuildServiceResource, pipeline_resources
 from sheen_pipeline.logs import log_context
 from sheen_pipeline.models import Deployed, Plan, TaskResult
 from sheen_pipeline.redaction import redact
@@ -298,11 +298,9 @@ def make_build_job(plan: Plan) -> JobDefinition:
     )
     return graph.to_job(
         resource_defs={
-            "sheen": build_service_resource(),
+            **pipeline_resources(),
             "plan": ResourceDefinition.hardcoded_resource(plan, "The stored plan of this build"),
         },
         tags=build_tags(plan),
-        executor_def=pool_safe_async_executor.configured(
-            {"max_concurrent": settings.max_parallel_tasks}, name="build_executor"
-        ),
+        executor_def=build_executor(settings),
     )

@@ -1,6 +1,11 @@
-"""The build job's executor: dagster-async-executor runs the `async def` task ops of a run at the
-same time in one process (Dagster's own step machinery, retries, tag limits and pool claims),
-bounded by SHEEN_MAX_PARALLEL_TASKS.
+"""The build job's executor, chosen by SHEEN_EXECUTOR (configuration, not code):
+
+- `async` (the default): dagster-async-executor runs the `async def` task ops of a run at the
+  same time in one process (Dagster's own step machinery, retries, tag limits and pool claims),
+  bounded by SHEEN_MAX_PARALLEL_TASKS.
+- `celery`: dagster-celery's executor sends each step to a queue on SHEEN_CELERY_BROKER, where
+  `dagster-celery worker start` workers on any machine take them (see deploy/celery/). Pool
+  claims are still made by the run, so the `llm` pool limits task calls across all workers.
 
 It carries one fix of dagster-async-executor 0.0.4: when every ready step waits on a concurrency
 pool claim (more ready tasks than the `llm` pool has slots) or on a delayed retry, the executor
@@ -13,13 +18,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from dagster import DagsterEvent, InitExecutorContext, executor
+from dagster import DagsterEvent, ExecutorDefinition, InitExecutorContext, executor
 from dagster._core.execution.context.system import PlanExecutionContext
 from dagster._core.execution.plan.active import ActiveExecution
 from dagster._core.execution.retries import RetryMode
 from dagster._core.execution.step_dependency_config import StepDependencyConfig
 from dagster_async_executor.executor import AsyncExecutor
 from dagster_async_executor.executor_definition import ASYNC_CONFIG
+
+from sheen_pipeline.config import Settings
 
 PARKED_STEP_POLL_S = 0.05
 
@@ -61,4 +68,29 @@ def pool_safe_async_executor(init_context: InitExecutorContext) -> PoolSafeAsync
         step_dependency_config=StepDependencyConfig.from_config(
             config.get("step_dependency_config")
         ),
+    )
+
+
+# A step whose worker dies mid-step goes back to the queue for another worker: the message is
+# acknowledged only when the step ends (deploy/celery/worker.yaml sets the same for workers).
+CELERY_DELIVERY = {
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+    "worker_prefetch_multiplier": 1,
+    "broker_connection_retry_on_startup": True,
+}
+
+
+def build_executor(settings: Settings) -> ExecutorDefinition:
+    if settings.executor == "celery":
+        from dagster_celery import celery_executor  # imported only by the setups that use it
+
+        config = {
+            "broker": settings.celery_broker,
+            "backend": settings.celery_backend,
+            "config_source": CELERY_DELIVERY,
+        }
+        return celery_executor.configured(config, name="build_executor")
+    return pool_safe_async_executor.configured(
+        {"max_concurrent": settings.max_parallel_tasks}, name="build_executor"
     )

@@ -9,7 +9,7 @@ from dagster import (
     op,
 )
 
-from sheen_pipeline.defs.resources import BuildServiceResource, build_service_resource
+from sheen_pipeline.defs.resources import BuildServiceResource, pipeline_resources
 
 
 @op
@@ -21,7 +21,7 @@ def evict_expired_results(context: OpExecutionContext, sheen: BuildServiceResour
 
 @job(
     executor_def=in_process_executor,
-    resource_defs={"sheen": build_service_resource()},
+    resource_defs=pipeline_resources(),
     description="Delete expired entries of the result cache (SHEEN_RESULT_CACHE_TTL_S).",
 )
 def evict_result_cache() -> None:

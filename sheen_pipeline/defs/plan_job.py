@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 
 from sheen_pipeline.approval import hold_for_approval
 from sheen_pipeline.defs.metadata import cost_metadata
-from sheen_pipeline.defs.resources import BuildServiceResource, build_service_resource
+from sheen_pipeline.defs.resources import BuildServiceResource, pipeline_resources
 from sheen_pipeline.models import (
     BuildRequest,
     InvalidRequest,
@@ -170,7 +170,7 @@ def launch_build(
     name=PLAN_JOB_NAME,
     tags=PLAN_RUN_TAGS,
     executor_def=in_process_executor,
-    resource_defs={"sheen": build_service_resource()},
+    resource_defs=pipeline_resources(),
     description="Plan a build from a prompt, then queue the build's own job (build_<id>).",
 )
 def plan_build() -> None:

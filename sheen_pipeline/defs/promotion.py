@@ -13,7 +13,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from sheen_pipeline.defs.resources import BuildServiceResource, build_service_resource
+from sheen_pipeline.defs.resources import BuildServiceResource, pipeline_resources
 from sheen_pipeline.promotion import promote
 from sheen_pipeline.runs.names import PROMOTE_JOB_NAME
 
@@ -47,7 +47,7 @@ def promote_to_production(
 @job(
     name=PROMOTE_JOB_NAME,
     executor_def=in_process_executor,
-    resource_defs={"sheen": build_service_resource()},
+    resource_defs=pipeline_resources(),
     description="Make a succeeded build its project's production version (or roll back to it).",
 )
 def promote_build() -> None:

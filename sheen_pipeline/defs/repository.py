@@ -29,7 +29,7 @@ from sheen_pipeline.defs.maintenance import evict_result_cache, hourly_result_ca
 from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.previews import preview_checks, project_assets
 from sheen_pipeline.defs.promotion import promote_build
-from sheen_pipeline.defs.resources import FIELD_ENV_VARS, build_service_resource
+from sheen_pipeline.defs.resources import FIELD_ENV_VARS, pipeline_resources
 from sheen_pipeline.defs.sensors import (
     build_requests_sensor,
     canceled_run_sensor,
@@ -64,7 +64,7 @@ def static_definitions(project_ids: Sequence[str]) -> RepositoryDefinition:
             stalled_build_sensor,
             webhook_delivery_sensor,
         ],
-        resources={"sheen": build_service_resource()},
+        resources=pipeline_resources(),
     ).get_repository_def()
 
 

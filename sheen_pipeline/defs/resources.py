@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from contextlib import ExitStack
+from typing import Any
 
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
 from sheen_pipeline.config import Settings
+from sheen_pipeline.defs.io_manager import SharedStepOutputs
 from sheen_pipeline.liveness import heartbeat
 from sheen_pipeline.logs import configure_logging
 from sheen_pipeline.runs.tags import BUILD_ID
@@ -73,3 +75,9 @@ def build_service_resource() -> BuildServiceResource:
     """Not bound to `EnvVar`s: an `EnvVar` fails the run when its variable is unset, and every
     one of these settings has a default when it is unset."""
     return BuildServiceResource()
+
+
+def pipeline_resources() -> dict[str, Any]:
+    """What every job of the pipeline is handed: the build service, and step outputs kept in
+    the shared artifact store (a step may run on any machine)."""
+    return {"sheen": build_service_resource(), "io_manager": SharedStepOutputs()}

@@ -1,5 +1,6 @@
-"""The local target: previews under SHEEN_HOME/previews/<build_id>/, served by `sheen serve` at
-/p/<build_id>/; production is whichever build is promoted, at /prod/<project_id>/."""
+"""The local target: `sheen serve` serves each deployed build's site (its dist files in the
+artifact store, so any process can) at /p/<build_id>/; production is whichever build is
+promoted, at /prod/<project_id>/."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sheen_pipeline.config import FileLimits
-from sheen_pipeline.fsutil import replace_tree
-from sheen_pipeline.models import Deployed
+from sheen_pipeline.fsutil import deployable_files
+from sheen_pipeline.models import Deployed, FileArtifact
 
 
 class LocalTarget:
@@ -16,18 +17,20 @@ class LocalTarget:
 
     def __init__(
         self,
-        previews_dir: Path,
         limits: FileLimits,
         preview_url: Callable[[str], str],
         production_url: Callable[[str], str],
     ) -> None:
-        self.previews_dir = previews_dir
         self.limits = limits
         self.preview_url = preview_url
         self.production_url = production_url
 
     def deploy(self, project_id: str, build_id: str, dist: Path) -> Deployed:
-        files = tuple(replace_tree(dist, self.previews_dir / build_id, self.limits))
+        """Nothing to upload: the build step stored dist already; the deploy limits still hold."""
+        files = tuple(
+            FileArtifact.of(path.relative_to(dist).as_posix(), path.read_bytes())
+            for path in deployable_files(dist, self.limits)
+        )
         return Deployed(
             target=self.name,
             url=self.preview_url(build_id),
@@ -37,5 +40,5 @@ class LocalTarget:
         )
 
     def promote(self, project_id: str, deployed: Deployed) -> str:
-        """Nothing to copy: the preview server serves the promoted build's preview folder."""
+        """Nothing to copy: the preview server serves the promoted build's files."""
         return self.production_url(project_id)

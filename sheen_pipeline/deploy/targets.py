@@ -20,7 +20,6 @@ def make_target(settings: Settings) -> DeployTarget:
             deploy.cloudflare_base_url or None,
         )
     return LocalTarget(
-        settings.previews_dir,
         settings.file_limits,
         settings.preview_url,
         settings.production_url,

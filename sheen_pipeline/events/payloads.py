@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from sheen_pipeline.events.types import BuildEvent, EventType
 from sheen_pipeline.models import FileArtifact, RecoveryStep, Task, TokenUsage
@@ -98,11 +100,17 @@ class PlanBlockedEvent(EventPayload):
         return f"plan blocked, waiting for approval: cycles {self.cycles}"
 
 
+def this_worker() -> str:
+    """host/pid of the process doing a task: with Celery, steps run on many machines."""
+    return f"{socket.gethostname()}/{os.getpid()}"
+
+
 class TaskStarted(EventPayload):
     type = EventType.TASK_STARTED
     task_id: str
     name: str
     attempt: int
+    worker: str = Field(default_factory=this_worker)
 
     def describe(self) -> str:
         return f"task {self.task_id} started"
@@ -115,6 +123,7 @@ class TaskCompleted(EventPayload):
     usage: TokenUsage
     heals: int
     cache_hit: bool
+    worker: str = Field(default_factory=this_worker)
 
     def describe(self) -> str:
         return f"task {self.task_id} done: {', '.join(f.path for f in self.files)}"

@@ -3,12 +3,12 @@ write the result safely."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
 from sheen_pipeline.execution.timeouts import within
 from sheen_pipeline.execution.workspace import Workspace
-from sheen_pipeline.models import Plan, Task, TaskResult, TaskType, TokenUsage
+from sheen_pipeline.models import FileArtifact, Plan, Task, TaskResult, TaskType, TokenUsage
 from sheen_pipeline.providers.base import GeneratedFiles, ImageProvider, Provider
 
 
@@ -17,10 +17,14 @@ class TaskFailed(RuntimeError):
 
 
 def context_files(
-    task: Task, upstream: Sequence[TaskResult], workspace: Workspace
+    task: Task,
+    upstream: Sequence[TaskResult],
+    workspace: Workspace,
+    read: Callable[[FileArtifact], str],
 ) -> dict[str, str]:
-    """Files the task may build on: those of its upstream tasks, plus the file it modifies."""
-    files = {a.path: workspace.read(a.path) for result in upstream for a in result.files}
+    """Files the task may build on: those of its upstream tasks (read by their content hash, as
+    they were written, wherever that was), plus the file it modifies."""
+    files = {a.path: read(a) for result in upstream for a in result.files}
     target = task.input.target_path
     if task.type is TaskType.MODIFY_FILE and target not in files:
         if not workspace.exists(target):

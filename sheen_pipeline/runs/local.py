@@ -12,13 +12,13 @@ from dagster._core.execution.api import execute_run_iterator
 
 from sheen_pipeline.background import repeating
 from sheen_pipeline.events.payloads import describe
-from sheen_pipeline.fsutil import regular_files
 from sheen_pipeline.models import BuildRequest, Plan, TokenUsage, new_build_id
 from sheen_pipeline.runs.launch import create_build_run, create_retry_run, plan_run_of
 from sheen_pipeline.runs.names import PLAN_JOB_NAME, build_job_name
 from sheen_pipeline.runs.origins import job_named, local_origins, reconstructable_job
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import BuildStatus, UnknownBuild
+from sheen_pipeline.store.files import Stage
 
 Report = Callable[[str], None]
 
@@ -188,6 +188,5 @@ def _finish_build_run(
     outcome.usage = record.usage
     if record.preview_url and record.status is BuildStatus.SUCCEEDED:
         outcome.preview_url = record.preview_url
-        deployed = service.settings.dist_dir / plan.build_id  # what went to the target
-        outcome.files = [p.relative_to(deployed).as_posix() for p in regular_files(deployed)]
+        outcome.files = [f.path for f in service.files.stage_files(plan.build_id, Stage.DIST)]
     return outcome

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -170,4 +171,29 @@ result_cache = Table(
     Column("payload_json", Text, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False, index=True),
+)
+
+blobs = Table(  # the database artifact store: file contents by their sha256
+    "blobs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+build_files = Table(  # which content each path of a build's stage (source, dist, screenshots) has
+    "build_files",
+    metadata,
+    Column("build_id", String(64), primary_key=True),
+    Column("stage", String(16), primary_key=True),
+    Column("path", String(512), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+)
+
+step_outputs = Table(  # Dagster step outputs (by run, step and output) kept in the artifact store
+    "step_outputs",
+    metadata,
+    Column("output_key", String(512), primary_key=True),
+    Column("sha256", String(64), nullable=False),
 )

@@ -340,4 +340,4 @@ def test_a_client_that_hangs_up_mid_body_is_one_log_line(
 
     wait_for(logged, 30, "the hang-up to be logged")
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []  # no stack trace
-    assert requests.get(f"{quick_ingress}/healthz", timeout=10).text == "ok"
+    assert requests.get(f"{quick_ingress}/healthz", timeout=10).json()["status"] == "ok"

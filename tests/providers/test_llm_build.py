@@ -11,7 +11,7 @@ from dagster import DagsterEventType, DagsterInstance
 
 from sheen_pipeline.runs.tags import MODEL, PROVIDER
 from tests.providers.conftest import llm_env
-from tests.support.builds import PROMPT
+from tests.support.builds import PROMPT, deployed_page
 from tests.support.fake_llm import (
     AnthropicWire,
     FakeLLMServer,
@@ -39,7 +39,7 @@ def test_sheen_build_against_a_real_wire_format(
     # Every call returned 1000 input and 500 output tokens at $3 / $15 per million.
     assert summary["tokens"]["input"] == 1000 * calls and summary["tokens"]["output"] == 500 * calls
     assert Decimal(str(summary["cost_usd"])) == Decimal("0.0105") * calls
-    page = (tmp_path / "sheen" / "previews" / summary["build_id"] / "index.html").read_text()
+    page = deployed_page(summary["build_id"], env=env)
     assert "<h1>Blue Fern Coffee</h1>" in page
 
     monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])

@@ -316,3 +316,18 @@ class ShapedProbeProvider(ProbeOfflineProvider):
     ) -> GeneratedFiles:
         page = f"<!DOCTYPE html><title>{task.id}</title><h1>{task.id}</h1>"
         return GeneratedFiles({task.input.target_path: page}, TokenUsage())
+
+
+class WorkerTestProvider(OfflineProvider):
+    """For builds on Celery workers that share no disk: each task takes SHEEN_TEST_TASK_SLEEP_S
+    (so a test can kill a worker mid-task), and the task named by SHEEN_TEST_FAIL_TASK fails for
+    good while the file SHEEN_TEST_CONTROL/fail exists (test control, not build data)."""
+
+    async def generate_files(
+        self, task: Task, plan: Plan, context_files: Mapping[str, str]
+    ) -> GeneratedFiles:
+        await anyio.sleep(float(os.environ.get("SHEEN_TEST_TASK_SLEEP_S", "0")))
+        failing = Path(os.environ.get("SHEEN_TEST_CONTROL", "/nonexistent")) / "fail"
+        if task.id == os.environ.get("SHEEN_TEST_FAIL_TASK") and failing.exists():
+            raise ProviderError(f"injected permanent failure in task {task.id}")
+        return await super().generate_files(task, plan, context_files)
