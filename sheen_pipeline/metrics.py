@@ -174,7 +174,7 @@ class StoreCollector(Collector):
 
 
 def _ledger_families(rows: Sequence[Any]) -> Iterator[Metric]:
-    """Provider calls by outcome (ok, failed, cache_hit), tokens by kind and cost, by model."""
+    """Provider calls by outcome (ok, failed, cache_hit); tokens by kind and cost, by model."""
     labels = ["provider", "model"]
     calls = CounterMetricFamily(
         "sheen_provider_calls", "Provider calls by outcome", labels=[*labels, "outcome"]
@@ -187,14 +187,19 @@ def _ledger_families(rows: Sequence[Any]) -> Iterator[Metric]:
         "sheen_cost_usd", "What provider calls cost, in dollars", labels=labels
     )
     kinds = ("input", "output", "cache_read", "cache_write")
+    totals: dict[tuple[str, str], list[float]] = {}
     for provider, model, outcome, n, *counts, nusd in rows:
-        who = [str(provider), str(model)]
+        who = (str(provider), str(model))
         calls.add_metric([*who, str(outcome)], float(n or 0))
         if outcome == "failed":
-            errors.add_metric(who, float(n or 0))
+            errors.add_metric(list(who), float(n or 0))
+        summed = totals.setdefault(who, [0.0] * (len(kinds) + 1))
+        for index, value in enumerate((*counts, (nusd or 0) / 1e9)):
+            summed[index] += float(value or 0)
+    for who, (*counts, dollars) in totals.items():
         for kind, count in zip(kinds, counts, strict=True):
-            tokens.add_metric([*who, kind], float(count or 0))
-        cost.add_metric(who, float(nusd or 0) / 1e9)
+            tokens.add_metric([*who, kind], count)
+        cost.add_metric(list(who), dollars)
     yield from (calls, errors, tokens, cost)
 
 

@@ -101,7 +101,7 @@ class S3Blobs:
             return call(Bucket=self.bucket, **kwargs)
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "?")
-            if code in {"NoSuchKey", "404"}:
+            if what == "get_object" and code in {"NoSuchKey", "404"}:
                 raise MissingBlob(f"no stored content at {kwargs.get('Key')}") from None
             raise ArtifactStoreError(f"S3 refused {what} in bucket {self.bucket}: {code}") from None
         except BotoCoreError as error:
