@@ -7,14 +7,8 @@ failure on a worker that has never seen it."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,113 +24,30 @@ from sheen_pipeline.store.builds import BuildStore
 from sheen_pipeline.store.tables import builds
 from tests.conftest import REPO_ROOT
 from tests.support.builds import PROMPT
-from tests.support.databases import postgres_database, postgres_schema
-from tests.support.processes import SHEEN, child_env, running
-from tests.support.services import rabbitmq_vhost, s3_bucket
-from tests.support.waiting import free_port, wait_for
-
-BIN = Path(sys.executable).parent
-WORKER_YAML = REPO_ROOT / "deploy" / "celery" / "worker.yaml"
-
-
-@dataclass
-class Worker:
-    name: str
-    process: subprocess.Popen[bytes]
-    metrics_url: str
-
-    def owns(self, worker: str) -> bool:
-        """Whether a task event's worker (host/pid) is a process of this worker."""
-        pid = int(worker.rsplit("/", 1)[1])
-        try:
-            return os.getpgid(pid) == self.process.pid
-        except ProcessLookupError:
-            return False
-
-    def kill(self) -> None:
-        """The machine dies: the worker and its pool processes, at once."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
+from tests.support.cluster import (
+    WORKER_YAML,
+    answers,
+    celery_worker,
+    client_env,
+    machine_env,
+    shared_services,
+)
+from tests.support.processes import SHEEN, running
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
 def cluster_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """What every process shares: the databases, the broker and the artifact store."""
-    with (
-        postgres_schema() as app_url,
-        postgres_database() as dagster_url,
-        rabbitmq_vhost() as broker,
-        s3_bucket() as s3_env,
-    ):
-        control = tmp_path / "control"
-        control.mkdir()
-        yield {
-            **s3_env,
-            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-            "SHEEN_DATABASE_URL": app_url,
-            "SHEEN_DAGSTER_POSTGRES_URL": dagster_url,
-            "SHEEN_EXECUTOR": "celery",
-            "SHEEN_CELERY_BROKER": broker,
-            "SHEEN_CELERY_BACKEND": "rpc://",
-            "SHEEN_PROVIDER": "tests.support.providers:WorkerTestProvider",
-            "SHEEN_TEST_TASK_SLEEP_S": "2",
-            "SHEEN_TEST_CONTROL": str(control),
-            "SHEEN_TEST_FAIL_TASK": "index_page",
-            "SHEEN_PREVIEW_CHECKS": "off",
-        }
-
-
-def _machine(tmp_path: Path, name: str, shared: dict[str, str], **extra: str) -> dict[str, str]:
-    """A process's environment with a SHEEN_HOME and DAGSTER_HOME of its own, empty."""
-    home = tmp_path / name
-    (home / "dagster").mkdir(parents=True)
-    return child_env(
-        {
-            **shared,
-            "SHEEN_HOME": str(home / "sheen"),
-            "DAGSTER_HOME": str(home / "dagster"),
-            "SHEEN_PREVIEW_PORT": str(free_port()),
-            **extra,
-        }
-    )
-
-
-@contextmanager
-def celery_worker(tmp_path: Path, name: str, shared: dict[str, str]) -> Iterator[Worker]:
-    port = free_port()
-    env = _machine(tmp_path, name, shared, SHEEN_WORKER_METRICS_PORT=str(port))
-    args = [
-        str(BIN / "dagster-celery"),
-        "worker",
-        "start",
-        "-A",
-        "sheen_pipeline.celery_worker",
-        "-y",
-        str(WORKER_YAML),
-        "-n",
-        name,
-        "--",
-        "--concurrency",
-        "1",
-    ]
-    with running(args, env, tmp_path / f"{name}.log") as process:
-        worker = Worker(name, process, f"http://127.0.0.1:{port}")
-        wait_for(lambda: _answers(f"{worker.metrics_url}/healthz"), 90, f"worker {name} to start")
-        yield worker
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=5).status_code == 200
-    except requests.ConnectionError:
-        return False
-
-
-def _client(tmp_path: Path, shared: dict[str, str]) -> dict[str, str]:
-    """The process that launches builds and runs their runs (the Celery executor's side)."""
-    env = _machine(tmp_path, "client", shared)
-    shutil.copy(REPO_ROOT / "deploy" / "celery" / "dagster.yaml", env["DAGSTER_HOME"])
-    return env
+    control = tmp_path / "control"
+    control.mkdir()
+    with shared_services(
+        SHEEN_PROVIDER="tests.support.providers:WorkerTestProvider",
+        SHEEN_TEST_TASK_SLEEP_S="2",
+        SHEEN_TEST_CONTROL=str(control),
+        SHEEN_TEST_FAIL_TASK="index_page",
+        SHEEN_PREVIEW_CHECKS="off",
+    ) as shared:
+        yield shared
 
 
 def _events(shared: dict[str, str], build_id: str) -> list[BuildEvent]:
@@ -174,7 +85,7 @@ def test_the_worker_config_delivers_like_the_runs_send() -> None:
 def test_tasks_on_two_workers_that_share_no_disk_survive_a_killed_worker(
     tmp_path: Path, cluster_env: dict[str, str]
 ) -> None:
-    client = _client(tmp_path, cluster_env)
+    client = client_env(tmp_path, cluster_env)
     with (
         celery_worker(tmp_path, "worker-a", cluster_env) as a,
         celery_worker(tmp_path, "worker-b", cluster_env) as b,
@@ -218,10 +129,10 @@ def test_tasks_on_two_workers_that_share_no_disk_survive_a_killed_worker(
         assert all(b.owns(w) for w in started_on - a_processes)
 
         # A third process, with an empty SHEEN_HOME, serves the preview from the store.
-        serve_env = _machine(tmp_path, "server", cluster_env)
+        serve_env = machine_env(tmp_path, "server", cluster_env)
         url = f"http://127.0.0.1:{serve_env['SHEEN_PREVIEW_PORT']}"
         with running([SHEEN, "serve"], serve_env, tmp_path / "serve.log"):
-            wait_for(lambda: _answers(f"{url}/healthz"), 60, "sheen serve to start")
+            wait_for(lambda: answers(f"{url}/healthz"), 60, "sheen serve to start")
             page = requests.get(f"{url}/p/{build_id}/", timeout=10)
             assert page.status_code == 200 and "<h1>Blue Fern Coffee</h1>" in page.text
             health = requests.get(f"{url}/healthz", timeout=10).json()
@@ -239,7 +150,7 @@ def test_tasks_on_two_workers_that_share_no_disk_survive_a_killed_worker(
 def test_a_failed_build_re_executes_from_failure_on_a_worker_that_never_saw_it(
     tmp_path: Path, cluster_env: dict[str, str]
 ) -> None:
-    client = _client(tmp_path, cluster_env)
+    client = client_env(tmp_path, cluster_env)
     fail = Path(cluster_env["SHEEN_TEST_CONTROL"]) / "fail"
     fail.touch()
     with celery_worker(tmp_path, "worker-b", cluster_env):
