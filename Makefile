@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)
 export SHEEN_HOME ?= $(CURDIR)/.sheen
 export PROMPT ?= a landing page for Blue Fern Coffee in Portland, with a signup form and a menu
 
-.PHONY: install sandbox browser run test lint dev bench clean
+.PHONY: install sandbox browser run test lint dev bench loadtest clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,13 @@ bench: install
 	$(BIN)/python -m tests.bench.code_location
 	$(BIN)/python -m tests.bench.burst --rows 1000
 	$(BIN)/python -m tests.bench.vite
+
+## loadtest: BUILDS (50) builds at once against a model server taking LATENCY (5) s per call, on
+## the embedded default and on the Celery setup (needs the machine's Postgres and RabbitMQ)
+BUILDS ?= 50
+LATENCY ?= 5
+loadtest: install
+	$(BIN)/python -m tests.bench.loadtest --builds $(BUILDS) --latency $(LATENCY)
 
 clean:
 	rm -rf $(VENV) .tools .sheen storage history schedules logs .logs_queue .nux .telemetry event_log.db*

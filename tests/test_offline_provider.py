@@ -29,7 +29,7 @@ def build_offline(prompt: str, root: Path) -> tuple[Workspace, list[str]]:
     for task_id in nx.topological_sort(dependency_graph(plan.tasks)):
         task = plan.task(task_id)
         upstream = [results[d] for d in task.input.dependencies]
-        context = context_files(task, upstream, workspace)
+        context = context_files(task, upstream, workspace, lambda a: workspace.read(a.path))
         generated = anyio.run(generate, task, plan, provider, context, 30)
         results[task_id] = write_files(task, generated.files, workspace, generated.usage)
     return workspace, [t.id for t in plan.tasks]

@@ -4,6 +4,7 @@ are skipped. The object store is moto's S3 server on loopback, started in the te
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import uuid
@@ -51,6 +52,7 @@ def s3_bucket() -> Iterator[dict[str, str]]:
     """moto's S3 server on loopback with one bucket; yields the environment that points boto3
     (and so SHEEN_ARTIFACT_STORE) at it."""
     port = free_port()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     try:
