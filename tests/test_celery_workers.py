@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ from tests.support.cluster import (
     machine_env,
     shared_services,
 )
-from tests.support.processes import SHEEN, running
+from tests.support.processes import SHEEN, running, sheen
 from tests.support.waiting import wait_for
 
 
@@ -52,6 +53,19 @@ def cluster_env(tmp_path: Path) -> Iterator[dict[str, str]]:
 
 def _events(shared: dict[str, str], build_id: str) -> list[BuildEvent]:
     return stored_events(Settings.from_env(shared)).after(build_id, 0, 1000)
+
+
+def _task_spans(events: list[BuildEvent]) -> dict[str, tuple[float, float]]:
+    """When each task started and ended (completed or failed), by its events."""
+    starts: dict[str, float] = {}
+    spans: dict[str, tuple[float, float]] = {}
+    for event in events:
+        task_id, at = event.data.get("task_id"), event.timestamp.timestamp()
+        if event.type is EventType.TASK_STARTED:
+            starts[task_id] = at
+        elif event.type in (EventType.TASK_COMPLETED, EventType.TASK_FAILED):
+            spans[task_id] = (starts[task_id], at)
+    return spans
 
 
 def _newest_build(shared: dict[str, str]) -> str | None:
@@ -151,14 +165,22 @@ def test_a_failed_build_re_executes_from_failure_on_a_worker_that_never_saw_it(
     tmp_path: Path, cluster_env: dict[str, str]
 ) -> None:
     client = client_env(tmp_path, cluster_env)
+    limited = {**client, "SHEEN_POOL_LLM_LIMIT": "1"}
+    assert sheen(limited, "init").returncode == 0  # one task call at a time, on any worker
     fail = Path(cluster_env["SHEEN_TEST_CONTROL"]) / "fail"
     fail.touch()
-    with celery_worker(tmp_path, "worker-b", cluster_env):
+    with celery_worker(tmp_path, "worker-b", cluster_env, concurrency=2):
         log = tmp_path / "build.log"
         summary = _summary(_launch(client, log, "build", PROMPT), log)
         assert summary["status"] == "failed" and "index_page" in str(summary["error"])
     build_id = str(summary["build_id"])
     first_run = _events(cluster_env, build_id)
+    # The pool held with two worker processes free: styles and forms, both ready after config,
+    # never ran at the same time.
+    spans = _task_spans(first_run)
+    assert {"config", "styles", "forms", "index_page"} <= set(spans)
+    ordered = sorted(spans.values())
+    assert all(end <= next_start for (_, end), (next_start, _) in pairwise(ordered)), ordered
 
     fail.unlink()
     with celery_worker(tmp_path, "worker-c", cluster_env) as c:
