@@ -45,7 +45,7 @@ from tests.support.cluster import BIN, celery_worker, client_env, shared_service
 from tests.support.fake_llm import AnthropicWire, FakeLLMServer, Recorded, Reply, offline_answer
 from tests.support.processes import running, sheen, sheen_cli_env
 
-# Each build asks for another shop, so neither the plan cache nor the result cache answers.
+# Each build asks for another shop (and the result cache is off), so every build makes its calls.
 PROMPT = "a landing page for {shop} Coffee in Portland, with a signup form"
 EXTRA_TASK = TaskSpec(
     id="about_page",
@@ -236,6 +236,7 @@ def _model_env(server: FakeLLMServer, llm_pool: int, plan_pool: int) -> dict[str
         "SHEEN_POOL_LLM_LIMIT": str(llm_pool),
         "SHEEN_POOL_PLAN_LIMIT": str(plan_pool),
         "SHEEN_PREVIEW_CHECKS": "off",
+        "SHEEN_RESULT_CACHE_TTL_S": "0",  # every build makes its 7 calls
         "SHEEN_LLM_TIMEOUT_S": "300",
         "SHEEN_BUILD_TIMEOUT_S": "3600",
     }
