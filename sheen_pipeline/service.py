@@ -11,6 +11,8 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from statistics import median as median_of
 
+from anyio import to_thread
+
 from sheen_pipeline.budgets import BudgetBook, BudgetExceeded, Payer, load_budgets, paying
 from sheen_pipeline.build.npm import build_npm, is_npm_project
 from sheen_pipeline.build.sandbox import CommandFailed, Sandbox
@@ -185,7 +187,7 @@ class BuildService:
         folder = self._local_copy(build_id, Stage.SOURCE, self.workspace_dir(build_id), prune)
         return Workspace(folder, self.settings.file_limits)
 
-    def _write(
+    async def _write(
         self,
         build_id: str,
         task: Task,
@@ -195,11 +197,13 @@ class BuildService:
         heals: int = 0,
         cache_hit: bool = False,
     ) -> TaskResult:
-        """Write a task's files (checked against the workspace's rules), then keep them in the
-        artifact store, where every later step reads them."""
+        """Write a task's files, then keep them in the artifact store, where every later step
+        reads them. The local write stays on the event loop, so the workspace limits are checked
+        and the files written with no sibling task's write in between; the store's I/O goes to
+        a thread, so sibling tasks wait on their model calls meanwhile."""
         result = write_files(task, files, workspace, usage, heals, cache_hit)
         contents = {check_relative_path(p).as_posix(): files[p].encode() for p in files}
-        self.files.save(build_id, Stage.SOURCE, contents)
+        await to_thread.run_sync(self.files.save, build_id, Stage.SOURCE, contents)
         return result
 
     def _read_text(self, artifact: FileArtifact) -> str:
@@ -321,20 +325,25 @@ class BuildService:
         task_limit = self.settings.task_timeout_for(task.type.value)
         build_left = self.check_time_left(build_id)
         timeout = min(task_limit, build_left)
-        workspace = self._workspace(build_id)
+        # Fetching from the store goes to a thread: sibling tasks wait on their calls meanwhile.
+        workspace = await to_thread.run_sync(self._workspace, build_id)
         saved: Decimal | None = None
         try:
             workspace.check_room_for_more()  # before anything is paid for
             cached = self.cache.get_files(task, upstream, self.worker)
             if cached is not None:
                 files, saved = cached
-                result = self._write(build_id, task, files, workspace, TokenUsage(), cache_hit=True)
+                result = await self._write(
+                    build_id, task, files, workspace, TokenUsage(), cache_hit=True
+                )
             else:
-                context = context_files(task, upstream, workspace, self._read_text)
+                context = await to_thread.run_sync(
+                    context_files, task, upstream, workspace, self._read_text
+                )
                 payer = Payer(build_id, *_owner(plan.request), "task", task_id)
                 with paying(payer):
                     generated = await generate(task, plan, self.provider, context, timeout)
-                result = self._write(
+                result = await self._write(
                     build_id, task, generated.files, workspace, generated.usage, generated.heals
                 )
                 cost = generated.usage.cost_usd
@@ -476,7 +485,7 @@ class BuildService:
         except Exception as error:
             self._pay(build_id, error)
             raise
-        result = self._write(
+        result = await self._write(
             build_id, task, generated.files, workspace, generated.usage, generated.heals
         )
         self._spend(build_id, plan.request, result.usage, task.id)
