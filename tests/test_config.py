@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from sheen_pipeline.config import ConfigError, Settings
+from tests.conftest import REPO_ROOT
 from tests.support.processes import sheen, sheen_cli_env
+
+CONFIG = REPO_ROOT / "sheen_pipeline" / "config.py"
+README = REPO_ROOT / "README.md"
 
 
 @pytest.mark.parametrize(
@@ -55,3 +60,11 @@ def test_a_malformed_price_table_stops_the_cli_before_it_starts(
     assert result.returncode == 2
     assert "SHEEN_PRICES is not a valid price table" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_every_setting_is_in_the_readme_configuration_table() -> None:
+    """The README's table documents every variable the settings read."""
+    read = set(re.findall(r'"((?:SHEEN|CLOUDFLARE|ANTHROPIC)_[A-Z0-9_]+)"', CONFIG.read_text()))
+    table = README.read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    missing = sorted(name for name in read if f"`{name}`" not in table)
+    assert read and missing == []
