@@ -44,11 +44,11 @@ class Histogram:
     """Cumulative bucket counts, as Prometheus wants them (the last bucket is +Inf)."""
 
     bounds: tuple[float, ...]
-    counts: list[int] = field(default_factory=list)
+    counts: list[int] = field(init=False)
     total: float = 0.0
 
     def __post_init__(self) -> None:
-        self.counts = [0] * (len(self.bounds) + 1)
+        self.counts = [0] * (len(self.bounds) + 1)  # one per bound, and +Inf
 
     def observe(self, value: float) -> None:
         self.counts[bisect_left(self.bounds, value)] += 1

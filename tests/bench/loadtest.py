@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -38,35 +37,19 @@ from sheen_pipeline.config import Settings
 from sheen_pipeline.events.runtime import stored_events
 from sheen_pipeline.events.types import EventType
 from sheen_pipeline.models import new_build_id, parse_build_request
-from sheen_pipeline.providers.schemas import FilesSpec, PlanSpec, TaskSpec
 from sheen_pipeline.store.requests import RequestStore, new_request_id
 from tests.conftest import REPO_ROOT
 from tests.support.cluster import BIN, celery_worker, client_env, shared_services
-from tests.support.fake_llm import AnthropicWire, FakeLLMServer, Recorded, Reply, offline_answer
+from tests.support.fake_llm import AnthropicWire, FakeLLMServer, Recorded, Reply, six_tasks
 from tests.support.processes import running, sheen, sheen_cli_env
 
 # Each build asks for another shop (and the result cache is off), so every build makes its calls.
 PROMPT = "a landing page for {shop} Coffee in Portland, with a signup form"
-EXTRA_TASK = TaskSpec(
-    id="about_page",
-    type="create_file",  # type: ignore[arg-type]
-    name="About page",
-    description="A page about the coffee shop",
-    priority=3,
-    estimated_duration_s=10,
-    target_path="about.html",
-    prompt="Write about.html: the shop's story, linked from the home page.",
-    dependencies=["config", "styles"],
-)
-FENCED_JSON = re.compile(r"```json\n(.*?)\n```", re.DOTALL)
-ABOUT_PAGE = (
-    "<!DOCTYPE html><html><head><title>About</title></head><body><h1>About</h1></body></html>"
-)
 
 
 class SlowModel:
-    """Answers as the offline provider would, after `latency` seconds; plans get a sixth task.
-    Counts calls in flight, sampled by the load test."""
+    """Answers with the six-task plan and its files, after `latency` seconds; counts calls in
+    flight, sampled by the load test."""
 
     def __init__(self, latency: float) -> None:
         self.latency = latency
@@ -80,27 +63,10 @@ class SlowModel:
             self.calls += 1
         try:
             time.sleep(self.latency)
-            return self._answer(request)
+            return six_tasks(request)
         finally:
             with self._lock:
                 self.in_flight -= 1
-
-    @staticmethod
-    def _answer(request: Recorded) -> Reply:
-        if request.schema_title == PlanSpec.__name__:
-            spec = PlanSpec.model_validate_json(offline_answer(request).text)
-            return Reply(
-                spec.model_copy(update={"tasks": [*spec.tasks, EXTRA_TASK]}).model_dump_json()
-            )
-        if request.schema_title == FilesSpec.__name__ and _task_of(request).id == EXTRA_TASK.id:
-            return Reply(json.dumps({"files": [{"path": "about.html", "content": ABOUT_PAGE}]}))
-        return offline_answer(request)
-
-
-def _task_of(request: Recorded) -> TaskSpec:
-    """The task a files request is for: the last JSON block of its prompt, as the provider
-    writes it."""
-    return TaskSpec.model_validate_json(FENCED_JSON.findall(request.text)[-1])
 
 
 @dataclass

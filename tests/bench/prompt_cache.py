@@ -10,49 +10,15 @@ from __future__ import annotations
 
 import json
 
-from sheen_pipeline.models import TaskType
-from sheen_pipeline.providers.schemas import PlanSpec, TaskSpec
 from tests.bench.parallel import embedded_env
 from tests.providers.conftest import llm_env
-from tests.support.fake_llm import (
-    AnthropicWire,
-    FakeLLMServer,
-    PromptCache,
-    Recorded,
-    Reply,
-    offline_answer,
-)
+from tests.support.fake_llm import AnthropicWire, FakeLLMServer, PromptCache, six_tasks
 from tests.support.processes import sheen
 
 PROMPTS = (
     "a landing page for Blue Fern Coffee in Portland, with a signup form and a menu",
     "a landing page for Red Fern Tea in Seattle, with a signup form and opening hours",
 )
-ABOUT = TaskSpec(
-    id="about_page",
-    type=TaskType.CREATE_FILE,
-    name="About page",
-    description="A page about the business, linked from the home page's navigation",
-    priority=3,
-    estimated_duration_s=10,
-    target_path="about.html",
-    prompt="the story of the business",
-    dependencies=["config", "styles"],
-)
-ABOUT_PAGE = (
-    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>About</title>'
-    '<link rel="stylesheet" href="styles.css"></head><body><h1>About us</h1></body></html>'
-)
-
-
-def six_tasks(request: Recorded) -> Reply:
-    """The offline provider's 5-task plan plus an about page."""
-    if request.schema_title == PlanSpec.__name__:
-        spec = PlanSpec.model_validate_json(offline_answer(request).text)
-        return Reply(spec.model_copy(update={"tasks": [*spec.tasks, ABOUT]}).model_dump_json())
-    if ABOUT.target_path in request.text.split("Do this task:")[-1]:
-        return Reply(json.dumps({"files": [{"path": "about.html", "content": ABOUT_PAGE}]}))
-    return offline_answer(request)
 
 
 def main() -> None:

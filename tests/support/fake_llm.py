@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from sheen_pipeline.models import BuildRequest, Plan
+from sheen_pipeline.models import BuildRequest, Plan, TaskType
 from sheen_pipeline.providers.offline import OfflineProvider
 from sheen_pipeline.providers.schemas import DependenciesSpec, FilesSpec, PlanSpec, TaskSpec
 
@@ -126,6 +126,33 @@ def offline_answer(request: Recorded) -> Reply:
             seen.add(spec.id)
         return Reply(json.dumps({"tasks": tasks}))
     raise AssertionError(f"unexpected schema {title}")
+
+
+ABOUT = TaskSpec(
+    id="about_page",
+    type=TaskType.CREATE_FILE,
+    name="About page",
+    description="A page about the business, linked from the home page's navigation",
+    priority=3,
+    estimated_duration_s=10,
+    target_path="about.html",
+    prompt="the story of the business",
+    dependencies=["config", "styles"],
+)
+ABOUT_PAGE = (
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>About</title>'
+    '<link rel="stylesheet" href="styles.css"></head><body><h1>About us</h1></body></html>'
+)
+
+
+def six_tasks(request: Recorded) -> Reply:
+    """The offline provider's 5-task plan plus an about page."""
+    if request.schema_title == PlanSpec.__name__:
+        spec = PlanSpec.model_validate_json(offline_answer(request).text)
+        return Reply(spec.model_copy(update={"tasks": [*spec.tasks, ABOUT]}).model_dump_json())
+    if ABOUT.target_path in request.text.split("Do this task:")[-1]:
+        return Reply(json.dumps({"files": [{"path": "about.html", "content": ABOUT_PAGE}]}))
+    return offline_answer(request)
 
 
 def split(text: str, parts: int) -> list[str]:
