@@ -59,7 +59,7 @@ dev: install
 	$(BIN)/dagster dev -w workspace.yaml -p 3000
 
 ## bench: benchmarks on this machine (each prints a table and one JSON line); slow, not part of test
-bench: install
+bench: install sandbox browser
 	$(BIN)/python -m tests.bench.parallel
 	$(BIN)/python -m tests.bench.prompt_cache
 	$(BIN)/python -m tests.bench.code_location
