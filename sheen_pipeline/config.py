@@ -44,6 +44,18 @@ def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
     return _env_number(env, name, default, float, 0.001, "a number")
 
 
+DEFAULT_NPM_REGISTRY = "https://registry.npmjs.org/"
+
+
+def _registry_url(raw: str) -> str:
+    """SHEEN_NPM_REGISTRY: an http(s) URL without credentials, ending in '/'."""
+    url = raw.strip() or DEFAULT_NPM_REGISTRY
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        raise ConfigError(f"SHEEN_NPM_REGISTRY must be an http(s) URL, got {url!r}")
+    return url if url.endswith("/") else f"{url}/"
+
+
 def _deploy_settings(env: Mapping[str, str]) -> DeploySettings:
     target = env.get("SHEEN_DEPLOY_TARGET", "").strip().lower() or "local"
     if target not in DEPLOY_TARGETS:
@@ -201,6 +213,7 @@ class Settings:
     deploy: DeploySettings
     preview_checks: bool
     npm_cache: str
+    npm_registry: str
     repair_rounds: int
     max_cycle_edges_to_drop: int
     sequential_fallback: bool
@@ -251,8 +264,14 @@ class Settings:
         return f"http://{self.preview_host}:{self.preview_port}/p/{build_id}/"
 
     @property
+    def sandboxes_dir(self) -> Path:
+        """Fresh folders, one per sandboxed build, deleted when it ends."""
+        return self.home / "sandboxes"
+
+    @property
     def npm_cache_dir(self) -> Path:
-        """Shared by every build's sandboxed npm (SHEEN_NPM_CACHE, else SHEEN_HOME/npm-cache)."""
+        """Tarballs the pipeline fetched from the registry for any build (SHEEN_NPM_CACHE, else
+        SHEEN_HOME/npm-cache); written by the pipeline only, never by a sandbox."""
         return Path(self.npm_cache) if self.npm_cache else self.home / "npm-cache"
 
     @property
@@ -288,6 +307,7 @@ class Settings:
             deploy=_deploy_settings(env),
             preview_checks=_env_switch(env, "SHEEN_PREVIEW_CHECKS", True),
             npm_cache=env.get("SHEEN_NPM_CACHE", "").strip(),
+            npm_registry=_registry_url(env.get("SHEEN_NPM_REGISTRY", "")),
             repair_rounds=_env_int(env, "SHEEN_REPAIR_ROUNDS", 1, minimum=0),
             sandbox=SandboxSettings(
                 enabled=_env_switch(env, "SHEEN_SANDBOX", True),

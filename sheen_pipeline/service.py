@@ -14,7 +14,7 @@ from statistics import median as median_of
 from anyio import to_thread
 
 from sheen_pipeline.budgets import BudgetBook, BudgetExceeded, Payer, load_budgets, paying
-from sheen_pipeline.build.npm import build_npm, is_npm_project
+from sheen_pipeline.build.npm import NpmRegistry, build_npm, is_npm_project
 from sheen_pipeline.build.sandbox import CommandFailed, Sandbox
 from sheen_pipeline.build.static import BuildError, build_static
 from sheen_pipeline.cache import ResultCache, Worker
@@ -396,11 +396,12 @@ class BuildService:
             try:
                 files, outputs = build_npm(
                     workspace,
+                    self.settings.sandboxes_dir,
                     dist,
-                    self.settings.npm_cache_dir,
                     timeout,
                     limits,
                     Sandbox(self.settings.sandbox),
+                    NpmRegistry(self.settings.npm_registry, self.settings.npm_cache_dir),
                 )
             except CommandFailed as failed:
                 tail = redact(failed.output[-2000:], self.settings.secrets)

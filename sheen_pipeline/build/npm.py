@@ -1,81 +1,117 @@
-"""The npm builder: `npm install --ignore-scripts` (when there are dependencies; the only step
-with network, running npm's code only), then `npm run build` (the generated code, without
-network), both sandboxed; the output folder (dist/, build/ or out/) becomes the dist folder."""
+"""The npm builder. The project's files are laid out in a fresh folder that only this build's
+sandboxed commands ever get; every dependency source in every manifest and lockfile is checked;
+`npm install --ignore-scripts` (npm's code only) reaches the registry through the pipeline's
+socket and nothing else; `npm run build` (the generated code) has no network and no shared cache;
+the output folder (dist/, build/ or out/) is read back without following any link; then the
+folder is deleted."""
 
 from __future__ import annotations
 
 import json
-import re
+import shutil
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
-from sheen_pipeline.build.sandbox import CommandOutput, Sandbox
+from sheen_pipeline.build.manifests import check_manifests
+from sheen_pipeline.build.registry import BRIDGE_NAME, SOCKET_NAME, registry_socket
+from sheen_pipeline.build.sandbox import WORKSPACE, Bind, CommandOutput, Sandbox
 from sheen_pipeline.build.static import BuildError
 from sheen_pipeline.config import FileLimits
-from sheen_pipeline.fsutil import replace_tree
-from sheen_pipeline.models import FileArtifact
+from sheen_pipeline.fsutil import read_tree, swap_in, write_new_tree
+from sheen_pipeline.models import BUILD_TOOL_FOLDERS, FileArtifact
 
 OUTPUT_FOLDERS = ("dist", "build", "out")
+BRIDGE_PORT = 4873  # on the sandbox's own loopback; the bridge passes it to the registry socket
+REGISTRY_INSIDE = "/run/sheen-registry"
 
 
-def _package(workspace: Path) -> dict[str, object] | None:
-    manifest = workspace / "package.json"
-    if not manifest.is_file() or manifest.is_symlink():
-        return None
-    try:
-        package = json.loads(manifest.read_text())
-    except ValueError as error:
-        raise BuildError(f"package.json is not valid JSON: {error}") from None
-    return package if isinstance(package, dict) else None
+@dataclass(frozen=True)
+class NpmRegistry:
+    """The registry installs come from (SHEEN_NPM_REGISTRY), and where the pipeline keeps the
+    tarballs it fetched from it (SHEEN_NPM_CACHE; no sandbox ever writes there)."""
+
+    url: str
+    cache_dir: Path
 
 
 def is_npm_project(workspace: Path) -> bool:
-    package = _package(workspace)
-    scripts = package.get("scripts") if package else None
+    """A package.json with a build script (in the build's own source folder)."""
+    manifest = workspace / "package.json"
+    if not manifest.is_file() or manifest.is_symlink():
+        return False
+    try:
+        package = json.loads(manifest.read_bytes())
+    except ValueError:
+        return False
+    scripts = package.get("scripts") if isinstance(package, dict) else None
     return isinstance(scripts, dict) and "build" in scripts
-
-
-# What a dependency may be: a version or range from the registry, never a URL, path, git
-# repository or alias (which would reach other hosts, or local services, during the install).
-REGISTRY_VERSION = re.compile(r"[0-9A-Za-z.*^~<>=| +\-]{1,64}")
-
-
-def _check_dependencies(package: dict[str, object], workspace: Path) -> bool:
-    """True when the project declares dependencies to install; BuildError for any that is
-    not a registry version, or for a generated .npmrc (the registry is the pipeline's)."""
-    if (workspace / ".npmrc").exists():
-        raise BuildError("a generated .npmrc is not allowed: npm's settings are the pipeline's")
-    declared = False
-    for field in ("dependencies", "devDependencies", "optionalDependencies"):
-        entries = package.get(field) or {}
-        if not isinstance(entries, dict):
-            raise BuildError(f"package.json {field} must be an object")
-        for name, spec in entries.items():
-            if not isinstance(spec, str) or not REGISTRY_VERSION.fullmatch(spec):
-                raise BuildError(
-                    f"package.json {field} {name!r}: only registry versions are allowed, "
-                    f"got {spec!r}"
-                )
-            declared = True
-    return declared
 
 
 def build_npm(
     workspace: Path,
+    scratch_parent: Path,
     dist: Path,
-    cache_dir: Path,
     timeout_s: float,
     limits: FileLimits,
     sandbox: Sandbox,
+    registry: NpmRegistry,
 ) -> tuple[list[FileArtifact], list[CommandOutput]]:
-    package = _package(workspace) or {}
-    outputs = []
-    if _check_dependencies(package, workspace):
-        install = ["npm", "install", "--ignore-scripts", "--include=dev", "--prefer-offline"]
-        install += ["--no-audit", "--no-fund"]  # a warm cache answers without the registry
-        outputs.append(sandbox.run(install, workspace, cache_dir, timeout_s, network=True))
-    outputs.append(sandbox.run(["npm", "run", "build"], workspace, cache_dir, timeout_s))
-    for name in OUTPUT_FOLDERS:
-        folder = workspace / name
-        if (folder / "index.html").is_file() and not folder.is_symlink():
-            return replace_tree(folder, dist, limits), outputs
+    source = read_tree(workspace, skip=BUILD_TOOL_FOLDERS).files
+    declared = check_manifests(source, registry.url)
+    scratch_parent.mkdir(parents=True, exist_ok=True)
+    scratch = scratch_parent / f"{workspace.name}-{uuid.uuid4().hex[:12]}"
+    write_new_tree(scratch, source)
+    (scratch / ".home").mkdir()
+    inside = sandbox.inside(Bind(scratch, WORKSPACE))
+    try:
+        outputs = []
+        if declared:
+            outputs.append(_install(scratch, inside, timeout_s, sandbox, registry))
+        cache = "/tmp/.npm" if sandbox.enabled else f"{inside}/.npm"  # nothing shared
+        build = ["npm", "run", "build"]
+        outputs.append(sandbox.run(build, scratch, timeout_s, env=_npm_env(cache)))
+        for name in OUTPUT_FOLDERS:
+            site = _site(scratch / name, limits)
+            if site is not None:
+                return swap_in(dist, site), outputs
+    finally:
+        shutil.rmtree(scratch)  # descriptor-based: never follows a link the build left
     raise BuildError(f"`npm run build` wrote no index.html into {', '.join(OUTPUT_FOLDERS)}")
+
+
+def _npm_env(cache: str) -> dict[str, str]:
+    return {"npm_config_update_notifier": "false", "npm_config_cache": cache}
+
+
+def _install(
+    scratch: Path, inside: str, timeout_s: float, sandbox: Sandbox, registry: NpmRegistry
+) -> CommandOutput:
+    """npm install, its only way out being the registry socket (without a sandbox, trusted
+    local use, npm asks the registry itself)."""
+    install = ["npm", "install", "--ignore-scripts", "--include=dev", "--no-audit", "--no-fund"]
+    env = _npm_env(f"{inside}/.npm")  # this build's own, deleted with its folder
+    if not sandbox.enabled:
+        env["npm_config_registry"] = registry.url
+        return sandbox.run(install, scratch, timeout_s, env=env)
+    with registry_socket(registry.url, registry.cache_dir) as folder:
+        env["npm_config_registry"] = f"http://127.0.0.1:{BRIDGE_PORT}/"
+        env["npm_config_replace_registry_host"] = "always"  # tarball URLs go the same way
+        bridge = ["node", f"{REGISTRY_INSIDE}/{BRIDGE_NAME}", f"{REGISTRY_INSIDE}/{SOCKET_NAME}"]
+        return sandbox.run(
+            [*bridge, str(BRIDGE_PORT), *install],
+            scratch,
+            timeout_s,
+            binds=[Bind(folder, REGISTRY_INSIDE)],
+            env=env,
+            shown=" ".join(install),
+        )
+
+
+def _site(folder: Path, limits: FileLimits) -> dict[str, bytes] | None:
+    """The folder's files when it is a real folder (not a link) with an index.html."""
+    try:
+        files = read_tree(folder, limits).files
+    except OSError:
+        return None
+    return files if "index.html" in files else None

@@ -1,8 +1,10 @@
-"""Run build commands of generated projects (untrusted code) in a bubblewrap sandbox: an
-unprivileged user, a read-only system, nothing of the host's files but the system folders, the
-build's own workspace and the npm cache; a private /tmp, its own process tree, no network unless
-asked for (npm install), limits on memory, processes, CPU time and file size, a time limit, and
-a minimal environment (no keys, tokens or secrets of ours). Killed whole on timeout."""
+"""Run untrusted programs (generated build commands, the browser that looks at generated pages) in
+a bubblewrap sandbox: an unprivileged user, a read-only system, nothing of the host's files but
+the system folders and what is bound in on purpose (the build's own fresh folder at /workspace);
+private, size-capped /tmp and /dev/shm; its own process tree; no network at all (an npm install
+reaches its registry only through a socket bound in, see registry.py); a cgroup of its own for
+processes and memory (tmpfs included), CPU time and file size limits, a time limit, and an
+environment of our choosing (no keys, tokens or secrets of ours). Killed whole on timeout."""
 
 from __future__ import annotations
 
@@ -10,17 +12,22 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from sheen_pipeline.build.cgroups import confined_group
 from sheen_pipeline.config import SandboxSettings
 
 KILL_GRACE_S = 5.0
 MAX_OUTPUT_CHARS = 20_000
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 NOBODY = 65534
+MIB = 1024 * 1024
+SHM_BYTES = 64 * MIB
+WORKSPACE = "/workspace"  # where a command's folder appears inside the sandbox
 SYSTEM_FOLDERS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/opt")
 FALLBACK_HINT = (
     "install bubblewrap (apt-get install bubblewrap) where unprivileged user namespaces are "
@@ -46,20 +53,24 @@ class CommandOutput:
     output: str
 
 
-def minimal_env(workspace: Path, cache_dir: Path) -> dict[str, str]:
-    """Only what npm and node need; nothing is copied from this process's environment."""
-    home = workspace / ".home"
-    home.mkdir(exist_ok=True)
+@dataclass(frozen=True)
+class Bind:
+    """A host folder made visible inside the sandbox at destination (read-only unless writable)."""
+
+    source: Path
+    destination: str
+    writable: bool = False
+
+
+def base_env(home: str) -> dict[str, str]:
+    """Only what node and its tools need; nothing is copied from this process's environment."""
     return {
         "PATH": ":".join([*sorted(str(d) for d in _tool_dirs()), SYSTEM_PATH]),
-        "HOME": str(home),
+        "HOME": home,
         "TMPDIR": "/tmp",
         "LANG": "C.UTF-8",
         "NODE_ENV": "production",
         "CI": "true",
-        "npm_config_cache": str(cache_dir),
-        "npm_config_update_notifier": "false",
-        "npm_config_registry": "https://registry.npmjs.org/",  # a project .npmrc cannot redirect
     }
 
 
@@ -77,81 +88,116 @@ class Sandbox:
     def __init__(self, settings: SandboxSettings) -> None:
         self.settings = settings
 
+    @property
+    def enabled(self) -> bool:
+        return self.settings.enabled
+
+    def inside(self, bind: Bind) -> str:
+        """Where the bound folder is seen by the command (where it is, without a sandbox)."""
+        return bind.destination if self.enabled else str(bind.source)
+
+    @contextmanager
+    def confined(
+        self,
+        label: str,
+        binds: Sequence[Bind],
+        env: Mapping[str, str],
+        cpu_s: float,
+        chdir: str = "/",
+    ) -> Iterator[list[str]]:
+        """The command-line prefix that runs a program confined, with a cgroup of its own for
+        as long as the block lasts (its processes are killed when it ends)."""
+        check_sandbox_works()
+        memory = self.settings.memory_mb * MIB
+        with confined_group(label, self.settings.max_processes, memory) as joins:
+            limits = self._limits(cpu_s, per_uid_processes=not joins)
+            if os.geteuid() == 0:  # root drops to nobody, which must own what it may write
+                for bind in binds:
+                    if bind.writable:
+                        _chown_tree(bind.source, NOBODY)
+            yield _sandboxed(binds, chdir, env, limits, joins, tmp_bytes=memory)
+
     def run(
         self,
         args: Sequence[str],
         workspace: Path,
-        cache_dir: Path,
         timeout_s: float,
         *,
-        network: bool = False,
+        binds: Sequence[Bind] = (),
+        env: Mapping[str, str] | None = None,
+        shown: str | None = None,
     ) -> CommandOutput:
-        """Run args in the workspace; CommandFailed when it fails or runs out of time."""
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        env = minimal_env(workspace, cache_dir)
-        if not self.settings.enabled:
-            return _run(list(args), env, timeout_s, cwd=workspace)
-        check_sandbox_works()
-        writable = (workspace.resolve(), cache_dir.resolve())
-        if os.geteuid() == 0:  # root drops to nobody, which must own what it may write
-            for folder in writable:
-                _chown_tree(folder, NOBODY)
-        command = _sandboxed(args, writable, workspace.resolve(), network, self._limits(timeout_s))
-        return _run(command, env, timeout_s, shown=" ".join(args))
+        """Run args in the workspace (a folder only this build's commands ever get, seen at
+        /workspace); CommandFailed when it fails or runs out of time. shown is how the command
+        is named in output and errors (args by default)."""
+        folder = Bind(workspace, WORKSPACE, writable=True)
+        where = self.inside(folder)
+        full_env = {**base_env(f"{where}/.home"), **(env or {})}
+        shown = shown or " ".join(args)
+        if not self.enabled:
+            return _run(list(args), full_env, timeout_s, shown, cwd=workspace)
+        label = workspace.name
+        with self.confined(label, [folder, *binds], full_env, timeout_s, where) as prefix:
+            return _run([*prefix, *args], {"PATH": SYSTEM_PATH}, timeout_s, shown)
 
-    def _limits(self, timeout_s: float) -> list[str]:
-        mib = 1024 * 1024
-        return [
+    def _limits(self, cpu_s: float, per_uid_processes: bool) -> list[str]:
+        """prlimit's share: the data (private memory) and file size limits and CPU time; the
+        process limit only when no cgroup keeps it per command (it is counted per uid)."""
+        limits = [
             "prlimit",
-            f"--data={self.settings.memory_mb * mib}",
-            f"--nproc={self.settings.max_processes}",
-            f"--fsize={self.settings.max_file_mb * mib}",
-            f"--cpu={int(timeout_s) + 1}",
-            "--",
+            f"--data={self.settings.memory_mb * MIB}",
+            f"--fsize={self.settings.max_file_mb * MIB}",
+            f"--cpu={int(cpu_s) + 1}",
         ]
+        if per_uid_processes:
+            limits.append(f"--nproc={self.settings.max_processes}")
+        return [*limits, "--"]
 
 
-# Run as root, in a private mount namespace: the writable folders are first bound under a
-# fresh /mnt that anyone may traverse (bwrap, as nobody, resolves its sources by path, and
-# SHEEN_HOME may sit in a folder only root can enter); then root becomes nobody for good.
+# Run as root, in a private mount namespace: first join the command's cgroups, then bind the
+# folders under a fresh /mnt that anyone may traverse (bwrap, as nobody, resolves its sources by
+# path, and SHEEN_HOME may sit in a folder only root can enter); then root becomes nobody for good.
 STAGE_AS_ROOT = (
-    'mount -t tmpfs -o mode=0755 sheen-sandbox /mnt && n=0 && while [ "$1" != -- ]; do '
+    'while [ "$1" != -- ]; do echo $$ > "$1" && shift; done && shift && '
+    'mount -t tmpfs -o mode=0755,size=1m sheen-sandbox /mnt && n=0 && while [ "$1" != -- ]; do '
     'mkdir /mnt/$n && mount --bind "$1" /mnt/$n && n=$((n+1)) && shift; done && shift && '
     f'exec setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups --inh-caps=-all -- "$@"'
 )
 
 
 def _sandboxed(
-    args: Sequence[str],
-    writable: Sequence[Path],
-    workspace: Path,
-    network: bool,
+    binds: Sequence[Bind],
+    chdir: str,
+    env: Mapping[str, str],
     limits: Sequence[str],
+    joins: Sequence[Path],
+    tmp_bytes: int,
 ) -> list[str]:
-    """The whole command line: as root, staged binds and a drop to nobody around bwrap; as
-    any other user, bwrap straight away (its user namespace makes it unprivileged)."""
+    """The whole command-line prefix: as root, cgroups joined, binds staged and a drop to nobody
+    around bwrap; as any other user, bwrap straight away (its user namespace makes it
+    unprivileged)."""
     if os.geteuid() != 0:
-        binds = [(folder, folder) for folder in writable]
-        return [*limits, *_bwrap(binds, workspace, network), *args]
-    binds = [(Path(f"/mnt/{n}"), folder) for n, folder in enumerate(writable)]
+        return [*limits, *_bwrap(binds, chdir, env, tmp_bytes)]
+    staged = [Bind(Path(f"/mnt/{n}"), b.destination, b.writable) for n, b in enumerate(binds)]
     stage = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", STAGE_AS_ROOT]
     return [
         *stage,
         "sh",
-        *map(str, writable),
+        *map(str, joins),
+        "--",
+        *(str(b.source) for b in binds),
         "--",
         *limits,
-        *_bwrap(binds, workspace, network),
-        *args,
+        *_bwrap(staged, chdir, env, tmp_bytes),
     ]
 
 
-def _bwrap(binds: Sequence[tuple[Path, Path]], workspace: Path, network: bool) -> list[str]:
-    """The bwrap command line: system folders read-only, each (source, destination) bound
-    writable, everything else absent."""
-    args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session"]
-    if network:
-        args.append("--share-net")
+def _bwrap(binds: Sequence[Bind], chdir: str, env: Mapping[str, str], tmp_bytes: int) -> list[str]:
+    """The bwrap command line: system folders read-only, each bind where it belongs, sized
+    private tmpfs folders, everything else absent or read-only, and exactly env."""
+    args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]
+    for name, value in env.items():
+        args += ["--setenv", name, value]
     for folder in SYSTEM_FOLDERS:
         path = Path(folder)
         if path.is_symlink():
@@ -161,13 +207,17 @@ def _bwrap(binds: Sequence[tuple[Path, Path]], workspace: Path, network: bool) -
     for tool_dir in sorted(_tool_dirs()):
         if not tool_dir.is_relative_to("/usr"):  # node from elsewhere (nvm, a tarball)
             args += ["--ro-bind-try", str(tool_dir), str(tool_dir)]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    for source, destination in binds:
-        args += ["--bind", str(source), str(destination)]
-    return [*args, "--chdir", str(workspace), "--"]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--size", str(SHM_BYTES), "--tmpfs", "/dev/shm"]
+    args += ["--size", str(tmp_bytes), "--tmpfs", "/tmp"]
+    for bind in binds:
+        args += ["--bind" if bind.writable else "--ro-bind", str(bind.source), bind.destination]
+    args += ["--remount-ro", "/dev", "--remount-ro", "/"]  # bwrap's own tmpfs folders
+    return [*args, "--chdir", chdir, "--"]
 
 
 def _chown_tree(root: Path, uid: int) -> None:
+    """Hand a folder the host has just made (and nothing has touched) to the sandbox's user."""
     for folder, dirs, names in os.walk(root):
         os.chown(folder, uid, uid, follow_symlinks=False)
         for name in (*dirs, *names):
@@ -184,7 +234,7 @@ def check_sandbox_works() -> None:
     if missing:
         raise SandboxUnavailable(f"{' and '.join(missing)} not found: {FALLBACK_HINT}")
     probe = subprocess.run(
-        _sandboxed(["true"], (), Path("/"), network=False, limits=()),
+        [*_sandboxed((), "/", {}, (), (), tmp_bytes=MIB), "true"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -215,11 +265,10 @@ def _run(
     command: list[str],
     env: dict[str, str],
     timeout_s: float,
+    shown: str,
     *,
-    shown: str | None = None,
     cwd: Path = Path("/"),
 ) -> CommandOutput:
-    shown = shown or " ".join(command)
     process = subprocess.Popen(
         command,
         cwd=cwd,
@@ -258,7 +307,7 @@ def _failure(shown: str, returncode: int) -> str:
         hint = {
             "SIGXCPU": "its CPU time limit",
             "SIGXFSZ": "the file size limit (SHEEN_SANDBOX_MAX_FILE_MB)",
-            "SIGKILL": "killed (out of memory or time)",
+            "SIGKILL": "killed (out of memory, SHEEN_SANDBOX_MEMORY_MB, or out of time)",
             "SIGSEGV": "a crash (often the memory limit, SHEEN_SANDBOX_MEMORY_MB)",
             "SIGABRT": "aborted (often the memory limit, SHEEN_SANDBOX_MEMORY_MB)",
         }.get(name, "a signal")

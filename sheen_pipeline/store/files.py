@@ -5,16 +5,14 @@ cache, and never one another machine wrote."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import ColumnElement, Engine, and_, delete, insert, select
 
-from sheen_pipeline.fsutil import regular_files
+from sheen_pipeline.fsutil import holds, put_file, read_tree, regular_files
 from sheen_pipeline.models import FileArtifact, check_relative_path
-from sheen_pipeline.store.blobs import BlobStore, open_blobs, sha256_of
+from sheen_pipeline.store.blobs import BlobStore, open_blobs
 from sheen_pipeline.store.builds import engine_for
 from sheen_pipeline.store.tables import build_files
 
@@ -52,8 +50,7 @@ class BuildFiles:
 
     def replace(self, build_id: str, stage: Stage, folder: Path) -> list[FileArtifact]:
         """The stage becomes exactly the folder's regular files (a rebuilt site, new screenshots)."""
-        contents = {p.relative_to(folder).as_posix(): p.read_bytes() for p in regular_files(folder)}
-        artifacts = self._put_all(contents)
+        artifacts = self._put_all(read_tree(folder).files)
         with self.engine.begin() as conn:
             conn.execute(delete(build_files).where(self._stage(build_id, stage)))
             if artifacts:
@@ -91,9 +88,10 @@ class BuildFiles:
         self, build_id: str, stage: Stage, folder: Path, prune: frozenset[str] | None = None
     ) -> list[FileArtifact]:
         """Make folder hold the stage's files: missing or different ones are fetched (written
-        atomically, so a concurrent reader never sees half a file). With prune, files the stage
-        does not have are removed too, except under the top-level folders it names (build tool
-        caches); without, files other steps in this process are writing are left alone."""
+        atomically, so a concurrent reader never sees half a file, and never through a link
+        found in the folder). With prune, files the stage does not have are removed too, except
+        under the top-level folders it names (build tool caches); without, files other steps in
+        this process are writing are left alone."""
         artifacts = self.stage_files(build_id, stage)
         folder.mkdir(parents=True, exist_ok=True)
         wanted = {check_relative_path(a.path).as_posix(): a for a in artifacts}
@@ -101,11 +99,8 @@ class BuildFiles:
             if path.relative_to(folder).as_posix() not in wanted:
                 path.unlink()
         for relative, artifact in wanted.items():
-            target = folder / relative
-            if _holds(target, artifact):
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(target, self.read(artifact))
+            if not holds(folder, artifact):
+                put_file(folder, relative, self.read(artifact))
         return artifacts
 
     @staticmethod
@@ -115,17 +110,3 @@ class BuildFiles:
     @staticmethod
     def _row(build_id: str, stage: Stage, artifact: FileArtifact) -> dict[str, object]:
         return {"build_id": build_id, "stage": stage.value, **artifact.model_dump()}
-
-
-def _holds(path: Path, artifact: FileArtifact) -> bool:
-    if path.is_symlink() or not path.is_file() or path.stat().st_size != artifact.size:
-        return False
-    return sha256_of(path.read_bytes()) == artifact.sha256
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    fd, staging = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(staging, 0o644)
-    os.replace(staging, target)
