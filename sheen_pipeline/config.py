@@ -264,11 +264,6 @@ class Settings:
         return f"http://{self.preview_host}:{self.preview_port}/p/{build_id}/"
 
     @property
-    def sandboxes_dir(self) -> Path:
-        """Fresh folders, one per sandboxed build, deleted when it ends."""
-        return self.home / "sandboxes"
-
-    @property
     def npm_cache_dir(self) -> Path:
         """Tarballs the pipeline fetched from the registry for any build (SHEEN_NPM_CACHE, else
         SHEEN_HOME/npm-cache); written by the pipeline only, never by a sandbox."""

@@ -19,7 +19,6 @@ from sheen_pipeline.build.sandbox import CommandFailed, Sandbox
 from sheen_pipeline.build.static import BuildError, build_static
 from sheen_pipeline.cache import ResultCache, Worker
 from sheen_pipeline.checks.browser import check_preview
-from sheen_pipeline.checks.loopback import serving_folder
 from sheen_pipeline.checks.repair import repair_task
 from sheen_pipeline.checks.results import CheckReport
 from sheen_pipeline.config import Settings
@@ -396,12 +395,11 @@ class BuildService:
             try:
                 files, outputs = build_npm(
                     workspace,
-                    self.settings.sandboxes_dir,
                     dist,
                     timeout,
                     limits,
                     Sandbox(self.settings.sandbox),
-                    NpmRegistry(self.settings.npm_registry, self.settings.npm_cache_dir),
+                    NpmRegistry(self.settings.npm_cache_dir, self.settings.npm_registry),
                 )
             except CommandFailed as failed:
                 tail = redact(failed.output[-2000:], self.settings.secrets)
@@ -438,16 +436,19 @@ class BuildService:
         return deployed
 
     def check_preview(self, plan: Plan) -> CheckReport:
-        """Look at the deployed files in a real browser (served on loopback, so every target
-        is checked the same way, offline too); screenshots go to SHEEN_HOME/screenshots."""
+        """Look at the deployed files in a real, sandboxed browser (answered from the artifact
+        store, so every target is checked the same way, offline too); screenshots go to
+        SHEEN_HOME/screenshots."""
         build_id = plan.build_id
         if not self.settings.preview_checks:
             report = CheckReport.not_run("not run: SHEEN_PREVIEW_CHECKS=off")
         else:
             forms = len(read_brief(plan.request.prompt).forms)
             shots_dir = self.settings.screenshots_dir / build_id
-            with serving_folder(self._dist(build_id)) as url:
-                report = check_preview(url, forms, shots_dir)
+            site = {
+                a.path: self.files.read(a) for a in self.files.stage_files(build_id, Stage.DIST)
+            }
+            report = check_preview(site, forms, shots_dir, Sandbox(self.settings.sandbox))
             self.files.replace(build_id, Stage.SCREENSHOTS, shots_dir)
         outcomes = [
             CheckOutcome(name=r.name, blocking=r.blocking, passed=r.passed, message=r.message)

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType, DagsterInstance
 
+from sheen_pipeline.build.sandbox import Sandbox
 from sheen_pipeline.checks.browser import check_preview
-from sheen_pipeline.checks.loopback import serving_folder
 from sheen_pipeline.checks.results import CHECKS
+from sheen_pipeline.config import SandboxSettings
 from sheen_pipeline.events.types import EventType
 from sheen_pipeline.providers.schemas import FilesSpec
 from sheen_pipeline.service import BuildService
@@ -85,12 +86,8 @@ def test_the_offline_sites_pass_every_check(
     assert all(e.passed for e in evaluations)  # type: ignore[union-attr]
 
 
-def site(folder: Path, page: str, **files: str) -> Path:
-    folder.mkdir(parents=True)
-    (folder / "index.html").write_text(page)
-    for name, text in files.items():
-        (folder / name).write_text(text)
-    return folder
+def site(page: str, **files: str) -> dict[str, bytes]:
+    return {"index.html": page.encode(), **{name: text.encode() for name, text in files.items()}}
 
 
 FORM = (
@@ -112,8 +109,7 @@ def test_a_broken_page_fails_the_right_check(
     tmp_path: Path, body: str, head: str, forms: int, failing: str
 ) -> None:
     page = f"{GOOD_HEAD}{head}</head><body><main>{body}</main></body></html>"
-    with serving_folder(site(tmp_path / "site", page)) as url:
-        report = check_preview(url, forms, tmp_path / "shots")
+    report = check_preview(site(page), forms, tmp_path / "shots", Sandbox(SandboxSettings()))
     failed = [r.name for r in report.results if r.passed is False]
     assert failed == [failing], [r.line() for r in report.results]
 

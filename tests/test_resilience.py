@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from dagster import DagsterEventType, DagsterInstance
 
-from sheen_pipeline.build.npm import build_npm
+from sheen_pipeline.build.npm import NpmRegistry, build_npm
 from sheen_pipeline.build.sandbox import CommandFailed, Sandbox
 from sheen_pipeline.config import FileLimits, Settings
 from sheen_pipeline.events.types import EventType
@@ -192,7 +192,9 @@ def test_a_build_script_that_never_ends_is_killed_with_its_children(tmp_path: Pa
     (workspace / "package.json").write_text(json.dumps({"scripts": {"build": forever}}))
     sandbox = Sandbox(Settings.from_env().sandbox)
     with pytest.raises(CommandFailed, match=r"`npm run build` timed out after 3s and was killed"):
-        build_npm(workspace, tmp_path / "dist", tmp_path / "cache", 3, FileLimits(), sandbox)
+        build_npm(
+            workspace, tmp_path / "dist", 3, FileLimits(), sandbox, NpmRegistry(tmp_path / "cache")
+        )
     wait_for(
         lambda: not processes_with(f"sleep {marker}"), 15, "the script's child to be killed too"
     )

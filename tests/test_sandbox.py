@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sheen_pipeline.build import sandbox as sandbox_module
-from sheen_pipeline.build.npm import build_npm
+from sheen_pipeline.build.npm import NpmRegistry, build_npm
 from sheen_pipeline.build.sandbox import CommandFailed, Sandbox, SandboxUnavailable
 from sheen_pipeline.build.static import BuildError
 from sheen_pipeline.config import FileLimits, SandboxSettings
@@ -68,10 +68,10 @@ def run_build(
     files, _ = build_npm(
         workspace,
         home / "dist" / workspace.name,
-        home / "npm-cache",
         timeout_s,
         FileLimits(),
         Sandbox(SandboxSettings(**settings)),
+        NpmRegistry(home / "npm-cache"),
     )
     assert [f.path for f in files] == ["index.html"]
     return dict(json.loads((home / "dist" / workspace.name / "index.html").read_text()))
@@ -88,7 +88,7 @@ def test_a_hostile_build_script_reaches_nothing_but_its_workspace(home: Path) ->
     if os.geteuid() == 0:
         assert seen["uid"] == 65534  # nobody, not root
     assert seen["read_app_database"] == "refused: ENOENT"  # SHEEN_HOME is not there at all
-    assert seen["other_workspaces"] == "bmine"  # only its own
+    assert seen["other_workspaces"] == "refused: ENOENT"  # not even its own source folder
     assert seen["write_system"] == "refused: EROFS"
     assert seen["read_shadow"] == "refused: EACCES"
     assert int(str(seen["other_processes"])) < 10  # its own process tree only

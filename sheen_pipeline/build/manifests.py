@@ -27,7 +27,7 @@ def check_manifests(files: Mapping[str, bytes], registry: str) -> bool:
     for path, data in files.items():
         name = PurePosixPath(path).name
         if name == ".npmrc":
-            raise BuildError(f"a generated .npmrc ({path}) is not allowed: npm's settings are ours")
+            raise BuildError(f"a generated .npmrc is not allowed ({path}): npm's settings are ours")
         if name == "package.json":
             has = _check_package(path, _json(path, data))
             declared = declared or (has and path == "package.json")

@@ -17,7 +17,7 @@ from sheen_pipeline.build.manifests import check_manifests
 from sheen_pipeline.build.registry import BRIDGE_NAME, SOCKET_NAME, registry_socket
 from sheen_pipeline.build.sandbox import WORKSPACE, Bind, CommandOutput, Sandbox
 from sheen_pipeline.build.static import BuildError
-from sheen_pipeline.config import FileLimits
+from sheen_pipeline.config import DEFAULT_NPM_REGISTRY, FileLimits
 from sheen_pipeline.fsutil import read_tree, swap_in, write_new_tree
 from sheen_pipeline.models import BUILD_TOOL_FOLDERS, FileArtifact
 
@@ -31,8 +31,8 @@ class NpmRegistry:
     """The registry installs come from (SHEEN_NPM_REGISTRY), and where the pipeline keeps the
     tarballs it fetched from it (SHEEN_NPM_CACHE; no sandbox ever writes there)."""
 
-    url: str
     cache_dir: Path
+    url: str = DEFAULT_NPM_REGISTRY
 
 
 def is_npm_project(workspace: Path) -> bool:
@@ -50,7 +50,6 @@ def is_npm_project(workspace: Path) -> bool:
 
 def build_npm(
     workspace: Path,
-    scratch_parent: Path,
     dist: Path,
     timeout_s: float,
     limits: FileLimits,
@@ -59,8 +58,7 @@ def build_npm(
 ) -> tuple[list[FileArtifact], list[CommandOutput]]:
     source = read_tree(workspace, skip=BUILD_TOOL_FOLDERS).files
     declared = check_manifests(source, registry.url)
-    scratch_parent.mkdir(parents=True, exist_ok=True)
-    scratch = scratch_parent / f"{workspace.name}-{uuid.uuid4().hex[:12]}"
+    scratch = workspace.parent / f"{workspace.name}.sandbox-{uuid.uuid4().hex[:12]}"
     write_new_tree(scratch, source)
     (scratch / ".home").mkdir()
     inside = sandbox.inside(Bind(scratch, WORKSPACE))

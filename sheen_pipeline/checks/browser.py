@@ -1,16 +1,28 @@
 """Look at a deployed preview in a real browser (Debian's Chromium, driven by Playwright): does it
 load, run without errors, load what it references, have a title and heading, fit a phone, make
 its forms refuse an empty submit, and pass axe-core's serious rules. Screenshots at desktop and
-phone widths. Without a browser, every check says so (a warning), never a silent pass."""
+phone widths. Without a browser, every check says so (a warning), never a silent pass.
+
+Generated pages are untrusted. Chromium runs in the build sandbox (as nobody, in a network
+namespace of its own: nothing of the host is reachable whatever a page does), and every request
+it makes is answered here: the preview's own origin from the deployed files, anything else
+(other origins, WebSockets) refused and reported; service workers are blocked."""
 
 from __future__ import annotations
 
+import mimetypes
+import re
+import shlex
 import shutil
+import tempfile
 import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
+from sheen_pipeline.build.sandbox import Sandbox, SandboxUnavailable, base_env
 from sheen_pipeline.checks.results import CHECKS, SCREENSHOTS, CheckReport, CheckResult
 
 DESKTOP = {"width": 1280, "height": 800}
@@ -21,15 +33,23 @@ AXE_SCRIPT = (
     Path(__file__).resolve().parents[2] / ".tools" / "node_modules" / "axe-core" / "axe.min.js"
 )
 INSTALL_HINT = "apt-get install chromium (or `make browser`)"
+# The preview's origin as the browser sees it. Nothing listens there (Chromium's network
+# namespace is empty): every answer comes from the deployed files, through route().
+PREVIEW_ORIGIN = "http://127.0.0.1:4173"
+PREVIEW_URL = f"{PREVIEW_ORIGIN}/"
+BROWSER_CPU_S = 600
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]  # bwrap confines it
 
 
 def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def check_preview(url: str, forms_expected: int, screenshots: Path) -> CheckReport:
-    """Every check of the page at url; runs in a thread of its own, so it works from inside
-    an event loop (the build job's executor) too."""
+def check_preview(
+    site: Mapping[str, bytes], forms_expected: int, screenshots: Path, sandbox: Sandbox
+) -> CheckReport:
+    """Every check of the site (its files by path); runs in a thread of its own, so it works
+    from inside an event loop (the build job's executor) too."""
     browser = chromium_path()
     if browser is None:
         return CheckReport.not_run(f"not run: no browser ({INSTALL_HINT})")
@@ -38,7 +58,12 @@ def check_preview(url: str, forms_expected: int, screenshots: Path) -> CheckRepo
 
     def work() -> None:
         try:
-            outcome.append(_check(browser, url, forms_expected, screenshots))
+            with _confined_browser(browser, sandbox) as executable:
+                outcome.append(_check(executable, site, forms_expected, screenshots))
+        except SandboxUnavailable as unavailable:
+            outcome.append(
+                CheckReport.not_run(f"not run: the browser runs only sandboxed; {unavailable}")
+            )
         except BaseException as error:  # reported in the caller's thread
             failure.append(error)
 
@@ -50,17 +75,40 @@ def check_preview(url: str, forms_expected: int, screenshots: Path) -> CheckRepo
     return outcome[0]
 
 
-def _check(browser_path: str, url: str, forms_expected: int, screenshots: Path) -> CheckReport:
+@contextmanager
+def _confined_browser(browser: str, sandbox: Sandbox) -> Iterator[str]:
+    """An executable that starts Chromium in the sandbox (Playwright passes it its arguments
+    and talks to it over inherited pipes); Chromium itself without one (trusted local use)."""
+    if not sandbox.enabled:
+        yield browser
+        return
+    env = base_env("/tmp")
+    with (
+        sandbox.confined("browser", (), env, BROWSER_CPU_S) as prefix,
+        tempfile.TemporaryDirectory(prefix="sheen-browser-") as folder,
+    ):
+        script = Path(folder) / "chromium"
+        script.write_text(f'#!/bin/sh\nexec {shlex.join([*prefix, browser])} "$@"\n')
+        script.chmod(0o700)
+        yield str(script)
+
+
+def _check(
+    executable: str, site: Mapping[str, bytes], forms_expected: int, screenshots: Path
+) -> CheckReport:
     from playwright.sync_api import sync_playwright
 
     screenshots.mkdir(parents=True, exist_ok=True)
     results: dict[str, CheckResult] = {}
+    url = PREVIEW_URL
+    refused: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=browser_path, args=["--no-sandbox", "--disable-gpu"]
-        )
+        browser = playwright.chromium.launch(executable_path=executable, args=BROWSER_ARGS)
         try:
-            page = browser.new_page(viewport=DESKTOP)  # type: ignore[arg-type]
+            context = browser.new_context(viewport=DESKTOP, service_workers="block")  # type: ignore[arg-type]
+            context.route("**/*", lambda route, request: _answer(route, request, site, refused))
+            context.route_web_socket(re.compile(".*"), lambda socket: _refuse(socket, refused))
+            page = context.new_page()
             console: list[str] = []
             failed: list[str] = []
             page.on("pageerror", lambda error: console.append(f"uncaught: {error}"))
@@ -81,7 +129,7 @@ def _check(browser_path: str, url: str, forms_expected: int, screenshots: Path) 
                 else "; ".join(console[:5]),
                 {"console": console},
             )
-            broken = sorted({u for u in failed if _same_origin(u, url)} | _broken_links(page, url))
+            broken = sorted({u for u in failed if _same_origin(u, url)} | _broken_links(page, site))
             results["assets_load"] = CheckResult(
                 "assets_load",
                 not broken,
@@ -104,11 +152,54 @@ def _check(browser_path: str, url: str, forms_expected: int, screenshots: Path) 
             )
             page.screenshot(path=str(screenshots / f"{PHONE_SHOT}.png"), full_page=True)
             results["forms_validate"] = _forms(page, url, forms_expected)
+            results["own_origin_only"] = _own_origin_only(refused)
         finally:
             browser.close()
     return CheckReport(
         results=tuple(results[name] for name in CHECKS),
         screenshots={name: screenshots / f"{name}.png" for name in SCREENSHOTS},
+    )
+
+
+def _answer(route: Any, request: Any, site: Mapping[str, bytes], refused: list[str]) -> None:
+    """The preview's own files for its origin; every other request refused (and noted)."""
+    if not _same_origin(request.url, PREVIEW_URL):
+        refused.append(request.url)
+        route.abort("blockedbyclient")
+        return
+    found = _lookup(site, request.url)
+    if found is None:
+        route.fulfill(status=404, body="Not Found", content_type="text/plain")
+        return
+    path, body = found
+    content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    route.fulfill(status=200, body=body, content_type=content_type)
+
+
+def _refuse(socket: Any, refused: list[str]) -> None:
+    refused.append(socket.url)
+    socket.close()
+
+
+def _lookup(site: Mapping[str, bytes], url: str) -> tuple[str, bytes] | None:
+    """The file a static server would answer url with (a folder's index.html for a folder)."""
+    path = unquote(urlsplit(url).path).lstrip("/")
+    folder = path == "" or path.endswith("/")
+    for candidate in [f"{path}index.html"] if folder else [path, f"{path}/index.html"]:
+        if candidate in site:
+            return candidate, site[candidate]
+    return None
+
+
+def _own_origin_only(refused: list[str]) -> CheckResult:
+    outside = sorted(set(refused))
+    return CheckResult(
+        "own_origin_only",
+        not outside,
+        "every request stayed on the preview's own origin"
+        if not outside
+        else f"{len(outside)} request(s) outside the preview refused: {', '.join(outside[:5])}",
+        {"refused": outside},
     )
 
 
@@ -123,16 +214,14 @@ def _same_origin(candidate: str, base: str) -> bool:
     return urlsplit(candidate).netloc == urlsplit(base).netloc
 
 
-def _broken_links(page: Any, base: str) -> set[str]:
-    """Local links (same origin, not anchors) that do not answer 200."""
+def _broken_links(page: Any, site: Mapping[str, bytes]) -> set[str]:
+    """Local links (same origin, not anchors) to no file of the site."""
     hrefs: list[str] = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
-    broken = set()
-    for href in {urljoin(base, h).split("#")[0] for h in hrefs}:
-        if _same_origin(href, base) and href:
-            answer = page.request.get(href)
-            if answer.status != 200:
-                broken.add(href)
-    return broken
+    return {
+        href
+        for href in {urljoin(PREVIEW_URL, h).split("#")[0] for h in hrefs}
+        if href and _same_origin(href, PREVIEW_URL) and _lookup(site, href) is None
+    }
 
 
 def _title_and_heading(page: Any) -> CheckResult:

@@ -8,7 +8,13 @@ from typing import Any
 
 # Blocking checks decide whether a build succeeds and can be promoted; the rest are warnings.
 BLOCKING = ("page_loads", "no_errors", "assets_load")
-WARNINGS = ("title_and_heading", "mobile_overflow", "forms_validate", "accessibility")
+WARNINGS = (
+    "title_and_heading",
+    "mobile_overflow",
+    "forms_validate",
+    "accessibility",
+    "own_origin_only",
+)
 CHECKS = (*BLOCKING, *WARNINGS)
 SCREENSHOTS = ("desktop", "mobile")  # each saved as <name>.png in the build's screenshot folder
 DESCRIPTIONS = {
@@ -19,6 +25,7 @@ DESCRIPTIONS = {
     "mobile_overflow": "Nothing overflows sideways at a 390 px wide (phone) viewport.",
     "forms_validate": "Every form asked for exists and refuses an empty submit with a visible message.",
     "accessibility": "axe-core finds no serious or critical accessibility violation.",
+    "own_origin_only": "The page requests nothing outside its own origin (such requests are refused).",
 }
 
 

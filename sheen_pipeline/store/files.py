@@ -50,7 +50,7 @@ class BuildFiles:
 
     def replace(self, build_id: str, stage: Stage, folder: Path) -> list[FileArtifact]:
         """The stage becomes exactly the folder's regular files (a rebuilt site, new screenshots)."""
-        artifacts = self._put_all(read_tree(folder).files)
+        artifacts = self._put_all(read_tree(folder).files if folder.is_dir() else {})
         with self.engine.begin() as conn:
             conn.execute(delete(build_files).where(self._stage(build_id, stage)))
             if artifacts:

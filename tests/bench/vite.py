@@ -12,11 +12,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from sheen_pipeline.build.npm import build_npm
+from sheen_pipeline.build.npm import NpmRegistry, build_npm
 from sheen_pipeline.build.sandbox import Sandbox
 from sheen_pipeline.checks.browser import check_preview
-from sheen_pipeline.checks.loopback import serving_folder
 from sheen_pipeline.config import FileLimits, SandboxSettings
+from sheen_pipeline.fsutil import read_tree
 from sheen_pipeline.providers.offline import react
 from sheen_pipeline.providers.offline.brief import read_brief
 
@@ -37,7 +37,12 @@ def timed_build(root: Path, name: str, cache: Path) -> float:
     write_app(workspace)
     started = time.monotonic()
     build_npm(
-        workspace, root / f"{name}-dist", cache, 600, FileLimits(), Sandbox(SandboxSettings())
+        workspace,
+        root / f"{name}-dist",
+        600,
+        FileLimits(),
+        Sandbox(SandboxSettings()),
+        NpmRegistry(cache),
     )
     return time.monotonic() - started
 
@@ -49,8 +54,8 @@ def main() -> None:
         cold = timed_build(root, "cold", cache)
         warm = timed_build(root, "warm", cache)
         started = time.monotonic()
-        with serving_folder(root / "warm-dist") as url:
-            report = check_preview(url, 1, root / "shots")
+        site = read_tree(root / "warm-dist").files
+        report = check_preview(site, 1, root / "shots", Sandbox(SandboxSettings()))
         checks = time.monotonic() - started
         passed = sum(bool(r.passed) for r in report.results)
     print("| React + Vite app, sandboxed | seconds |")

@@ -1,6 +1,40 @@
-"""Run an ASGI app with uvicorn on a loopback port, in a thread, for the length of a test (the
-package's own loopback server, which the browser checks use too)."""
+"""Run an ASGI app with uvicorn on a loopback port, in a thread, for the length of a test."""
 
-from sheen_pipeline.checks.loopback import serving
+from __future__ import annotations
 
-__all__ = ["serving"]
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+
+START_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """The app at http://127.0.0.1:<port> until the block ends."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="sheen-loopback", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    try:
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the loopback server did not start")
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
