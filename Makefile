@@ -74,4 +74,4 @@ loadtest: install
 	$(BIN)/python -m tests.bench.loadtest --builds $(BUILDS) --latency $(LATENCY)
 
 clean:
-	rm -rf $(VENV) .tools .sheen storage history schedules logs .logs_queue .nux .telemetry event_log.db*
+	rm -rf $(VENV) .tools .sheen storage history schedules logs .logs_queue .nux .telemetry event_log.db* .sheen-storage-ready .sheen-storage.lock

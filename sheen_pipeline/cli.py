@@ -18,6 +18,7 @@ import click
 from sheen_pipeline.config import ConfigError, Settings
 from sheen_pipeline.logs import configure_logging
 from sheen_pipeline.models import BuildRequest, InvalidRequest, parse_build_request
+from sheen_pipeline.terminal import echo, printable
 
 STALLED_CHECK_S = 15.0
 STALLED_POLLS = 10  # `events --follow` polls every 0.5 s and looks for a dead build every 5 s
@@ -30,15 +31,38 @@ if TYPE_CHECKING:
 
 
 def _ensure_dagster_home(settings: Settings) -> None:
-    """Use DAGSTER_HOME when set; else this folder's dagster.yaml; else SHEEN_HOME/dagster."""
-    if os.environ.get("DAGSTER_HOME"):
+    """Use DAGSTER_HOME when set; else this folder's dagster.yaml; else SHEEN_HOME/dagster.
+    Its storage is initialised once, whichever command comes first."""
+    if not os.environ.get("DAGSTER_HOME"):
+        home = Path.cwd() if Path("dagster.yaml").is_file() else settings.home / "dagster"
+        home.mkdir(parents=True, exist_ok=True)
+        instance_config = home / "dagster.yaml"
+        if not instance_config.exists():
+            instance_config.write_text("telemetry:\n  enabled: false\n")
+        os.environ["DAGSTER_HOME"] = str(home.resolve())
+    _initialise_storage_once(Path(os.environ["DAGSTER_HOME"]))
+
+
+def _initialise_storage_once(home: Path) -> None:
+    """Dagster creates and migrates its storage on first open; two commands doing that at once
+    (`sheen serve` and `sheen build` on a fresh home) left the schedule database with two
+    alembic heads. The first open happens under a lock, and is remembered."""
+    import fcntl
+
+    from dagster import DagsterInstance
+
+    ready = home / ".sheen-storage-ready"
+    if ready.exists():
         return
-    home = Path.cwd() if Path("dagster.yaml").is_file() else settings.home / "dagster"
-    home.mkdir(parents=True, exist_ok=True)
-    instance_config = home / "dagster.yaml"
-    if not instance_config.exists():
-        instance_config.write_text("telemetry:\n  enabled: false\n")
-    os.environ["DAGSTER_HOME"] = str(home.resolve())
+    with open(home / ".sheen-storage.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if ready.exists():
+            return
+        with DagsterInstance.get() as instance:
+            instance.run_storage.get_runs(limit=1)
+            instance.event_log_storage.get_logs_for_run("none", limit=1)
+            instance.schedule_storage.all_instigator_state()  # type: ignore[union-attr]
+        ready.touch()
 
 
 def _settings() -> Settings:
@@ -105,7 +129,7 @@ def build(request: BuildRequest, as_json: bool) -> None:
     from sheen_pipeline.service import BuildService
 
     def report(line: str) -> None:
-        click.echo(line, err=as_json)
+        echo(line, err=as_json)
 
     with DagsterInstance.get() as instance:
         set_pool_limits(instance, settings, only_missing=True)
@@ -125,7 +149,7 @@ def _finish(outcome: BuildOutcome, report: Callable[[str], None], as_json: bool)
     else:
         report(f"build {outcome.build_id} failed: {outcome.error}")
     if as_json:
-        click.echo(json.dumps(outcome.as_json()))
+        echo(json.dumps(outcome.as_json()))
     sys.exit({"succeeded": 0, "awaiting_approval": 3, "blocked": 4}.get(outcome.status, 1))
 
 
@@ -140,6 +164,7 @@ def serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from sheen_pipeline.api.app import create_app
+    from sheen_pipeline.api.protocol import HeaderTimeoutProtocol
 
     settings = _settings()
     host = host or settings.preview_host
@@ -148,10 +173,16 @@ def serve(host: str | None, port: int | None) -> None:
     threading.Thread(
         target=_end_stalled_builds_until, args=(settings, stop), name="sheen-stalled", daemon=True
     ).start()
-    click.echo(f"Serving previews at http://{host}:{port}/p/<build_id>/ and the API at /api/")
-    click.echo("Ctrl-C stops.")
+    echo(f"Serving previews at http://{host}:{port}/p/<build_id>/ and the API at /api/")
+    echo("Ctrl-C stops.")
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level="warning",
+            http=HeaderTimeoutProtocol,
+        )
     finally:
         stop.set()
 
@@ -201,7 +232,7 @@ def events(build_id: str, follow: bool, as_json: bool) -> None:
                 if as_json
                 else (f"{event.seq:>6} {event.timestamp:%H:%M:%S} {describe(event)}")
             )
-            click.echo(line)
+            echo(line)
             if event.type in TERMINAL_TYPES and follow:
                 return
         if not follow:
@@ -272,21 +303,21 @@ def webhooks_status(build_id: str | None) -> None:
         endpoint = f"failing since {when(health.failing_since)}"
     else:
         endpoint = "enabled"
-    click.echo(f"endpoint: {endpoint}")
-    click.echo(f"last success: {when(health.last_success_at)}")
+    echo(f"endpoint: {endpoint}")
+    echo(f"last success: {when(health.last_success_at)}")
     counts = dispatcher.counts(build_id)
     for state in ("pending", "delivered", "dead"):
-        click.echo(f"{state}: {counts.get(state, 0)}")
+        echo(f"{state}: {counts.get(state, 0)}")
     next_in = dispatcher.outbox.next_wake_in()
     if next_in is not None:
-        click.echo(f"next attempt in: {next_in:.1f} s")
+        echo(f"next attempt in: {next_in:.1f} s")
 
 
 @webhooks.command("enable")
 def webhooks_enable() -> None:
     """Take deliveries again after the receiver answered 410 Gone; waiting ones go at once."""
     _dispatcher().outbox.enable()
-    click.echo("endpoint enabled")
+    echo("endpoint enabled")
 
 
 @webhooks.command("deliver")
@@ -320,7 +351,7 @@ def webhooks_redeliver(build_id: str | None, wait_s: float) -> None:
     from sheen_pipeline.events.runtime import hand_over
 
     dispatcher = _dispatcher()
-    click.echo(f"{dispatcher.redeliver(build_id)} deliveries queued again")
+    echo(f"{dispatcher.redeliver(build_id)} deliveries queued again")
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         dispatcher.deliver_due()
@@ -329,13 +360,11 @@ def webhooks_redeliver(build_id: str | None, wait_s: float) -> None:
             break
         time.sleep(max(due, 0.05))
     counts = dispatcher.counts(build_id)
-    click.echo(
+    echo(
         ", ".join(f"{state}: {counts.get(state, 0)}" for state in ("pending", "delivered", "dead"))
     )
     if hand_over(_settings(), dispatcher):
-        click.echo(
-            "the rest is sent by a background deliverer (log: SHEEN_HOME/webhook-deliverer.log)"
-        )
+        echo("the rest is sent by a background deliverer (log: SHEEN_HOME/webhook-deliverer.log)")
 
 
 @main.command()
@@ -351,7 +380,7 @@ def init() -> None:
     _ensure_dagster_home(settings)
     with DagsterInstance.get() as instance:
         applied = set_pool_limits(instance, settings, only_missing=False)
-    click.echo("pools: " + ", ".join(f"{pool}={limit}" for pool, limit in applied.items()))
+    echo("pools: " + ", ".join(f"{pool}={limit}" for pool, limit in applied.items()))
 
 
 @main.command()
@@ -363,7 +392,7 @@ def submit(request: BuildRequest) -> None:
 
     settings = _settings()
     record = RequestStore(settings.database_url).add(request, new_request_id(), new_build_id())
-    click.echo(f"request {record.request_id} queued as build {record.build_id}")
+    echo(f"request {record.request_id} queued as build {record.build_id}")
 
 
 @main.command()
@@ -405,7 +434,7 @@ def _warn_about_daemon(settings: Settings) -> None:
     with DagsterInstance.get() as instance:
         problem = daemon_problem(instance)
     if problem:
-        click.echo(f"warning: {problem}", err=True)
+        echo(f"warning: {problem}", err=True)
 
 
 @main.command()
@@ -429,7 +458,7 @@ def watch(poll_s: float) -> None:
             store.plan_count,
             settings.dagster_webserver_url,
             settings.ui_reload_interval_s,
-            lambda line: click.echo(f"sheen watch: {line}", err=True),
+            lambda line: echo(f"sheen watch: {line}", err=True),
         )
         while True:
             ui.step(time.monotonic())
@@ -440,7 +469,7 @@ def _echo_status(
     request_id: str, build_id: str, state: str, updated: datetime, prompt: str, error: str | None
 ) -> None:
     suffix = f"  {error}" if error else ""
-    click.echo(
+    echo(
         f"{request_id}  {build_id}  {state:<17} {updated:%Y-%m-%d %H:%M:%S}  {prompt[:40]!r}{suffix}"
     )
 
@@ -481,20 +510,20 @@ def costs(since: str, by: str, as_json: bool) -> None:
     prices = load_prices(settings.prices)
     report = cost_report(Ledger(url), BuildStore(url), prices, _since(since), datetime.now(UTC))
     if as_json:
-        click.echo(json.dumps(report.as_json()))
+        echo(json.dumps(report.as_json()))
         return
     rows = [(name, *cells(f)) for name, f in by_cost(report.groups[by])]
     rows.append(("total", *cells(report.totals)))
     header = (by, *COLUMNS)
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        click.echo(
+        echo(
             "  ".join(
                 str(cell).rjust(w) if i else str(cell).ljust(w)
                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))
             )
         )
-    click.echo(
+    echo(
         f"builds: {report.builds_succeeded} succeeded, {report.builds_failed} failed; "
         f"prompt cache saved ${report.totals.prompt_cache_saved_usd:.4f}, "
         f"result cache saved ${report.totals.result_cache_saved_usd:.4f}"
@@ -521,12 +550,12 @@ def approve(build_id: str, here: bool, as_json: bool) -> None:
     try:
         plan = approve_plan(service, build_id)
     except (ApprovalError, LookupError) as error:
-        raise click.ClickException(str(error)) from None
+        raise click.ClickException(printable(str(error))) from None
     with DagsterInstance.get() as instance:
         if here:
-            _finish(run_approved_build(instance, service, plan, click.echo), click.echo, as_json)
+            _finish(run_approved_build(instance, service, plan, echo), echo, as_json)
         run = launch_build_run(instance, build_id)
-    click.echo(f"approved: run {run.run_id} of {run.job_name} queued")
+    echo(f"approved: run {run.run_id} of {run.job_name} queued")
 
 
 @main.command()
@@ -541,8 +570,8 @@ def reject(build_id: str, reason: str) -> None:
     try:
         reject_plan(BuildService(_settings()), build_id, reason)
     except (ApprovalError, LookupError) as error:
-        raise click.ClickException(str(error)) from None
-    click.echo(f"rejected build {build_id}")
+        raise click.ClickException(printable(str(error))) from None
+    echo(f"rejected build {build_id}")
 
 
 @main.command()
@@ -576,7 +605,7 @@ def promote(build_id: str, promoted_by: str) -> None:
             raise click.ClickException(str(failed)) from None
     live = DeploymentStore(settings.database_url).production(project_id)
     assert live is not None and live.build_id == build_id
-    click.echo(f"build {build_id} is the production of {project_id}: {live.url}")
+    echo(f"build {build_id} is the production of {project_id}: {live.url}")
 
 
 @main.command()
@@ -596,13 +625,13 @@ def retry(build_id: str, as_json: bool) -> None:
     _ensure_dagster_home(settings)
 
     def report(line: str) -> None:
-        click.echo(line, err=as_json)
+        echo(line, err=as_json)
 
     with DagsterInstance.get() as instance:
         try:
             outcome = retry_build(instance, BuildService(settings), build_id, report)
         except LookupError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(printable(str(error))) from None
     _finish(outcome, report, as_json)
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from sheen_pipeline.models import MAX_REQUEST_BODY_BYTES
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -360,7 +362,9 @@ class Settings:
             ingress_secret=env.get("SHEEN_INGRESS_SECRET", "").strip(),
             api_token=env.get("SHEEN_API_TOKEN", "").strip(),
             ingress_rate_per_min=_env_int(env, "SHEEN_INGRESS_RATE_PER_MIN", 10),
-            ingress_max_body_bytes=_env_int(env, "SHEEN_INGRESS_MAX_BODY_BYTES", 16_384),
+            ingress_max_body_bytes=_env_int(
+                env, "SHEEN_INGRESS_MAX_BODY_BYTES", MAX_REQUEST_BODY_BYTES
+            ),
             ingress_body_timeout_s=_env_float(env, "SHEEN_INGRESS_BODY_TIMEOUT_S", 10.0),
         )
 

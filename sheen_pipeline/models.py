@@ -24,6 +24,9 @@ from pydantic import (
 from sheen_pipeline.redaction import redact_credentials
 
 MAX_PROMPT_CHARS = 2000
+# The largest valid request body: every prompt character sent as a JSON surrogate-pair escape
+# (12 bytes, an emoji), plus room for the other fields.
+MAX_REQUEST_BODY_BYTES = MAX_PROMPT_CHARS * len("\\ud83d\\ude00") + 4096
 SAFE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
 SAFE_ID_RULE = "may contain only letters, digits, '_' and '-' (1-64 characters)"
