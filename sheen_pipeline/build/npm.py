@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from sheen_pipeline.fsutil import read_tree, swap_in, write_new_tree
 from sheen_pipeline.models import BUILD_TOOL_FOLDERS, FileArtifact
 
 OUTPUT_FOLDERS = ("dist", "build", "out")
+INSTALL = ("npm", "install", "--ignore-scripts", "--include=dev", "--no-audit", "--no-fund")
 BRIDGE_PORT = 4873  # on the sandbox's own loopback; the bridge passes it to the registry socket
 REGISTRY_INSIDE = "/run/sheen-registry"
 
@@ -65,7 +67,7 @@ def build_npm(
     try:
         outputs = []
         if declared:
-            outputs.append(_install(scratch, inside, timeout_s, sandbox, registry))
+            outputs.append(run_with_registry(INSTALL, scratch, timeout_s, sandbox, registry))
         cache = "/tmp/.npm" if sandbox.enabled else f"{inside}/.npm"  # nothing shared
         build = ["npm", "run", "build"]
         outputs.append(sandbox.run(build, scratch, timeout_s, env=_npm_env(cache)))
@@ -82,27 +84,26 @@ def _npm_env(cache: str) -> dict[str, str]:
     return {"npm_config_update_notifier": "false", "npm_config_cache": cache}
 
 
-def _install(
-    scratch: Path, inside: str, timeout_s: float, sandbox: Sandbox, registry: NpmRegistry
+def run_with_registry(
+    args: Sequence[str], scratch: Path, timeout_s: float, sandbox: Sandbox, registry: NpmRegistry
 ) -> CommandOutput:
-    """npm install, its only way out being the registry socket (without a sandbox, trusted
-    local use, npm asks the registry itself)."""
-    install = ["npm", "install", "--ignore-scripts", "--include=dev", "--no-audit", "--no-fund"]
-    env = _npm_env(f"{inside}/.npm")  # this build's own, deleted with its folder
+    """Run args (npm install) sandboxed, its only way out being the registry socket (without a
+    sandbox, trusted local use, npm asks the registry itself)."""
+    env = _npm_env(f"{sandbox.inside(Bind(scratch, WORKSPACE))}/.npm")  # deleted with the folder
     if not sandbox.enabled:
         env["npm_config_registry"] = registry.url
-        return sandbox.run(install, scratch, timeout_s, env=env)
+        return sandbox.run(args, scratch, timeout_s, env=env)
     with registry_socket(registry.url, registry.cache_dir) as folder:
         env["npm_config_registry"] = f"http://127.0.0.1:{BRIDGE_PORT}/"
         env["npm_config_replace_registry_host"] = "always"  # tarball URLs go the same way
         bridge = ["node", f"{REGISTRY_INSIDE}/{BRIDGE_NAME}", f"{REGISTRY_INSIDE}/{SOCKET_NAME}"]
         return sandbox.run(
-            [*bridge, str(BRIDGE_PORT), *install],
+            [*bridge, str(BRIDGE_PORT), *args],
             scratch,
             timeout_s,
             binds=[Bind(folder, REGISTRY_INSIDE)],
             env=env,
-            shown=" ".join(install),
+            shown=" ".join(args),
         )
 
 
