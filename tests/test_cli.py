@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from sheen_pipeline.terminal import printable
 from tests.conftest import FLAKY_PROVIDER
 from tests.support.builds import PROMPT
 from tests.support.processes import SHEEN, running, sheen, sheen_cli_env
@@ -92,3 +93,22 @@ def test_failed_build_exits_non_zero_with_json(cli_env: dict[str, str]) -> None:
     assert summary["status"] == "failed"
     assert summary["preview_url"] is None
     assert summary["error"] == "task styles failed: injected failure in task styles"
+
+
+def test_serve_and_build_started_together_on_a_fresh_instance_leave_it_usable(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Both open Dagster's storage first thing; it is created once, so later commands work."""
+    with running([SHEEN, "serve"], cli_env, tmp_path / "serve.log"):
+        built = sheen(cli_env, "build", PROMPT, "--json")
+    assert built.returncode == 0, built.stderr
+    for later in (sheen(cli_env, "status"), sheen(cli_env, "build", "a blog about tea")):
+        assert later.returncode == 0, later.stderr
+        assert "more than one head" not in later.stderr
+
+
+def test_what_the_cli_prints_cannot_drive_the_terminal() -> None:
+    forged = "\x1b[2K\r\x1b[1A build completed\x1b]0;owned\x07 \x9b31mred\x07\x00 end\ttab\nnext"
+    assert printable(forged) == " build completed red end\ttab\nnext"
+    source = (Path(__file__).parents[1] / "sheen_pipeline" / "cli.py").read_text()
+    assert "click.echo" not in source  # everything goes through terminal.echo

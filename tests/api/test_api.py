@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -16,6 +17,7 @@ import requests
 from dagster import DagsterInstance
 
 from sheen_pipeline.api.app import create_app
+from sheen_pipeline.api.protocol import HeaderTimeoutProtocol
 from sheen_pipeline.config import Settings
 from sheen_pipeline.events.signing import signed_headers
 from sheen_pipeline.runs.local import BuildOutcome
@@ -113,8 +115,45 @@ def test_unsigned_request_is_refused(api: Api) -> None:
 
 
 def test_oversized_body_is_refused(api: Api) -> None:
-    response = api.post({"prompt": "x" * 20_000})
+    response = api.post({"prompt": "x" * 30_000})
     assert response.status_code == 413
+
+
+def test_the_largest_valid_request_fits_the_body_limit(api: Api) -> None:
+    """2,000 emoji sent with standard JSON escapes (12 bytes each): 24 kB, and valid."""
+    body = json.dumps({"prompt": "\N{PARTY POPPER}\N{GRINNING FACE}" * 1000, "user_id": "u" * 64})
+    assert len(body) > 24_000
+    response = api.post({}, raw=body.encode())
+    assert response.status_code == 202, response.text
+
+
+def test_a_client_dribbling_its_headers_is_cut_off(sheen_home: Path) -> None:
+    """One header line every half second never completes a request: the connection is closed
+    once the header deadline passes, while the client is still sending."""
+
+    class QuickHeaders(HeaderTimeoutProtocol):
+        header_timeout_s = 1.0
+
+    with serving(create_app(Settings.from_env()), http=QuickHeaders) as base:
+        port = int(base.rsplit(":", 1)[1])
+        assert requests.get(f"{base}/healthz", timeout=10).status_code in (200, 503)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            closed = threading.Event()
+
+            def read_until_closed() -> None:
+                with contextlib.suppress(OSError):
+                    while connection.recv(1024):
+                        pass
+                closed.set()
+
+            threading.Thread(target=read_until_closed, daemon=True).start()
+            for line in range(40):  # 20 s of dribbling at most
+                if closed.wait(0.5):
+                    break
+                with contextlib.suppress(OSError):
+                    connection.sendall(f"X-Slow-{line}: y\r\n".encode())
+            assert closed.is_set(), "the server kept a dribbling connection open"
 
 
 @pytest.mark.parametrize(

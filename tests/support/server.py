@@ -16,10 +16,11 @@ START_TIMEOUT_S = 30.0
 
 
 @contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """The app at http://127.0.0.1:<port> until the block ends."""
+def serving(app: Any, **config: Any) -> Iterator[str]:
+    """The app at http://127.0.0.1:<port> until the block ends (config: more uvicorn settings)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    settings = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config)
+    server = uvicorn.Server(settings)
     thread = threading.Thread(target=server.run, name="sheen-loopback", daemon=True)
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT_S
