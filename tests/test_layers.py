@@ -13,7 +13,7 @@ from tests.conftest import REPO_ROOT
 PACKAGE = REPO_ROOT / "sheen_pipeline"
 
 LAYERS: list[set[str]] = [
-    {"config", "models", "logs", "redaction", "fsutil", "sqlite_commits", "background"},
+    {"config", "models", "logs", "redaction", "fsutil", "sqlite_commits", "background", "terminal"},
     {"store"},
     {"cache", "events", "budgets"},
     {"planning", "providers"},
