@@ -9,8 +9,13 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
+from sheen_pipeline.events.runtime import dispatcher_for, stop_dispatchers
 from sheen_pipeline.redaction import REDACTED, redact, redact_credentials
+from sheen_pipeline.service import BuildService
 from tests.support.builds import build
+from tests.support.receiver import Receiver
+from tests.support.waiting import wait_for
+from tests.support.webhooks import SECRET as WEBHOOK_SECRET
 
 PEM_BODY = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun"
 # (how it is typed, the secret that must never be stored)
@@ -51,14 +56,32 @@ def test_ordinary_prompts_are_left_alone(content: str) -> None:
     assert redact_credentials(content) == content
 
 
-def test_no_secret_form_is_stored_anywhere_a_build_keeps_its_prompt(
-    sheen_home: Path, instance: DagsterInstance, tmp_path: Path
+def test_no_secret_form_is_stored_or_sent_anywhere_a_build_keeps_its_prompt(
+    sheen_home: Path, instance: DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     typed = "\n".join(form for form, _ in SECRET_FORMS)
-    outcome, _ = build(instance, prompt=f"a landing page for Blue Fern Coffee; settings:\n{typed}")
+    monkeypatch.setenv("SHEEN_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    with Receiver() as receiver:
+        monkeypatch.setenv("SHEEN_WEBHOOK_URL", receiver.url)
+        try:
+            service = BuildService.from_env()
+            prompt = f"a landing page for Blue Fern Coffee; settings:\n{typed}"
+            outcome, _ = build(instance, service, prompt=prompt)
+            dispatcher = dispatcher_for(service.settings, service.events)
+
+            def completed_sent() -> bool:
+                dispatcher.drain(2)
+                return any(b"build_completed" in r.body for r in receiver.accepted())
+
+            wait_for(completed_sent, 30, "the build's webhooks")
+        finally:
+            stop_dispatchers()
     assert outcome.status == "succeeded", outcome.error
     stored = [p for p in tmp_path.rglob("*") if p.is_file()]  # app database, Dagster's storage
     assert any(p.name == "sheen.db" for p in stored) and len(stored) > 3
+    sent = [r.body for r in receiver.accepted()]
+    assert any(b"Blue Fern Coffee" in body for body in sent)  # the prompt went out, redacted
     for _, secret in SECRET_FORMS:
         holding = [p.name for p in stored if secret.encode() in p.read_bytes()]
         assert holding == [], f"{secret!r} stored in {holding}"
+        assert not [body for body in sent if secret.encode() in body]
