@@ -60,6 +60,8 @@ def build_npm(
 ) -> tuple[list[FileArtifact], list[CommandOutput]]:
     source = read_tree(workspace, skip=BUILD_TOOL_FOLDERS).files
     declared = check_manifests(source, registry.url)
+    for left in workspace.parent.glob(f"{workspace.name}.sandbox-*"):  # from a killed process
+        shutil.rmtree(left)
     scratch = workspace.parent / f"{workspace.name}.sandbox-{uuid.uuid4().hex[:12]}"
     write_new_tree(scratch, source)
     (scratch / ".home").mkdir()
