@@ -39,9 +39,11 @@ run: install
 	$(BIN)/sheen build "$$PROMPT"
 	$(BIN)/sheen serve
 
-## test: lint, type check and the whole test suite
+## test: lint, type check and the whole test suite, TEST_WORKERS (4) test processes at a time
+## (tests mostly wait on builds, servers and subprocesses, so more processes than cores pay)
+TEST_WORKERS ?= 4
 test: lint sandbox browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 lint: install
 	$(BIN)/ruff check sheen_pipeline tests

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,10 +37,21 @@ def service(sheen_home: Path) -> BuildService:
     return BuildService.from_env()
 
 
+@pytest.fixture(scope="session")
+def dagster_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Dagster instance folder with its storage created and migrated once per test process;
+    each test starts from a copy (migrating anew costs about 2 s, copying 0.1 s)."""
+    folder = tmp_path_factory.mktemp("dagster-template")
+    with instance_for_test(temp_dir=str(folder)) as template:
+        template.get_runs(limit=1)
+        template.schedule_storage.all_instigator_state()  # type: ignore[union-attr]
+    return folder
+
+
 @pytest.fixture
-def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
+def instance(tmp_path: Path, dagster_template: Path) -> Iterator[DagsterInstance]:
     dagster_home = tmp_path / "dagster"
-    dagster_home.mkdir()
+    shutil.copytree(dagster_template, dagster_home)
     with instance_for_test(temp_dir=str(dagster_home)) as test_instance:
         yield test_instance
 

@@ -10,7 +10,9 @@
 It carries one fix of dagster-async-executor 0.0.4: when every ready step waits on a concurrency
 pool claim (more ready tasks than the `llm` pool has slots) or on a delayed retry, the executor
 waited for an event with no time limit although no step was running to send one, and the run
-hung. Here the wait is bounded while steps are parked, so their claims are checked again.
+hung. Here the wait is bounded while steps are parked, so their claims are checked again. The
+upstream report: docs/upstream/dagster-async-executor-pool-claims.md; a test fails when the
+installed version changes, so this is checked again then.
 """
 
 from __future__ import annotations
