@@ -102,7 +102,7 @@ def answers(url: str) -> bool:
 def celery_worker(
     root: Path, name: str, shared: dict[str, str], concurrency: int = 1
 ) -> Iterator[Worker]:
-    """`dagster-celery worker start` as the README runs it, ready once its /healthz answers."""
+    """`dagster-celery worker start` as docs/deployment.md runs it, ready once its /healthz answers."""
     port = free_port()
     env = machine_env(root, name, shared, SHEEN_WORKER_METRICS_PORT=str(port))
     args = [
