@@ -1,0 +1,120 @@
+"""The `sheen` command group and what its commands share: settings checked before anything starts,
+the Dagster home, a build request from arguments, and how a build command ends."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+
+from sheen_pipeline.config import ConfigError, Settings
+from sheen_pipeline.logs import configure_logging
+from sheen_pipeline.models import BuildRequest, InvalidRequest, parse_build_request
+from sheen_pipeline.terminal import echo
+
+if TYPE_CHECKING:
+    from sheen_pipeline.runs.local import BuildOutcome
+
+
+def ensure_dagster_home(settings: Settings) -> None:
+    """Use DAGSTER_HOME when set; else this folder's dagster.yaml; else SHEEN_HOME/dagster.
+    Its storage is initialised once, whichever command comes first."""
+    if not os.environ.get("DAGSTER_HOME"):
+        home = Path.cwd() if Path("dagster.yaml").is_file() else settings.home / "dagster"
+        home.mkdir(parents=True, exist_ok=True)
+        instance_config = home / "dagster.yaml"
+        if not instance_config.exists():
+            instance_config.write_text("telemetry:\n  enabled: false\n")
+        os.environ["DAGSTER_HOME"] = str(home.resolve())
+    _initialise_storage_once(Path(os.environ["DAGSTER_HOME"]))
+
+
+def _initialise_storage_once(home: Path) -> None:
+    """Dagster creates and migrates its storage on first open; two commands doing that at once
+    (`sheen serve` and `sheen build` on a fresh home) left the schedule database with two
+    alembic heads. The first open happens under a lock, and is remembered."""
+    import fcntl
+
+    from dagster import DagsterInstance
+
+    ready = home / ".sheen-storage-ready"
+    if ready.exists():
+        return
+    with open(home / ".sheen-storage.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if ready.exists():
+            return
+        with DagsterInstance.get() as instance:
+            instance.run_storage.get_runs(limit=1)
+            instance.event_log_storage.get_logs_for_run("none", limit=1)
+            instance.schedule_storage.all_instigator_state()  # type: ignore[union-attr]
+        ready.touch()
+
+
+def load_settings() -> Settings:
+    """The settings, checked before anything starts; an error names the variable."""
+    from sheen_pipeline.budgets import load_budgets
+    from sheen_pipeline.providers.pricing import load_prices
+
+    try:
+        settings = Settings.from_env()
+        load_prices(settings.prices)
+        load_budgets(settings.budgets)
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
+    configure_logging(settings.secrets)
+    return settings
+
+
+@click.group()
+def main() -> None:
+    """sheen: turn a prompt into a planned, built and previewed site, on Dagster."""
+
+
+def request_arguments(command: Callable[..., None]) -> Callable[..., None]:
+    """PROMPT and the request options, validated into one BuildRequest argument `request`."""
+
+    def to_request(**values: object) -> None:
+        fields = {name: values.pop(name) for name in BuildRequest.model_fields}
+        try:
+            request = parse_build_request(**fields)
+        except InvalidRequest as error:
+            raise click.UsageError(f"invalid build request: {error}") from None
+        command(request=request, **values)
+
+    functools.update_wrapper(to_request, command)  # name, help, and options declared below
+    for name, field in reversed(BuildRequest.model_fields.items()):
+        if field.is_required():
+            to_request = click.argument(name)(to_request)
+            continue
+        choices = BuildRequest.choices(name)
+        to_request = click.option(
+            "--" + name.replace("_", "-"),
+            type=click.Choice(choices) if choices else str,
+            default=field.default,
+            show_default=field.default is not None,
+            help=field.description,
+        )(to_request)
+    return to_request
+
+
+def finish(outcome: BuildOutcome, report: Callable[[str], None], as_json: bool) -> NoReturn:
+    """Last lines and exit code: 0 succeeded, 3 waiting for approval, 4 blocked, 1 failed."""
+    if outcome.status == "succeeded":
+        report(f"build {outcome.build_id} succeeded: {len(outcome.files)} files")
+        report(f"preview: {outcome.preview_url}")
+    elif outcome.status == "awaiting_approval":
+        report(f"build {outcome.build_id} awaits approval: sheen approve {outcome.build_id}")
+    elif outcome.status == "blocked":
+        report(f"build {outcome.build_id} is blocked: {outcome.error}")
+    else:
+        report(f"build {outcome.build_id} failed: {outcome.error}")
+    if as_json:
+        echo(json.dumps(outcome.as_json()))
+    sys.exit({"succeeded": 0, "awaiting_approval": 3, "blocked": 4}.get(outcome.status, 1))
