@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {"cache", "events", "budgets"},
     {"planning", "providers"},
     {"execution", "build", "deploy", "checks"},
-    {"service", "approval", "costs", "promotion", "health", "metrics"},
+    {"service", "approval", "costs", "promotion", "health", "metrics", "steps"},
     {"liveness"},
     {"runs"},
     {"defs"},

@@ -60,12 +60,14 @@ def test_the_build_stops_cleanly_at_its_time_limit(
     instance: DagsterInstance, sheen_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:ProbeOfflineProvider")
-    monkeypatch.setenv("SHEEN_TEST_TASK_SLEEP_S", "0.6")  # five tasks cannot fit in 2 s
-    monkeypatch.setenv("SHEEN_BUILD_TIMEOUT_S", "2")
+    # Three levels of 1.5 s tasks cannot fit in 4 s; the first level does, with room to spare
+    # on a machine busy with other tests.
+    monkeypatch.setenv("SHEEN_TEST_TASK_SLEEP_S", "1.5")
+    monkeypatch.setenv("SHEEN_BUILD_TIMEOUT_S", "4")
     service = BuildService.from_env()
     outcome, _ = build(instance, service)
     assert outcome.status == "failed"
-    assert outcome.error is not None and "ran out of its 2s limit" in outcome.error
+    assert outcome.error is not None and "ran out of its 4s limit" in outcome.error
     events = events_of(service, outcome.build_id)
     assert events[-1].type is EventType.BUILD_FAILED
     completed = [e for e in events if e.type is EventType.TASK_COMPLETED]

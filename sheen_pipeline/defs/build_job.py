@@ -30,25 +30,20 @@ from dagster import (
     op,
 )
 
-from sheen_pipeline.approval import check_may_run
+from sheen_pipeline import steps
 from sheen_pipeline.checks.repair import failure_lines
 from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.executor import build_executor
 from sheen_pipeline.defs.metadata import check_evaluation, cost_metadata, preview_metadata
 from sheen_pipeline.defs.resources import BuildServiceResource, pipeline_resources
-from sheen_pipeline.logs import log_context
 from sheen_pipeline.models import Deployed, Plan, TaskResult
-from sheen_pipeline.redaction import redact
 from sheen_pipeline.runs.names import build_job_name, dagster_name, id_from_dagster_name
 from sheen_pipeline.runs.pools import LLM_POOL
 from sheen_pipeline.runs.tags import build_tags
-from sheen_pipeline.service import BuildService, BuildSummary, is_transient
+from sheen_pipeline.service import BuildService, BuildSummary
+from sheen_pipeline.steps import StepFailed, StepRun
 
 ROUND_SUFFIX = re.compile(r"_(\d+)$")
-
-
-class TransientStepError(RuntimeError):
-    """A step failure worth retrying (the task's retry policy does); its message is redacted."""
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -63,33 +58,25 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 @contextmanager
 def build_step(
-    context: OpExecutionContext, service: BuildService, plan: Plan, step: str
+    context: OpExecutionContext, service: BuildService, plan: Plan, label: str
 ) -> Iterator[bool]:
-    """One step of the build (sync or async op); yields whether the step has retries left. A
-    transient error with retries left is raised for the retry policy; any other failure is
-    recorded on the build (build_failed) and raised as a Failure that is not retried. Error text
-    is redacted before Dagster stores it."""
-    retries_left = context.retry_number < service.settings.task_retries
-    ids = {"build_id": plan.build_id, "run_id": context.run_id, "step": context.op_handle.name}
-    with log_context(**ids):
-        try:
-            check_may_run(service, plan.build_id)
-            service.start_run(plan.build_id, context.run_id)
-            service.check_time_left(plan.build_id)
+    """steps.build_step, mapped onto Dagster: a StepRetry is left to the retry policy, a
+    StepFailed becomes a Failure that is not retried, carrying what the build spent."""
+    step = StepRun(
+        plan.build_id, context.run_id, context.op_handle.name, label, context.retry_number
+    )
+    try:
+        with steps.build_step(service, step) as retries_left:
             yield retries_left
-        except Exception as error:
-            message = redact(str(error), service.settings.secrets)
-            if retries_left and is_transient(error):
-                raise TransientStepError(message) from None
-            spent = service.fail(plan.build_id, f"{step} failed: {message}")
-            raise Failure(
-                description=f"{step} failed: {message}",
-                metadata={
-                    "cost_usd": cost_metadata(spent.cost_usd),
-                    "total_tokens": spent.total_tokens,
-                },
-                allow_retries=False,
-            ) from None
+    except StepFailed as failed:
+        raise Failure(
+            description=str(failed),
+            metadata={
+                "cost_usd": cost_metadata(failed.spent.cost_usd),
+                "total_tokens": failed.spent.total_tokens,
+            },
+            allow_retries=False,
+        ) from None
 
 
 @op(
