@@ -121,9 +121,9 @@ def _utf8(prefix: str, name: str) -> str:
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
-        raw = os.fsencode(name)
+        raw = os.fsencode(prefix + name)
         raise UnreadableName(
-            f"the file name {prefix}{raw!r} is not UTF-8: rename it (only UTF-8 names can be "
+            f"the file name {raw!r} is not UTF-8: rename it (only UTF-8 names can be "
             "served and stored)"
         ) from None
     return name

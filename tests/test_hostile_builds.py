@@ -364,3 +364,29 @@ def test_a_file_name_that_is_not_utf8_fails_the_build_saying_so(tmp_path: Path) 
             NpmRegistry(tmp_path / "npm-cache"),
         )
     assert not list(workspace.parent.glob("*.sandbox-*"))  # its folder deleted all the same
+
+
+def test_links_and_special_files_in_the_output_are_left_out_and_said(tmp_path: Path) -> None:
+    writes = node_script(
+        "const fs=require('fs'),cp=require('child_process');fs.mkdirSync('dist');"
+        "fs.writeFileSync('dist/index.html','ok');fs.writeFileSync('dist/a.txt','a');"
+        "fs.linkSync('dist/a.txt','dist/b.txt');fs.symlinkSync('/etc/passwd','dist/passwd');"
+        "cp.execSync('mkfifo dist/pipe');"
+    )
+    files, outputs = build_npm(
+        npm_project(tmp_path, "links", writes),
+        tmp_path / "dist",
+        60,
+        FileLimits(),
+        Sandbox(SandboxSettings()),
+        NpmRegistry(tmp_path / "npm-cache"),
+    )
+    assert [f.path for f in files] == ["index.html"]
+    assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == ["index.html"]
+    (said,) = [o for o in outputs if o.command == "left out of dist/"]
+    assert said.output.splitlines() == [
+        "a.txt (a hard link)",
+        "b.txt (a hard link)",
+        "passwd (not a regular file)",
+        "pipe (not a regular file)",
+    ]

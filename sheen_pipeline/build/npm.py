@@ -19,7 +19,7 @@ from sheen_pipeline.build.registry import BRIDGE_NAME, SOCKET_NAME, registry_soc
 from sheen_pipeline.build.sandbox import WORKSPACE, Bind, CommandOutput, Sandbox
 from sheen_pipeline.build.static import BuildError
 from sheen_pipeline.config import DEFAULT_NPM_REGISTRY, FileLimits
-from sheen_pipeline.fsutil import read_tree, swap_in, write_new_tree
+from sheen_pipeline.fsutil import Tree, read_tree, swap_in, write_new_tree
 from sheen_pipeline.models import BUILD_TOOL_FOLDERS, FileArtifact
 
 OUTPUT_FOLDERS = ("dist", "build", "out")
@@ -76,7 +76,9 @@ def build_npm(
         for name in OUTPUT_FOLDERS:
             site = _site(scratch / name, limits)
             if site is not None:
-                return swap_in(dist, site), outputs
+                if site.left_out:  # links and special files are never deployed: say so
+                    outputs.append(CommandOutput(f"left out of {name}/", "\n".join(site.left_out)))
+                return swap_in(dist, site.files), outputs
     finally:
         shutil.rmtree(scratch)  # descriptor-based: never follows a link the build left
     raise BuildError(f"`npm run build` wrote no index.html into {', '.join(OUTPUT_FOLDERS)}")
@@ -109,10 +111,10 @@ def run_with_registry(
         )
 
 
-def _site(folder: Path, limits: FileLimits) -> dict[str, bytes] | None:
+def _site(folder: Path, limits: FileLimits) -> Tree | None:
     """The folder's files when it is a real folder (not a link) with an index.html."""
     try:
-        files = read_tree(folder, limits).files
+        tree = read_tree(folder, limits)
     except OSError:
         return None
-    return files if "index.html" in files else None
+    return tree if "index.html" in tree.files else None
