@@ -12,12 +12,13 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from sheen_pipeline.models import BuildRequest, Plan, TaskType
 from sheen_pipeline.providers.offline import OfflineProvider
 from sheen_pipeline.providers.schemas import DependenciesSpec, FilesSpec, PlanSpec, TaskSpec
+from tests.support.server import LoopbackHTTPServer
 
 
 @dataclass
@@ -371,23 +372,20 @@ class PromptCache:
         return Usage(total - read - write, tokens(answer), cache_write=write, cache_read=read)
 
 
-class FakeLLMServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class FakeLLMServer(LoopbackHTTPServer):
     def __init__(
         self,
         wire: AnthropicWire | OpenAIWire,
         default: Responder = offline_answer,
         prompt_cache: PromptCache | None = None,
     ) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.wire = wire
         self.default = default
         self.prompt_cache = prompt_cache
         self.script: deque[Responder] = deque()
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hung up (a test's timeout) is expected; anything else is reported."""
@@ -412,11 +410,3 @@ class FakeLLMServer(ThreadingHTTPServer):
         for reply in replies:
             self.script.append(reply if callable(reply) else (lambda _r, reply=reply: reply))
         return self
-
-    def __enter__(self) -> FakeLLMServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()

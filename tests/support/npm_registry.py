@@ -8,20 +8,18 @@ import hashlib
 import io
 import json
 import tarfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.support.server import LoopbackHTTPServer
 
-class LocalRegistry(ThreadingHTTPServer):
-    daemon_threads = True
 
+class LocalRegistry(LoopbackHTTPServer):
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.packuments: dict[str, dict[str, Any]] = {}
         self.tarballs: dict[str, bytes] = {}
         self.requested: list[str] = []
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
@@ -47,14 +45,6 @@ class LocalRegistry(ThreadingHTTPServer):
             },
         }
         return tarball
-
-    def __enter__(self) -> LocalRegistry:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
 
 
 def _tarball(files: dict[str, str]) -> bytes:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.server import LoopbackHTTPServer
 
 
 @dataclass
@@ -16,18 +18,15 @@ class Received:
     status: int
 
 
-class Receiver(ThreadingHTTPServer):
+class Receiver(LoopbackHTTPServer):
     """`behave(n)` is called with the 1-based request number and returns the status to answer;
     it may sleep or block first."""
 
-    daemon_threads = True
-
     def __init__(self, behave: Callable[[int], int] = lambda n: 200) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.behave = behave
         self.received: list[Received] = []
         self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
@@ -36,14 +35,6 @@ class Receiver(ThreadingHTTPServer):
     def accepted(self) -> list[Received]:
         with self.lock:
             return [r for r in self.received if r.status == 200]
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -1,4 +1,5 @@
-"""Run an ASGI app with uvicorn on a loopback port, in a thread, for the length of a test."""
+"""Servers on a loopback port, in a thread, for the length of a test: an ASGI app with uvicorn, or
+a plain `http.server` handler (LoopbackHTTPServer)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
 
 import uvicorn
 
@@ -33,3 +35,21 @@ def serving(app: Any, **config: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """A handler served on a free loopback port from `with` to its end, in a daemon thread."""
+
+    daemon_threads = True
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
