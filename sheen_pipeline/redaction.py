@@ -63,7 +63,7 @@ _CREDENTIALS = [
     re.compile(r"\bAIza[0-9A-Za-z_\-]{35}"),  # Google API keys
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-~+/]{8,}=*"),  # bearer tokens
     *(pattern for detector in _DETECTORS for pattern in detector.denylist),
-    re.compile(rf"(?i)(\w*(?:{_KEYWORDS})\w*[\"']?\s*(?::=|=>|[=:])\s*[\"'`]?)[^\s,;'\"`]{{4,}}"),
+    re.compile(rf"(?i)(\b\w*(?:{_KEYWORDS})\w*[\"']?\s*(?::=|=>|[=:])\s*[\"'`]?)[^\s,;'\"`]{{4,}}"),
 ]
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")
 
