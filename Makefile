@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-export DAGSTER_HOME ?= $(CURDIR)
+export DAGSTER_HOME ?= $(CURDIR)/.dagster
 export SHEEN_HOME ?= $(CURDIR)/.sheen
 export PROMPT ?= a landing page for Blue Fern Coffee in Portland, with a signup form and a menu
 
@@ -76,4 +76,4 @@ loadtest: install
 	$(BIN)/python -m tests.bench.loadtest --builds $(BUILDS) --latency $(LATENCY)
 
 clean:
-	rm -rf $(VENV) .tools .sheen storage history schedules logs .logs_queue .nux .telemetry event_log.db* .sheen-storage-ready .sheen-storage.lock
+	rm -rf $(VENV) .tools .sheen .dagster

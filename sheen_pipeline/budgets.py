@@ -4,97 +4,28 @@
 becomes a ledger entry of the exact cost, in one transaction, so concurrent builds of one user
 cannot overshoot together.
 
-SHEEN_BUDGETS is JSON, limits in USD:
-    {"default": {"user": {"day": 5}, "project": {"month": 100}},
-     "users": {"ann": {"day": 1}}, "projects": {"coffee": {"day": 20}}}
-A user or project named under "users"/"projects" has those limits instead of the default ones.
+The limits are SHEEN_BUDGETS (config/budget_limits.py), read when the settings load.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 
-from sheen_pipeline.config import ConfigError
+from sheen_pipeline.config.budget_limits import Budget, Budgets
 from sheen_pipeline.models import TokenUsage
 from sheen_pipeline.store.ledger import Entry, from_nano, ledger_row, to_nano
 from sheen_pipeline.store.locks import advisory_lock, file_lock
 from sheen_pipeline.store.tables import budget_reservations, provider_calls
 
-SCOPES = ("user", "project")
-PERIODS = ("day", "month")
 RESERVATION_TTL = timedelta(hours=1)  # a reservation of a process that died stops counting
-
-
-@dataclass(frozen=True)
-class Budget:
-    scope: str  # user | project
-    owner: str
-    period: str  # day | month
-    limit_usd: Decimal
-
-    @property
-    def name(self) -> str:
-        return f"{self.scope} {self.owner} per {self.period}"
-
-    def period_start(self, now: datetime) -> datetime:
-        day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        return day if self.period == "day" else day.replace(day=1)
-
-
-@dataclass(frozen=True)
-class Budgets:
-    default: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)
-    specific: Mapping[str, Mapping[str, Mapping[str, Decimal]]] = field(default_factory=dict)
-
-    def for_owner(self, project_id: str, user_id: str) -> list[Budget]:
-        found = []
-        for scope, owner in (("user", user_id), ("project", project_id)):
-            limits = self.specific.get(scope, {}).get(owner, self.default.get(scope, {}))
-            found += [Budget(scope, owner, period, limit) for period, limit in limits.items()]
-        return found
-
-    def __bool__(self) -> bool:
-        return bool(self.default or self.specific)
-
-
-def _limits(value: object, where: str) -> dict[str, Decimal]:
-    if not isinstance(value, dict) or not set(value) <= set(PERIODS):
-        raise ConfigError(f"SHEEN_BUDGETS: {where} must map 'day' and/or 'month' to USD")
-    limits = {period: Decimal(str(limit)) for period, limit in value.items()}
-    if any(limit < 0 for limit in limits.values()):
-        raise ConfigError(f"SHEEN_BUDGETS: {where} has a negative limit")
-    return limits
-
-
-def load_budgets(text: str) -> Budgets:
-    """Parse SHEEN_BUDGETS; an error names what is wrong."""
-    if not text.strip():
-        return Budgets()
-    try:
-        table = json.loads(text)
-    except ValueError as error:
-        raise ConfigError(f"SHEEN_BUDGETS is not JSON: {error}") from None
-    if not isinstance(table, dict) or not set(table) <= {"default", "users", "projects"}:
-        raise ConfigError("SHEEN_BUDGETS: use the keys 'default', 'users' and 'projects'")
-    default = table.get("default", {})
-    if not isinstance(default, dict) or not set(default) <= set(SCOPES):
-        raise ConfigError("SHEEN_BUDGETS: 'default' must map 'user' and/or 'project' to limits")
-    specific: dict[str, dict[str, dict[str, Decimal]]] = {}
-    for scope in SCOPES:
-        owners = table.get(f"{scope}s", {})
-        if not isinstance(owners, dict):
-            raise ConfigError(f"SHEEN_BUDGETS: '{scope}s' must map ids to limits")
-        specific[scope] = {owner: _limits(v, f"{scope} {owner}") for owner, v in owners.items()}
-    return Budgets({s: _limits(v, f"default {s}") for s, v in default.items()}, specific)
 
 
 class BudgetExceeded(RuntimeError):

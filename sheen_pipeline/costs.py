@@ -12,7 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sheen_pipeline.providers.pricing import MILLION, Price
+from sheen_pipeline.config.prices import Price
+from sheen_pipeline.providers.pricing import MILLION
 from sheen_pipeline.store.builds import BuildStatus, BuildStore
 from sheen_pipeline.store.ledger import Entry, Ledger
 

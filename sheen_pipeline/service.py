@@ -19,7 +19,7 @@ from statistics import median as median_of
 
 from anyio import to_thread
 
-from sheen_pipeline.budgets import BudgetBook, BudgetExceeded, Payer, load_budgets, paying
+from sheen_pipeline.budgets import BudgetBook, BudgetExceeded, Payer, paying
 from sheen_pipeline.build.npm import NpmRegistry, build_npm, is_npm_project
 from sheen_pipeline.build.sandbox import CommandFailed, Sandbox
 from sheen_pipeline.build.static import BuildError, build_static
@@ -80,7 +80,6 @@ from sheen_pipeline.planning.planner import (
 from sheen_pipeline.providers import select_provider
 from sheen_pipeline.providers.base import PlanDraft, Provider, ProviderError
 from sheen_pipeline.providers.offline.brief import read_brief
-from sheen_pipeline.providers.pricing import load_prices
 from sheen_pipeline.redaction import redact
 from sheen_pipeline.store.builds import BuildStatus, BuildStore, UnknownBuild
 from sheen_pipeline.store.deployments import DeploymentStore
@@ -141,7 +140,7 @@ class BuildService:
         self.store = BuildStore(settings.database_url)
         self.requests = RequestStore(settings.database_url)
         self.ledger = Ledger(settings.database_url)
-        self.budgets = BudgetBook(self.store.engine, load_budgets(settings.budgets))
+        self.budgets = BudgetBook(self.store.engine, settings.budgets)
         self.events = event_log(settings)
         self.cache = ResultCache(self.store.engine, settings.result_cache_ttl_s)
         self.deployments = DeploymentStore(settings.database_url)
@@ -601,8 +600,7 @@ class BuildService:
 
     def cost_report(self, since: datetime, until: datetime) -> CostReport:
         """What every priced piece of work in [since, until) cost, and the builds that ended."""
-        prices = load_prices(self.settings.prices)
-        return cost_report(self.ledger, self.store, prices, since, until)
+        return cost_report(self.ledger, self.store, self.settings.prices, since, until)
 
     def fail_build_or_request(self, build_id: str, request_id: str | None, reason: str) -> None:
         """A run failed for good: fail its build, or its request when it failed before the build

@@ -18,13 +18,12 @@ from dagster import DagsterInstance
 from sheen_pipeline.budgets import (
     BudgetBook,
     BudgetExceeded,
-    Budgets,
     Payer,
-    load_budgets,
     paying,
     spent_or_reserved,
 )
 from sheen_pipeline.config import ConfigError, Settings
+from sheen_pipeline.config.budget_limits import Budgets, load_budgets
 from sheen_pipeline.events.types import EventType
 from sheen_pipeline.models import parse_build_request
 from sheen_pipeline.providers import select_provider
@@ -75,9 +74,9 @@ def test_budgets_read_defaults_and_specific_limits() -> None:
         ('{"default": {"user": {"day": -1}}}', "negative"),
     ],
 )
-def test_a_bad_budget_table_is_refused_naming_the_problem(text: str, named: str) -> None:
-    with pytest.raises(ConfigError, match=named):
-        load_budgets(text)
+def test_a_bad_budget_table_is_refused_at_load_naming_the_problem(text: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=f"SHEEN_BUDGETS.*{named}"):
+        Settings.from_env({"SHEEN_BUDGETS": text})
 
 
 def test_racing_reservations_never_overshoot(database_url: str) -> None:

@@ -15,7 +15,6 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from sheen_pipeline.cli import main
 from sheen_pipeline.defs.costs import DAILY_COSTS, daily_costs
-from sheen_pipeline.defs.resources import build_service_resource
 from tests.providers.conftest import llm_env
 from tests.support.builds import build
 from tests.support.fake_llm import (
@@ -26,6 +25,7 @@ from tests.support.fake_llm import (
     Usage,
     offline_answer,
 )
+from tests.support.sensors import resources
 
 CALL_USD = Decimal("0.0105")  # every fake answer: 1000 input, 500 output tokens at $3 / $15 per M
 
@@ -58,7 +58,7 @@ def test_the_daily_asset_and_sheen_costs_sum_every_paid_call(
         [daily_costs],
         partition_key=today,
         instance=instance,
-        resources={"sheen": build_service_resource()},
+        resources=resources(),
     )
     (materialization,) = result.asset_materializations_for_node(daily_costs.op.name)
     assert materialization.asset_key == DAILY_COSTS

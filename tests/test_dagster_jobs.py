@@ -17,6 +17,7 @@ from dagster._core.execution.api import create_execution_plan, execute_run
 from sqlalchemy import insert
 
 from sheen_pipeline.checks.results import BLOCKING, CHECKS
+from sheen_pipeline.config import Settings
 from sheen_pipeline.defs import sheen
 from sheen_pipeline.defs.build_job import make_build_job
 from sheen_pipeline.defs.plan_job import plan_build
@@ -108,14 +109,16 @@ def test_job_graph_matches_the_plan(service: BuildService, instance: DagsterInst
     outcome, _ = build(instance, service)
     plan = service.store.get_plan(outcome.build_id)
     assert plan is not None
-    job = make_build_job(plan)
+    job = make_build_job(plan, Settings.from_env())
     execution_plan = create_execution_plan(job)
     for task in plan.tasks:
         step = execution_plan.get_step_by_key(task.id)
         assert set(step.get_execution_dependency_keys()) == set(task.input.dependencies)
     build_step = execution_plan.get_step_by_key("build_site")
     assert set(build_step.get_execution_dependency_keys()) == TASKS
-    assert make_build_job(plan).get_job_snapshot_id() == job.get_job_snapshot_id()
+    assert (
+        make_build_job(plan, Settings.from_env()).get_job_snapshot_id() == job.get_job_snapshot_id()
+    )
 
 
 def test_repository_serves_stored_plans_lazily(
@@ -145,7 +148,7 @@ def test_the_code_location_declares_each_projects_preview_checks(
     service: BuildService, instance: DagsterInstance
 ) -> None:
     build(instance, service, project_id="fern")
-    repository = SheenRepositoryData()
+    repository = SheenRepositoryData(Settings.from_env)
     preview = AssetKey(["sheen", "fern", "preview"])
     assert {preview, AssetKey(["sheen", "fern", "production"])} <= set(
         repository.get_assets_defs_by_key()
@@ -162,10 +165,10 @@ def test_repository_lists_only_the_newest_builds_but_loads_any_by_name(
     monkeypatch.setenv("SHEEN_UI_JOB_WINDOW", "3")
     build_ids = [f"old{number}" for number in range(6)]
     store_offline_plans(service.store, build_ids)
-    listed = set(SheenRepositoryData().get_job_names()) - STATIC_JOBS
+    listed = set(SheenRepositoryData(Settings.from_env).get_job_names()) - STATIC_JOBS
     assert listed == {build_job_name(build_id) for build_id in build_ids[-3:]}
     oldest = build_job_name(build_ids[0])
-    assert SheenRepositoryData().get_job(oldest).name == oldest
+    assert SheenRepositoryData(Settings.from_env).get_job(oldest).name == oldest
 
 
 def test_plan_build_queues_the_build_run_with_the_plan_runs_origin(
@@ -305,7 +308,7 @@ def test_a_plan_that_cannot_become_a_job_leaves_the_code_location_loading(
                 build_id=broken, plan_json='{"build_id": "c2a-b0000"}', created_at=datetime.now(UTC)
             )
         )
-    repository = SheenRepositoryData()
+    repository = SheenRepositoryData(Settings.from_env)
     names = {job.name for job in repository.get_all_jobs()}
     assert names == {*STATIC_JOBS, f"build_{outcome.build_id}"}
     assert any("plan_skipped" in r.message and broken in r.message for r in caplog.records)

@@ -21,6 +21,7 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
     QueuedRunCoordinatorDaemon,
 )
 
+from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.build_job import make_build_job
 from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.models import parse_build_request
@@ -81,7 +82,7 @@ def test_the_jobs_carry_the_queue_tags(sheen_home: Path) -> None:
     request = parse_build_request(prompt="a blog about tea")
     plan = make_plan(request, "b1", OfflineProvider(), LadderPolicy()).plan
     assert PLAN_RUN_TAGS.items() <= plan_build.tags.items()
-    assert BUILD_RUN_TAGS.items() <= make_build_job(plan).tags.items()
+    assert BUILD_RUN_TAGS.items() <= make_build_job(plan, Settings.from_env()).tags.items()
     assert int(BUILD_RUN_TAGS["dagster/priority"]) > int(plan_build.tags.get("dagster/priority", 0))
 
 

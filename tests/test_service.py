@@ -14,6 +14,7 @@ from dagster import DagsterInstance, InitResourceContext
 from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.resources import BuildServiceResource
+from sheen_pipeline.defs.settings import SettingsResource
 from sheen_pipeline.events.types import EventType
 from sheen_pipeline.models import Plan, Task, TaskResult, TokenUsage, parse_build_request
 from sheen_pipeline.providers.base import GeneratedFiles, ProviderError
@@ -91,7 +92,7 @@ class RefusingServiceResource(BuildServiceResource):
     """The resource with a fake provider handed to the service it makes."""
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        self._service = BuildService(self.settings(), provider=RefusingProvider())
+        self._service = BuildService(self.settings.get(), provider=RefusingProvider())
 
 
 def test_ops_use_the_provider_of_an_overridden_resource(
@@ -105,7 +106,7 @@ def test_ops_use_the_provider_of_an_overridden_resource(
             }
         },
         instance=instance,
-        resources={"sheen": RefusingServiceResource()},
+        resources={"sheen": RefusingServiceResource(settings=SettingsResource())},
     )
     assert result.success
     plan = BuildService.from_env().store.get_plan("bsvc3")

@@ -11,7 +11,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from sheen_pipeline.api.auth import read_token
-from sheen_pipeline.budgets import BudgetBook, load_budgets
+from sheen_pipeline.budgets import BudgetBook
 from sheen_pipeline.config import Settings
 from sheen_pipeline.events.signing import SignatureError, verify_webhook
 from sheen_pipeline.logs import get_logger
@@ -49,7 +49,7 @@ def make_ingress(settings: Settings) -> Callable[[Request], Awaitable[JSONRespon
     """Valid requests become rows of build_requests; the build_requests_sensor starts them."""
     requests = RequestStore(settings.database_url)
     engine = engine_for(settings.database_url)
-    budgets = BudgetBook(engine, load_budgets(settings.budgets))
+    budgets = BudgetBook(engine, settings.budgets)
 
     async def create_build(request: Request) -> JSONResponse:
         if not settings.ingress_secret:

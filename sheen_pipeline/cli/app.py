@@ -22,17 +22,28 @@ if TYPE_CHECKING:
     from sheen_pipeline.runs.local import BuildOutcome
 
 
+DEFAULT_DAGSTER_HOME = Path(".dagster")
+PROJECT_INSTANCE_CONFIG = Path("dagster.yaml")
+
+
 def ensure_dagster_home(settings: Settings) -> None:
-    """Use DAGSTER_HOME when set; else this folder's dagster.yaml; else SHEEN_HOME/dagster.
+    """DAGSTER_HOME when set; else .dagster/ in a checkout (a folder with dagster.yaml), else
+    SHEEN_HOME/dagster. The instance's files stay out of the source: .dagster/ gets the
+    checkout's dagster.yaml, kept in step with it; another home without one gets a minimal one.
     Its storage is initialised once, whichever command comes first."""
-    if not os.environ.get("DAGSTER_HOME"):
-        home = Path.cwd() if Path("dagster.yaml").is_file() else settings.home / "dagster"
-        home.mkdir(parents=True, exist_ok=True)
-        instance_config = home / "dagster.yaml"
-        if not instance_config.exists():
-            instance_config.write_text("telemetry:\n  enabled: false\n")
-        os.environ["DAGSTER_HOME"] = str(home.resolve())
-    _initialise_storage_once(Path(os.environ["DAGSTER_HOME"]))
+    in_checkout = PROJECT_INSTANCE_CONFIG.is_file()
+    fallback = DEFAULT_DAGSTER_HOME if in_checkout else settings.home / "dagster"
+    home = Path(os.environ.get("DAGSTER_HOME") or fallback).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    instance_config = home / "dagster.yaml"
+    if in_checkout and home == DEFAULT_DAGSTER_HOME.resolve():
+        template = PROJECT_INSTANCE_CONFIG.read_text()
+        if not instance_config.exists() or instance_config.read_text() != template:
+            instance_config.write_text(template)
+    elif not instance_config.exists():
+        instance_config.write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+    _initialise_storage_once(home)
 
 
 def _initialise_storage_once(home: Path) -> None:
@@ -59,13 +70,8 @@ def _initialise_storage_once(home: Path) -> None:
 
 def load_settings() -> Settings:
     """The settings, checked before anything starts; an error names the variable."""
-    from sheen_pipeline.budgets import load_budgets
-    from sheen_pipeline.providers.pricing import load_prices
-
     try:
         settings = Settings.from_env()
-        load_prices(settings.prices)
-        load_budgets(settings.budgets)
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
     configure_logging(settings.secrets)

@@ -54,14 +54,14 @@ def costs(since: str, by: str, as_json: bool) -> None:
     from datetime import UTC
 
     from sheen_pipeline.costs import COLUMNS, by_cost, cells, cost_report
-    from sheen_pipeline.providers.pricing import load_prices
     from sheen_pipeline.store.builds import BuildStore
     from sheen_pipeline.store.ledger import Ledger
 
     settings = load_settings()  # only reads: no service, so no webhook dispatcher starts
     url = settings.database_url
-    prices = load_prices(settings.prices)
-    report = cost_report(Ledger(url), BuildStore(url), prices, _since(since), datetime.now(UTC))
+    report = cost_report(
+        Ledger(url), BuildStore(url), settings.prices, _since(since), datetime.now(UTC)
+    )
     if as_json:
         echo(json.dumps(report.as_json()))
         return

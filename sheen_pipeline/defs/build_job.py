@@ -254,9 +254,10 @@ def _task_dependencies(plan: Plan, policy: RetryPolicy) -> Dependencies:
     return deps
 
 
-def make_build_job(plan: Plan) -> JobDefinition:
-    """A deterministic job from a stored plan: same plan, same job, in every process."""
-    settings = Settings.from_env()
+def make_build_job(plan: Plan, settings: Settings) -> JobDefinition:
+    """A deterministic job from a stored plan: same plan and settings, same job, in every
+    process. `settings` are the code location's (retries, repair rounds and the executor shape
+    the job before any run exists)."""
     dependencies: Dependencies = {
         **_task_dependencies(plan, retry_policy(settings)),
         NodeInvocation("build_site"): {

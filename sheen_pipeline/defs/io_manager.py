@@ -8,7 +8,7 @@ from typing import Any
 
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 
-from sheen_pipeline.config import Settings
+from sheen_pipeline.defs.settings import SettingsResource
 from sheen_pipeline.store.blobs import open_blobs
 from sheen_pipeline.store.builds import engine_for
 from sheen_pipeline.store.step_outputs import StepOutputs
@@ -22,10 +22,13 @@ def _step_outputs(database_url: str, artifact_store: str) -> StepOutputs:
 
 class SharedStepOutputs(ConfigurableIOManager):
     """Outputs are pickled (they are the pipeline's own pydantic models and lists), like
-    Dagster's filesystem and S3 IO managers do, into a store only the pipeline writes."""
+    Dagster's filesystem and S3 IO managers do, into a store only the pipeline writes; where
+    that store is comes from the run's `settings` resource."""
+
+    settings: SettingsResource
 
     def _outputs(self) -> StepOutputs:
-        settings = Settings.from_env()
+        settings = self.settings.get()
         return _step_outputs(settings.database_url, settings.artifact_store)
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:

@@ -3,7 +3,7 @@ sensors, schedules, the resource) plus one lazily built job per stored plan."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 
 from dagster import (
@@ -29,7 +29,7 @@ from sheen_pipeline.defs.maintenance import evict_result_cache, hourly_result_ca
 from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.previews import preview_checks, project_assets
 from sheen_pipeline.defs.promotion import promote_build
-from sheen_pipeline.defs.resources import FIELD_ENV_VARS, pipeline_resources
+from sheen_pipeline.defs.resources import pipeline_resources
 from sheen_pipeline.defs.sensors import (
     build_requests_sensor,
     canceled_run_sensor,
@@ -38,6 +38,7 @@ from sheen_pipeline.defs.sensors import (
     stalled_build_sensor,
     webhook_delivery_sensor,
 )
+from sheen_pipeline.defs.settings import FIELD_ENV_VARS
 from sheen_pipeline.logs import get_logger
 from sheen_pipeline.models import Plan
 from sheen_pipeline.runs.names import build_id_from_job_name
@@ -71,8 +72,12 @@ def static_definitions(project_ids: Sequence[str]) -> RepositoryDefinition:
 class SheenRepositoryData(RepositoryData):
     """Per-build jobs are read from the plan store when asked for, and cached (plans never change)."""
 
-    def __init__(self) -> None:
-        settings = Settings.from_env()
+    def __init__(self, read_settings: Callable[[], Settings]) -> None:
+        """`read_settings`: the code location's settings, read each time they are needed (the
+        process may be asked for jobs of another instance later, as tests do); jobs get them
+        from here, runs from their `settings` resource."""
+        self._read_settings = read_settings
+        settings = read_settings()
         projects = DeploymentStore(settings.database_url).projects(settings.ui_job_window)
         self._definitions = static_definitions(projects)
         self._static: dict[str, JobDefinition] = {
@@ -81,19 +86,19 @@ class SheenRepositoryData(RepositoryData):
         self._built: dict[str, JobDefinition] = {}
 
     def _store(self) -> BuildStore:
-        return BuildStore(Settings.from_env().database_url)
+        return BuildStore(self._read_settings().database_url)
 
     def _job_for(self, plan: Plan) -> JobDefinition:
         job = self._built.get(plan.build_id)
         if job is None:
-            job = self._built[plan.build_id] = make_build_job(plan)
+            job = self._built[plan.build_id] = make_build_job(plan, self._read_settings())
         return job
 
     def get_top_level_resources(self) -> Mapping[str, ResourceDefinition]:
         return self._definitions.get_top_level_resources()
 
     def get_env_vars_by_top_level_resource(self) -> Mapping[str, AbstractSet[str]]:
-        return {"sheen": set(FIELD_ENV_VARS.values())}
+        return {"settings": set(FIELD_ENV_VARS.values())}
 
     def get_all_sensors(self) -> Sequence[SensorDefinition]:
         return self._definitions.sensor_defs
@@ -119,8 +124,8 @@ class SheenRepositoryData(RepositoryData):
     def _recent_build_jobs(self) -> Iterator[JobDefinition]:
         """Only the newest SHEEN_UI_JOB_WINDOW builds' jobs are listed, so loading the code
         location does not grow with every build ever made; `get_job` still finds any build."""
-        settings = Settings.from_env()
-        for build_id, plan_json in self._store().recent_plans(settings.ui_job_window):
+        window = self._read_settings().ui_job_window
+        for build_id, plan_json in self._store().recent_plans(window):
             if (job := self._job_or_none(build_id, plan_json)) is not None:
                 yield job
 
@@ -150,4 +155,4 @@ class SheenRepositoryData(RepositoryData):
 
 @repository(name=REPOSITORY_NAME)  # type: ignore[arg-type]
 def sheen() -> SheenRepositoryData:
-    return SheenRepositoryData()
+    return SheenRepositoryData(Settings.from_env)

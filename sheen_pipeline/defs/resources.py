@@ -1,11 +1,8 @@
-"""The resource ops and sensors are handed: the build service, made once per run (or sensor
-tick) in the resource lifecycle. Its fields override their environment variables; left empty,
-the variables (or their defaults) apply, read when the run starts, in the process that runs it."""
+"""The resources every job of the pipeline is handed: `settings` (the one place runs get
+settings from), the build service ops and sensors use, and the IO manager that keeps step
+outputs in the shared artifact store. Both read the same `settings` resource, so what is set on
+it in the Launchpad reaches the service and the step outputs alike."""
 
-from __future__ import annotations
-
-import os
-from collections.abc import Mapping
 from contextlib import ExitStack
 from typing import Any
 
@@ -14,43 +11,26 @@ from pydantic import PrivateAttr
 
 from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.io_manager import SharedStepOutputs
+from sheen_pipeline.defs.settings import SettingsResource
 from sheen_pipeline.liveness import heartbeat
 from sheen_pipeline.logs import configure_logging
 from sheen_pipeline.runs.tags import BUILD_ID
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import BuildStore
 
-# The variable each field overrides; the UI lists them as the variables the resource reads.
-# The other SHEEN_* variables, and every secret, are read from the environment only, so a secret
-# never appears in run config.
-FIELD_ENV_VARS: Mapping[str, str] = {
-    "home": "SHEEN_HOME",
-    "database_url": "SHEEN_DATABASE_URL",
-    "provider": "SHEEN_PROVIDER",
-    "model": "SHEEN_MODEL",
-    "require_plan_approval": "SHEEN_REQUIRE_PLAN_APPROVAL",
-}
-
 
 class BuildServiceResource(ConfigurableResource):  # type: ignore[type-arg]
-    """An empty field leaves its variable (or the variable's default) in charge."""
+    """The build service, made once per run (or sensor tick) from the `settings` resource; the
+    run that executes a build's steps also keeps the build's heartbeat."""
 
-    home: str = ""
-    database_url: str = ""
-    provider: str = ""
-    model: str = ""
-    require_plan_approval: str = ""
+    settings: SettingsResource
 
     _settings: Settings | None = PrivateAttr(default=None)
     _service: BuildService | None = PrivateAttr(default=None)
     _heartbeat: ExitStack = PrivateAttr(default_factory=ExitStack)
 
-    def settings(self) -> Settings:
-        fields = {FIELD_ENV_VARS[name]: getattr(self, name) for name in FIELD_ENV_VARS}
-        return Settings.from_env({**os.environ, **{k: v for k, v in fields.items() if v}})
-
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        self._settings = self.settings()
+        self._settings = self.settings.get()
         configure_logging(self._settings.secrets)
         run = context.dagster_run
         if run is not None and BUILD_ID in run.tags:  # this process runs the build: say so
@@ -71,13 +51,12 @@ class BuildServiceResource(ConfigurableResource):  # type: ignore[type-arg]
         return self._service
 
 
-def build_service_resource() -> BuildServiceResource:
-    """Not bound to `EnvVar`s: an `EnvVar` fails the run when its variable is unset, and every
-    one of these settings has a default when it is unset."""
-    return BuildServiceResource()
-
-
 def pipeline_resources() -> dict[str, Any]:
-    """What every job of the pipeline is handed: the build service, and step outputs kept in
-    the shared artifact store (a step may run on any machine)."""
-    return {"sheen": build_service_resource(), "io_manager": SharedStepOutputs()}
+    """What every job and sensor of the pipeline is handed. `settings` is configured at launch,
+    and the service and the IO manager read that one resource."""
+    settings = SettingsResource.configure_at_launch()
+    return {
+        "settings": settings,
+        "sheen": BuildServiceResource(settings=settings),
+        "io_manager": SharedStepOutputs(settings=settings),
+    }

@@ -1,6 +1,8 @@
 """Sensors: rows of build_requests become plan_build runs; runs that failed to launch are launched
 again, failed or canceled runs settle their build or request, builds whose process died end
-failed, due webhooks are sent, and stale approvals expire. All are on by default, so `make dev` runs them."""
+failed, pending webhooks are handed to a deliverer, and stale approvals expire. All are on by
+default, so `make dev` runs them. Dagster marks a tick that requested no run as skipped, so each
+sensor says in its skip reason, and in the tick's log, what it did."""
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,13 +23,12 @@ from dagster import (
 from sheen_pipeline.approval import expire_stale
 from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.resources import BuildServiceResource
-from sheen_pipeline.events.runtime import dispatcher_for
+from sheen_pipeline.defs.settings import SettingsResource
+from sheen_pipeline.events.runtime import dispatcher_for, hand_over
 from sheen_pipeline.runs.launch import relaunch
 from sheen_pipeline.runs.requests import BATCH_SIZE, pending_run_requests
 from sheen_pipeline.runs.stalled import end_stalled_builds
 from sheen_pipeline.runs.tags import BUILD_ID, REQUEST_ID
-
-DELIVERY_BUDGET_S = 20.0  # well inside the daemon's 60 s limit on one sensor evaluation
 
 
 @sensor(
@@ -97,29 +98,30 @@ def stalled_build_sensor(
     context: SensorEvaluationContext, sheen: BuildServiceResource
 ) -> SkipReason:
     ended = end_stalled_builds(sheen.service, context.instance)
-    return SkipReason(
-        f"ended {len(ended)} stalled builds: {', '.join(s.build_id for s in ended) or '-'}"
-    )
+    names = ", ".join(s.build_id for s in ended)
+    return _report(context, f"ended {len(ended)} stalled builds: {names or '-'}", bool(ended))
 
 
 @sensor(
     minimum_interval_seconds=5,
     default_status=DefaultSensorStatus.RUNNING,
     description=(
-        "Sends webhook deliveries that are due, whichever process emitted their events, so the "
-        "daemon alone delivers everything; does nothing without SHEEN_WEBHOOK_URL."
+        "Hands pending webhook deliveries, whichever process emitted their events, to a "
+        "background deliverer when no long-running one is alive, so the daemon alone gets "
+        "everything delivered; the tick itself sends nothing. Off without SHEEN_WEBHOOK_URL."
     ),
 )
 def webhook_delivery_sensor(
-    _context: SensorEvaluationContext, sheen: BuildServiceResource
+    context: SensorEvaluationContext, settings: SettingsResource
 ) -> SkipReason:
-    settings = sheen.settings()
-    if not settings.webhooks.enabled:
+    values = settings.get()
+    if not values.webhooks.enabled:
         return SkipReason("webhooks are not configured")
-    dispatcher = dispatcher_for(settings)
-    dispatcher.outbox.mark_deliverer_alive()
-    sent = dispatcher.drain(DELIVERY_BUDGET_S)
-    return SkipReason(f"sent {sent} due webhook deliveries")
+    dispatcher = dispatcher_for(values)
+    pending = dispatcher.counts().get("pending", 0)
+    if hand_over(values, dispatcher):
+        return _report(context, f"handed {pending} pending deliveries to a new deliverer", True)
+    return SkipReason(f"{pending} pending deliveries; a deliverer is alive" if pending else "none")
 
 
 @sensor(
@@ -128,7 +130,17 @@ def webhook_delivery_sensor(
     description="Ends builds whose plan waited for approval longer than SHEEN_PLAN_APPROVAL_TTL_S.",
 )
 def plan_approval_expiry_sensor(
-    _context: SensorEvaluationContext, sheen: BuildServiceResource
+    context: SensorEvaluationContext, sheen: BuildServiceResource
 ) -> SkipReason:
     expired = expire_stale(sheen.service)
-    return SkipReason(f"expired {len(expired)} plans: {', '.join(expired) or '-'}")
+    return _report(
+        context, f"expired {len(expired)} plans: {', '.join(expired) or '-'}", bool(expired)
+    )
+
+
+def _report(context: SensorEvaluationContext, did: str, worked: bool) -> SkipReason:
+    """What a tick did as its skip reason, and in its log (shown with the tick in the UI) when
+    it did something."""
+    if worked:
+        context.log.info(did)
+    return SkipReason(did)

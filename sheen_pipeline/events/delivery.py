@@ -108,6 +108,7 @@ class WebhookDispatcher:
                 attempted, limited = self.deliver_due()
                 due = self.outbox.next_wake_in()
                 if due is None and until_idle:
+                    self.outbox.mark_deliverer_gone()
                     return
             except Exception:  # a database hiccup must not kill the dispatcher
                 log.exception("webhook dispatcher pass failed")

@@ -94,6 +94,12 @@ class Outbox:
         with self._begin() as conn:
             self._set_endpoint(conn, deliverer_seen_at=time.time())
 
+    def mark_deliverer_gone(self) -> None:
+        """Called by a hand-over deliverer that found nothing left: the next events are handed
+        to a new one at once instead of waiting out DELIVERER_ALIVE_S."""
+        with self._begin() as conn:
+            self._set_endpoint(conn, deliverer_seen_at=0.0)
+
     def deliverer_alive(self) -> bool:
         return time.time() - self.health().deliverer_seen_at < DELIVERER_ALIVE_S
 

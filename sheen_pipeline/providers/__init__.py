@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-from dataclasses import replace
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -38,16 +37,15 @@ def select_provider(settings: Settings) -> Provider:
         _announce("Using the offline provider: deterministic, no network, no API key needed.")
         return OfflineProvider()
     if name in ("anthropic", "openai"):
-        from sheen_pipeline.budgets import BudgetBook, Meter, load_budgets
+        from sheen_pipeline.budgets import BudgetBook, Meter
         from sheen_pipeline.providers.llm import LLMProvider
-        from sheen_pipeline.providers.pricing import load_prices
         from sheen_pipeline.store.builds import engine_for
 
         transport = _anthropic(settings) if name == "anthropic" else _openai(settings)
         _announce(f"Using the {name} provider with model {transport.model}.")
-        book = BudgetBook(engine_for(settings.database_url), load_budgets(settings.budgets))
+        book = BudgetBook(engine_for(settings.database_url), settings.budgets)
         meter = Meter(book, transport.name, transport.model)
-        return LLMProvider(transport, load_prices(settings.prices).get(transport.model), meter)
+        return LLMProvider(transport, settings.prices.get(transport.model), meter)
     if ":" in name:
         module_name, _, attribute = name.partition(":")
         try:
@@ -68,7 +66,7 @@ def _anthropic(settings: Settings) -> LLMTransport:
         raise ConfigError("SHEEN_PROVIDER=anthropic needs ANTHROPIC_API_KEY")
     calls = settings.model_calls
     return AnthropicTransport(
-        settings.anthropic_api_key, replace(calls, model=calls.model or DEFAULT_MODEL)
+        settings.anthropic_api_key, calls.model_copy(update={"model": calls.model or DEFAULT_MODEL})
     )
 
 

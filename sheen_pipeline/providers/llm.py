@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from sheen_pipeline.budgets import Meter, Reservation
+from sheen_pipeline.config.prices import Price
 from sheen_pipeline.models import (
     BuildRequest,
     Plan,
@@ -32,7 +33,7 @@ from sheen_pipeline.providers.base import (
 )
 from sheen_pipeline.providers.healing import Completion, Healed, Reask, heal, heal_async
 from sheen_pipeline.providers.partial_json import StreamedTaskReader
-from sheen_pipeline.providers.pricing import MILLION, Price, priced
+from sheen_pipeline.providers.pricing import MILLION, priced
 from sheen_pipeline.providers.prompts import Message, SystemBlock
 from sheen_pipeline.providers.schemas import (
     DependenciesSpec,

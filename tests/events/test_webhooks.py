@@ -136,14 +136,29 @@ def test_reading_events_sends_no_webhook(webhook_env: pytest.MonkeyPatch, tmp_pa
     assert dispatcher_for(settings).counts() == {"pending": 1}
 
 
-def test_the_daemons_sensor_sends_what_any_process_left_pending(
+def test_the_daemons_sensor_hands_what_any_process_left_pending_to_one_deliverer(
     webhook_env: pytest.MonkeyPatch,
 ) -> None:
+    """The tick sends nothing itself (it stays short): it starts a background deliverer, which
+    exits when nothing is left; while a long-running deliverer (`sheen serve`) is alive, a tick
+    starts none."""
     with Receiver() as receiver:
         webhook_env.setenv("SHEEN_WEBHOOK_URL", receiver.url)
-        log = stored_events(Settings.from_env())  # emitted by a process that has since ended
+        settings = Settings.from_env()
+        log = stored_events(settings)  # emitted by a process that has since ended
         emitted = [log.emit("bleft", BuildStarted(prompt=f"site {n}")) for n in range(3)]
         with build_sensor_context(resources=resources()) as context:
-            result = webhook_delivery_sensor(context)
-    assert isinstance(result, SkipReason) and result.skip_message == "sent 3 due webhook deliveries"
-    assert [json.loads(r.body)["id"] for r in receiver.accepted()] == [e.id for e in emitted]
+            first = webhook_delivery_sensor(context)
+        assert isinstance(first, SkipReason)
+        assert first.skip_message == "handed 3 pending deliveries to a new deliverer"
+        outbox = dispatcher_for(settings).outbox
+        wait_for(lambda: len(receiver.accepted()) == 3 or None, 60, "3 deliveries")
+        wait_for(lambda: not outbox.deliverer_alive() or None, 60, "the deliverer to leave")
+        outbox.mark_deliverer_alive()  # as `sheen serve` does
+        log.emit("bleft", BuildStarted(prompt="one more"))
+        with build_sensor_context(resources=resources()) as context:
+            second = webhook_delivery_sensor(context)
+    assert isinstance(second, SkipReason)
+    assert second.skip_message == "1 pending deliveries; a deliverer is alive"
+    ids = [json.loads(r.body)["id"] for r in receiver.accepted()]
+    assert ids[:3] == [e.id for e in emitted]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dagster import DagsterEvent, DagsterInstance, DagsterRun, build_run_status_sensor_context
 
-from sheen_pipeline.defs.resources import build_service_resource
+from sheen_pipeline.defs.resources import BuildServiceResource
 from sheen_pipeline.defs.sensors import failed_run_sensor
+from sheen_pipeline.defs.settings import SettingsResource
 
 
 def resources() -> dict[str, object]:
-    """Made when asked, so it reads the environment the test has set."""
-    return {"sheen": build_service_resource()}
+    """Made when asked, so it reads the environment the test has set: the `settings` resource
+    and the build service reading it, as the code location hands them to sensors and assets."""
+    settings = SettingsResource()
+    return {"settings": settings, "sheen": BuildServiceResource(settings=settings)}
 
 
 def evaluate_failed_run_sensor(
