@@ -23,10 +23,14 @@ def _digest(value: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
-def task_fingerprint(task: Task, upstream: Sequence[TaskResult], worker: Worker) -> str:
+def task_fingerprint(
+    task: Task, upstream: Sequence[TaskResult], worker: Worker, base: str | None = None
+) -> str:
+    """`base`: the digest of the source files a change starts from (None from scratch)."""
     return _digest(
         {
             "kind": "task",
+            "base": base,
             "type": task.type.value,
             "input": task.input.model_dump(mode="json"),  # prompt, context, target path, deps
             "upstream": sorted((a.path, a.sha256) for r in upstream for a in r.files),
@@ -36,10 +40,11 @@ def task_fingerprint(task: Task, upstream: Sequence[TaskResult], worker: Worker)
     )
 
 
-def plan_fingerprint(request: BuildRequest, worker: Worker) -> str:
+def plan_fingerprint(request: BuildRequest, worker: Worker, base: str | None = None) -> str:
     return _digest(
         {
             "kind": "plan",
+            "base": base,
             "prompt": request.prompt,
             "framework": request.framework,
             "provider": worker[0],
@@ -89,11 +94,12 @@ class ResultCache:
         return result.rowcount
 
     def get_plan(
-        self, request: BuildRequest, worker: Worker
+        self, request: BuildRequest, worker: Worker, base: str | None = None
     ) -> tuple[str, tuple[Task, ...], Decimal] | None:
         """The summary and tasks of the plan made for an identical request (same prompt and
-        framework, same provider and model), and what making it cost; or None."""
-        cached = self.get(plan_fingerprint(request, worker))
+        framework, same provider and model, a base with the same files), and what making it
+        cost; or None."""
+        cached = self.get(plan_fingerprint(request, worker, base))
         if cached is None:
             return None
         tasks = tuple(Task.model_validate(t) for t in cached["tasks"])
@@ -106,20 +112,21 @@ class ResultCache:
         summary: str,
         tasks: Sequence[Task],
         cost_usd: Decimal | None,
+        base: str | None = None,
     ) -> None:
         payload = {
             "summary": summary,
             "tasks": [task.model_dump(mode="json") for task in tasks],
             "cost_usd": None if cost_usd is None else str(cost_usd),
         }
-        self.put(plan_fingerprint(request, worker), payload)
+        self.put(plan_fingerprint(request, worker, base), payload)
 
     def get_files(
-        self, task: Task, upstream: Sequence[TaskResult], worker: Worker
+        self, task: Task, upstream: Sequence[TaskResult], worker: Worker, base: str | None = None
     ) -> tuple[dict[str, str], Decimal] | None:
-        """The files an identical task (same input and upstream files) generated, and what
-        generating them cost; or None."""
-        cached = self.get(task_fingerprint(task, upstream, worker))
+        """The files an identical task (same input, upstream files and base) generated, and
+        what generating them cost; or None."""
+        cached = self.get(task_fingerprint(task, upstream, worker, base))
         return None if cached is None else (dict(cached["files"]), _cost(cached))
 
     def put_files(
@@ -129,9 +136,10 @@ class ResultCache:
         worker: Worker,
         files: Mapping[str, str],
         cost_usd: Decimal | None,
+        base: str | None = None,
     ) -> None:
         payload = {"files": dict(files), "cost_usd": None if cost_usd is None else str(cost_usd)}
-        self.put(task_fingerprint(task, upstream, worker), payload)
+        self.put(task_fingerprint(task, upstream, worker, base), payload)
 
 
 def _cost(cached: Mapping[str, Any]) -> Decimal:

@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from typing import Annotated, Literal, get_args, get_origin
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -32,6 +33,7 @@ SAFE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 SAFE_ID_RULE = "may contain only letters, digits, '_' and '-' (1-64 characters)"
 
 SafeId = Annotated[str, StringConstraints(pattern=SAFE_ID_PATTERN)]
+LATEST, PRODUCTION = "latest", "production"  # the bases a request may name instead of a build id
 
 
 class TaskType(StrEnum):
@@ -40,6 +42,7 @@ class TaskType(StrEnum):
     CREATE_COMPONENT = "create_component"
     SETUP_CONFIG = "setup_config"
     INSTALL_DEPS = "install_deps"
+    DELETE_FILE = "delete_file"  # a change removes a file of its base; no model call
 
 
 class _Frozen(BaseModel):
@@ -66,6 +69,15 @@ class BuildRequest(_Frozen):
     framework: Literal["static", "react"] | None = Field(
         default=None,
         description="Leave empty or 'static' for a static site; 'react' for a React + Vite app.",
+    )
+    base_build_id: SafeId | None = Field(
+        default=None,
+        validation_alias=AliasChoices("base_build_id", "base"),
+        description=(
+            "Change an app instead of starting anew: a succeeded build of the same project, "
+            f"'{LATEST}' (its newest) or '{PRODUCTION}' (the one in production); resolved to "
+            "a build id when the request is accepted."
+        ),
     )
 
     @classmethod
@@ -169,6 +181,12 @@ class Plan(_Frozen):
     model: str = "offline"
     planning_usage: TokenUsage = TokenUsage()
     planning_heals: int = 0
+    base_digest: str | None = None  # a change's base: the digest of its source files
+
+    @property
+    def base_build_id(self) -> str | None:
+        """The build this one changes (None for a build from scratch)."""
+        return self.request.base_build_id
 
     def task(self, task_id: str) -> Task:
         for task in self.tasks:

@@ -66,6 +66,7 @@ from sheen_pipeline.models import (
     Plan,
     Task,
     TaskResult,
+    TaskType,
     TokenUsage,
     check_relative_path,
 )
@@ -78,7 +79,7 @@ from sheen_pipeline.planning.planner import (
     receive_draft,
 )
 from sheen_pipeline.providers import select_provider
-from sheen_pipeline.providers.base import PlanDraft, Provider, ProviderError
+from sheen_pipeline.providers.base import BaseVersion, PlanDraft, Provider, ProviderError
 from sheen_pipeline.providers.offline.brief import read_brief
 from sheen_pipeline.redaction import redact
 from sheen_pipeline.store.builds import BuildStatus, BuildStore, UnknownBuild
@@ -86,6 +87,10 @@ from sheen_pipeline.store.deployments import DeploymentStore
 from sheen_pipeline.store.files import BuildFiles, Stage
 from sheen_pipeline.store.ledger import Entry, Ledger
 from sheen_pipeline.store.requests import RequestStore
+from sheen_pipeline.store.versions import VersionStore
+from sheen_pipeline.versions.context import load_base, source_digest
+from sheen_pipeline.versions.diff import DIFF_PATH, VersionDiff, diff_of_build
+from sheen_pipeline.versions.resolve import resolve_base
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,7 @@ class BuildService:
         self.events = event_log(settings)
         self.cache = ResultCache(self.store.engine, settings.result_cache_ttl_s)
         self.deployments = DeploymentStore(settings.database_url)
+        self.versions = VersionStore(settings.database_url)
 
     @cached_property
     def files(self) -> BuildFiles:
@@ -213,17 +219,28 @@ class BuildService:
     def _read_text(self, artifact: FileArtifact) -> str:
         return self.files.read(artifact).decode("utf-8")
 
+    def accept(self, request: BuildRequest) -> BuildRequest:
+        """The request with its base resolved to a succeeded build of its project (BaseRefused
+        otherwise): every entry point calls this before anything is spent."""
+        return resolve_base(request, self.store, self.versions, self.deployments)
+
     def plan(
         self, build_id: str, request: BuildRequest, on_task: OnTask = lambda _task: None
     ) -> PlanOutcome:
-        """Record the build, make and store its plan; a blocked or failed plan marks it so."""
+        """Record the build, make and store its plan; a blocked or failed plan marks it so. A
+        change starts from its base's files, carried over by hash."""
+        request = self.accept(request)
         self.store.create_build(build_id, request)
         self.events.emit(
             build_id,
             BuildStarted(
-                project_id=request.project_id, user_id=request.user_id, prompt=request.prompt
+                project_id=request.project_id,
+                user_id=request.user_id,
+                prompt=request.prompt,
+                base_build_id=request.base_build_id,
             ),
         )
+        base, digest = self._start_from_base(build_id, request)
 
         def partial(task: Task) -> None:
             self.events.emit(build_id, PlanPartial(task=task))
@@ -234,7 +251,7 @@ class BuildService:
 
         try:
             with paying(Payer(build_id, request.project_id, request.user_id, "plan")):
-                draft, saved = self._draft(request, partial, retract)
+                draft, saved = self._draft(request, partial, retract, base, digest)
                 outcome = make_plan(
                     request,
                     build_id,
@@ -242,6 +259,8 @@ class BuildService:
                     self.ladder_policy,
                     draft=draft,
                     max_tasks=self.settings.max_tasks,
+                    base_tree=None if base is None else base.tree,
+                    base_digest=digest,
                 )
         except PlanBlocked as blocked:
             self.store.set_status(build_id, BuildStatus.BLOCKED, error=str(blocked))
@@ -280,21 +299,37 @@ class BuildService:
             raise over
         if saved is None:  # only a plan that was stored and is built from is ever reused
             self.cache.put_plan(
-                request, self.worker, draft.summary, draft.tasks, draft.usage.cost_usd
+                request, self.worker, draft.summary, draft.tasks, draft.usage.cost_usd, digest
             )
         return outcome
 
+    def _start_from_base(
+        self, build_id: str, request: BuildRequest
+    ) -> tuple[BaseVersion | None, str | None]:
+        """A change's source starts as its base's (rows pointing at the same contents); the
+        planner is shown the base, and its digest keys the result cache."""
+        if request.base_build_id is None:
+            return None, None
+        carried = self.files.carry_over(request.base_build_id, build_id, Stage.SOURCE)
+        base = load_base(request.base_build_id, request.prompt, self.files, self.store)
+        return base, source_digest(carried)
+
     def _draft(
-        self, request: BuildRequest, on_task: OnTask, on_retract: OnRetract
+        self,
+        request: BuildRequest,
+        on_task: OnTask,
+        on_retract: OnRetract,
+        base: BaseVersion | None,
+        digest: str | None,
     ) -> tuple[PlanDraft, Decimal | None]:
-        """An identical request (same prompt, framework, provider and model) reuses the cached
-        plan at no cost (returning what it saved); otherwise the provider streams a draft
-        (returning None), cached by plan() once it became a plan."""
-        cached = self.cache.get_plan(request, self.worker)
+        """An identical request (same prompt, framework, provider and model, and a base with
+        the same files) reuses the cached plan at no cost (returning what it saved); otherwise
+        the provider streams a draft (returning None), cached by plan() once it became a plan."""
+        cached = self.cache.get_plan(request, self.worker, digest)
         if cached is not None:
             summary, tasks, original_cost = cached
             return PlanDraft(summary, tasks, TokenUsage()), original_cost
-        return receive_draft(self.provider, request, on_task, on_retract), None
+        return receive_draft(self.provider, request, on_task, on_retract, base), None
 
     def start_run(self, build_id: str, run_id: str) -> None:
         """A run of the build's job starts its first step: say so when it is a re-execution."""
@@ -334,8 +369,10 @@ class BuildService:
         saved: Decimal | None = None
         try:
             workspace.check_room_for_more()  # before anything is paid for
-            cached = self.cache.get_files(task, upstream, self.worker)
-            if cached is not None:
+            cached = self.cache.get_files(task, upstream, self.worker, plan.base_digest)
+            if task.type is TaskType.DELETE_FILE:
+                result = await to_thread.run_sync(self._delete, build_id, task, workspace)
+            elif cached is not None:
                 files, saved = cached
                 result = await self._write(
                     build_id, task, files, workspace, TokenUsage(), cache_hit=True
@@ -351,7 +388,9 @@ class BuildService:
                     build_id, task, generated.files, workspace, generated.usage, generated.heals
                 )
                 cost = generated.usage.cost_usd
-                self.cache.put_files(task, upstream, self.worker, generated.files, cost)
+                self.cache.put_files(
+                    task, upstream, self.worker, generated.files, cost, plan.base_digest
+                )
         except TaskTimeout as expired:
             self.events.emit(build_id, TaskTimedOut(task_id=task_id, timeout_s=expired.timeout_s))
             if build_left < task_limit:  # it was the build's limit that ran out
@@ -384,6 +423,24 @@ class BuildService:
             ),
         )
         return result
+
+    def _delete(self, build_id: str, task: Task, workspace: Workspace) -> TaskResult:
+        """A change removes a file of its base: no model call, nothing to pay."""
+        path = check_relative_path(task.input.target_path).as_posix()
+        self.files.remove(build_id, Stage.SOURCE, [path])
+        workspace.remove(path)
+        return TaskResult(task_id=task.id, files=(), usage=TokenUsage())
+
+    def change_diff(self, build_id: str, keep: bool = False) -> VersionDiff | None:
+        """The build's source against its base's (None for a build from scratch); with keep,
+        the whole diff is stored in the build's `changes` stage too."""
+        base_id = self.store.get_build(build_id).request.base_build_id
+        if base_id is None:
+            return None
+        diff = diff_of_build(build_id, base_id, self.files)
+        if keep:
+            self.files.save(build_id, Stage.CHANGES, {DIFF_PATH: diff.text.encode()})
+        return diff
 
     def build_site(self, plan: Plan, results: Sequence[TaskResult]) -> BuildSummary:
         """npm projects (package.json with a build script) build sandboxed; others copy as is.

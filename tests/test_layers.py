@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"store"},
     {"cache", "events", "budgets"},
     {"planning", "providers"},
-    {"execution", "build", "deploy", "checks"},
+    {"execution", "build", "deploy", "checks", "versions"},
     {"service", "approval", "costs", "promotion", "health", "metrics", "steps"},
     {"liveness"},
     {"runs"},

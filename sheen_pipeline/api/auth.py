@@ -8,6 +8,7 @@ import hashlib
 import hmac
 
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 READ_TOKEN_CONTEXT = b"sheen build read token v1:"
 
@@ -30,6 +31,16 @@ def presented_token(request: Request) -> str | None:
     return request.query_params.get("token") or None
 
 
+def unauthorized(
+    what: str = "send SHEEN_API_TOKEN or the build's read token as a bearer token",
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": f"unauthorized: {what}"},
+        status_code=401,
+        headers={"WWW-Authenticate": 'Bearer realm="sheen"'},
+    )
+
+
 class ReadAccess:
     def __init__(self, api_token: str, ingress_secret: str) -> None:
         self.api_token = api_token
@@ -45,3 +56,10 @@ class ReadAccess:
             candidates.append(read_token(self.ingress_secret, build_id))
         matches = [hmac.compare_digest(token.encode(), c.encode()) for c in candidates if c]
         return any(matches)
+
+    def allows_operator(self, request: Request) -> bool:
+        """Only SHEEN_API_TOKEN (reads across builds, such as a project's versions)."""
+        token = presented_token(request)
+        if token is None or not self.api_token:
+            return False
+        return hmac.compare_digest(token.encode(), self.api_token.encode())

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from sheen_pipeline.api.auth import ReadAccess
+from sheen_pipeline.api.auth import ReadAccess, unauthorized
 from sheen_pipeline.events.log import EventLog
 from sheen_pipeline.events.types import TERMINAL_TYPES, BuildEvent
 from sheen_pipeline.store.builds import BuildStore, UnknownBuild
@@ -23,14 +23,6 @@ POLL_S = 0.25
 HEARTBEAT_S = 15.0
 MAX_STREAM_S = 3600.0
 MAX_PAGE = 500
-
-
-def _unauthorized() -> JSONResponse:
-    return JSONResponse(
-        {"error": "unauthorized: send SHEEN_API_TOKEN or the build's read token as a bearer token"},
-        status_code=401,
-        headers={"WWW-Authenticate": 'Bearer realm="sheen"'},
-    )
 
 
 class BuildsApi:
@@ -47,7 +39,7 @@ class BuildsApi:
         does not exist (401 before 404, so ids cannot be probed)."""
         build_id: str = request.path_params["build_id"]
         if not self.access.allows(request, build_id):
-            return build_id, _unauthorized()
+            return build_id, unauthorized()
         if await run_in_threadpool(self._status, build_id) is None:
             return build_id, JSONResponse({"error": f"no build {build_id}"}, status_code=404)
         return build_id, None

@@ -15,10 +15,13 @@ from sheen_pipeline.budgets import BudgetBook
 from sheen_pipeline.config import Settings
 from sheen_pipeline.events.signing import SignatureError, verify_webhook
 from sheen_pipeline.logs import get_logger
-from sheen_pipeline.models import InvalidRequest, new_build_id, parse_build_request
-from sheen_pipeline.store.builds import engine_for
+from sheen_pipeline.models import BuildRequest, InvalidRequest, new_build_id, parse_build_request
+from sheen_pipeline.store.builds import BuildStore, engine_for
+from sheen_pipeline.store.deployments import DeploymentStore
 from sheen_pipeline.store.rate import take
 from sheen_pipeline.store.requests import RequestRecord, RequestStore, new_request_id
+from sheen_pipeline.store.versions import VersionStore
+from sheen_pipeline.versions.resolve import resolve_base
 
 log = get_logger(__name__)
 
@@ -47,9 +50,15 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
 
 def make_ingress(settings: Settings) -> Callable[[Request], Awaitable[JSONResponse]]:
     """Valid requests become rows of build_requests; the build_requests_sensor starts them."""
-    requests = RequestStore(settings.database_url)
-    engine = engine_for(settings.database_url)
+    url = settings.database_url
+    requests = RequestStore(url)
+    engine = engine_for(url)
     budgets = BudgetBook(engine, settings.budgets)
+    builds, versions, deployments = BuildStore(url), VersionStore(url), DeploymentStore(url)
+
+    def accept(build_request: BuildRequest) -> BuildRequest:
+        """A change's base resolved now (refused when it cannot be changed)."""
+        return resolve_base(build_request, builds, versions, deployments)
 
     async def create_build(request: Request) -> JSONResponse:
         if not settings.ingress_secret:
@@ -80,7 +89,7 @@ def make_ingress(settings: Settings) -> Callable[[Request], Awaitable[JSONRespon
         if not isinstance(fields, dict):
             return _error(422, "body: must be a JSON object")
         try:
-            build_request = parse_build_request(**fields)
+            build_request = await run_in_threadpool(accept, parse_build_request(**fields))
         except InvalidRequest as error:
             return _error(422, str(error))
         owner = (build_request.project_id, build_request.user_id)

@@ -16,7 +16,7 @@ import click
 from sheen_pipeline.config import ConfigError, Settings
 from sheen_pipeline.logs import configure_logging
 from sheen_pipeline.models import BuildRequest, InvalidRequest, parse_build_request
-from sheen_pipeline.terminal import echo
+from sheen_pipeline.terminal import echo, printable
 
 if TYPE_CHECKING:
     from sheen_pipeline.runs.local import BuildOutcome
@@ -83,6 +83,10 @@ def main() -> None:
     """sheen: turn a prompt into a planned, built and previewed site, on Dagster."""
 
 
+# A request field whose option reads better under another name.
+OPTION_NAMES = {"base_build_id": "--from"}
+
+
 def request_arguments(command: Callable[..., None]) -> Callable[..., None]:
     """PROMPT and the request options, validated into one BuildRequest argument `request`."""
 
@@ -101,13 +105,22 @@ def request_arguments(command: Callable[..., None]) -> Callable[..., None]:
             continue
         choices = BuildRequest.choices(name)
         to_request = click.option(
-            "--" + name.replace("_", "-"),
+            OPTION_NAMES.get(name, "--" + name.replace("_", "-")),
+            name,
             type=click.Choice(choices) if choices else str,
             default=field.default,
             show_default=field.default is not None,
             help=field.description,
         )(to_request)
     return to_request
+
+
+def accepted(accept: Callable[[BuildRequest], BuildRequest], request: BuildRequest) -> BuildRequest:
+    """The request as accepted (its base resolved), or a usage error saying why not."""
+    try:
+        return accept(request)
+    except InvalidRequest as error:
+        raise click.UsageError(f"invalid build request: {printable(str(error))}") from None
 
 
 def finish(outcome: BuildOutcome, report: Callable[[str], None], as_json: bool) -> NoReturn:

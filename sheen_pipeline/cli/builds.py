@@ -8,6 +8,7 @@ from datetime import datetime
 import click
 
 from sheen_pipeline.cli.app import (
+    accepted,
     ensure_dagster_home,
     finish,
     load_settings,
@@ -38,9 +39,11 @@ def build(request: BuildRequest, as_json: bool) -> None:
     def report(line: str) -> None:
         echo(line, err=as_json)
 
+    service = BuildService(settings)
+    request = accepted(service.accept, request)
     with DagsterInstance.get() as instance:
         set_pool_limits(instance, settings, only_missing=True)
-        outcome = run_build(instance, BuildService(settings), request, report)
+        outcome = run_build(instance, service, request, report)
     finish(outcome, report, as_json)
 
 
@@ -49,9 +52,11 @@ def build(request: BuildRequest, as_json: bool) -> None:
 def submit(request: BuildRequest) -> None:
     """Queue PROMPT in build_requests; the build_requests_sensor (make dev) starts it."""
     from sheen_pipeline.models import new_build_id
+    from sheen_pipeline.service import BuildService
     from sheen_pipeline.store.requests import RequestStore, new_request_id
 
     settings = load_settings()
+    request = accepted(BuildService(settings).accept, request)
     record = RequestStore(settings.database_url).add(request, new_request_id(), new_build_id())
     echo(f"request {record.request_id} queued as build {record.build_id}")
 

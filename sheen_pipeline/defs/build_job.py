@@ -34,7 +34,12 @@ from sheen_pipeline import steps
 from sheen_pipeline.checks.repair import failure_lines
 from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.executor import build_executor
-from sheen_pipeline.defs.metadata import check_evaluation, cost_metadata, preview_metadata
+from sheen_pipeline.defs.metadata import (
+    change_metadata,
+    check_evaluation,
+    cost_metadata,
+    preview_metadata,
+)
 from sheen_pipeline.defs.resources import BuildServiceResource, pipeline_resources
 from sheen_pipeline.models import Deployed, Plan, TaskResult
 from sheen_pipeline.runs.names import build_job_name, dagster_name, id_from_dagster_name
@@ -160,19 +165,26 @@ def check_preview(
             bool(report.blocking_failures) and round_number < service.settings.repair_rounds
         )
         ending = None if repairable else service.complete(plan, summary, deployed, report)
+        changes = service.change_diff(plan.build_id, keep=True)
     preview_key = AssetKey(["sheen", plan.request.project_id, "preview"])
     context.log_event(
         AssetMaterialization(
             asset_key=preview_key,
             description=f"Preview of build {plan.build_id}",
-            metadata=preview_metadata(
-                plan,
-                summary,
-                deployed,
-                report,
-                ending,
-                {n: service.settings.screenshot_url(plan.build_id, n) for n in report.screenshots},
-            ),
+            metadata={
+                **preview_metadata(
+                    plan,
+                    summary,
+                    deployed,
+                    report,
+                    ending,
+                    {
+                        n: service.settings.screenshot_url(plan.build_id, n)
+                        for n in report.screenshots
+                    },
+                ),
+                **change_metadata(changes),
+            },
         )
     )
     for result in report.results:  # log_event takes check evaluations; its hint omits them

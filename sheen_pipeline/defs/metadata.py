@@ -16,6 +16,7 @@ from dagster import (
 from sheen_pipeline.checks.results import CheckReport, CheckResult
 from sheen_pipeline.models import Deployed, Plan
 from sheen_pipeline.service import BuildSummary, Deployment
+from sheen_pipeline.versions.diff import VersionDiff
 
 
 def cost_metadata(cost_usd: Decimal | None) -> FloatMetadataValue | TextMetadataValue:
@@ -23,6 +24,17 @@ def cost_metadata(cost_usd: Decimal | None) -> FloatMetadataValue | TextMetadata
     if cost_usd is None:
         return MetadataValue.text("unknown")
     return MetadataValue.float(float(cost_usd))
+
+
+def change_metadata(changes: VersionDiff | None) -> dict[str, Any]:
+    """A change's record against its base: counts, and the diff (trimmed; `sheen diff` and the
+    build's `changes` artifact hold it whole). Nothing for a build from scratch."""
+    if changes is None:
+        return {}
+    return {
+        **changes.summary(),
+        "diff": MetadataValue.md(f"```diff\n{changes.trimmed()}\n```"),
+    }
 
 
 def preview_metadata(

@@ -35,7 +35,15 @@ from sheen_pipeline.redaction import redact
 from sheen_pipeline.runs.launch import launch_build_run
 from sheen_pipeline.runs.names import PLAN_JOB_NAME, build_job_name
 from sheen_pipeline.runs.pools import PLAN_POOL
-from sheen_pipeline.runs.tags import BUILD_ID, MODEL, PLAN_RUN_TAGS, PROJECT_ID, PROVIDER, USER_ID
+from sheen_pipeline.runs.tags import (
+    BUILD_ID,
+    MODEL,
+    PLAN_RUN_TAGS,
+    PROJECT_ID,
+    PROVIDER,
+    REQUEST_ID,
+    USER_ID,
+)
 
 
 def _config_field(field: FieldInfo) -> ConfigField:
@@ -72,16 +80,20 @@ class BuildTicket:
 
 
 @op(config_schema=REQUEST_CONFIG, out=Out(BuildTicket))
-def validate_request(context: OpExecutionContext) -> BuildTicket:
+def validate_request(context: OpExecutionContext, sheen: BuildServiceResource) -> BuildTicket:
     """Refuse a bad request before anything is spent on it (its config is BuildRequest's
-    fields, plus an optional build id)."""
+    fields, plus an optional build id); a change's base is resolved here, and recorded on the
+    request row it came from."""
     fields = dict(context.op_config)
     given_id = fields.pop("build_id")
     try:
-        request = parse_build_request(**fields)
+        request = sheen.service.accept(parse_build_request(**fields))
         build_id = parse_build_id(given_id) if given_id else new_build_id()
     except InvalidRequest as error:
         raise Failure(description=f"invalid build request: {error}") from None
+    request_id = context.run.tags.get(REQUEST_ID)
+    if request_id is not None and request.base_build_id is not None:
+        sheen.service.requests.record_base(request_id, request.base_build_id)
     return BuildTicket(build_id, request)
 
 

@@ -43,9 +43,12 @@ class BuildStarted(EventPayload):
     prompt: str | None = None
     run_id: str | None = None
     reexecution: bool | None = None
+    base_build_id: str | None = None  # the version this build changes
 
     def describe(self) -> str:
-        return "re-execution started" if self.reexecution else "planning"
+        if self.reexecution:
+            return "re-execution started"
+        return f"planning a change of {self.base_build_id}" if self.base_build_id else "planning"
 
 
 class PlanPartial(EventPayload):

@@ -92,3 +92,9 @@ class Workspace:
     def exists(self, path: str) -> bool:
         _, target = self._target(path, create_parents=False)
         return target.is_file()
+
+    def remove(self, path: str) -> None:
+        """Delete a generated file (a change dropping a file of its base); gone already is fine."""
+        _, target = self._target(path, create_parents=False)
+        if target.is_file():
+            target.unlink()

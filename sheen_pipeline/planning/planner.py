@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sheen_pipeline.models import (
@@ -10,12 +10,15 @@ from sheen_pipeline.models import (
     Plan,
     PlanInvalid,
     Task,
+    TaskType,
     TokenUsage,
     check_relative_path,
     check_tasks,
 )
 from sheen_pipeline.planning.dag import LadderPolicy, resolve_cycles, with_dependencies
-from sheen_pipeline.providers.base import PlanDraft, Provider
+from sheen_pipeline.providers.base import BaseVersion, PlanDraft, Provider
+
+EDITING_TYPES = frozenset({TaskType.MODIFY_FILE, TaskType.DELETE_FILE})
 
 
 @dataclass(frozen=True)
@@ -41,11 +44,16 @@ def receive_draft(
     request: BuildRequest,
     on_task: OnTask,
     on_retract: OnRetract = lambda _ids: None,
+    base: BaseVersion | None = None,
 ) -> PlanDraft:
     """Report each task as it streams in; the draft comes last. Tasks reported from an answer
-    that was then replaced (healed by a re-ask) and are not in the draft are retracted."""
+    that was then replaced (healed by a re-ask) and are not in the draft are retracted. With a
+    base, the provider plans a change of it."""
     shown: list[Task] = []
-    for item in provider.stream_plan(request):
+    stream = (
+        provider.stream_plan(request) if base is None else provider.stream_change(request, base)
+    )
+    for item in stream:
         if isinstance(item, PlanDraft):
             retracted = [task.id for task in shown if task not in item.tasks]
             if retracted:
@@ -64,6 +72,8 @@ def make_plan(
     on_task: OnTask = lambda _task: None,
     draft: PlanDraft | None = None,
     max_tasks: int | None = None,
+    base_tree: Mapping[str, int] | None = None,
+    base_digest: str | None = None,
 ) -> PlanOutcome:
     """Check and repair the provider's draft (streamed now, unless one is given) into a plan;
     one with over max_tasks tasks is refused before any task is paid for."""
@@ -76,6 +86,8 @@ def make_plan(
         )
     check_tasks(draft.tasks)
     _check_target_paths(draft.tasks)
+    if base_tree is not None:
+        check_edited_files(draft.tasks, base_tree)
 
     def ask_for_acyclic(tasks: tuple[Task, ...], cycles: list[list[str]]) -> tuple[Task, ...]:
         nonlocal usage
@@ -96,8 +108,28 @@ def make_plan(
         model=provider.model,
         planning_usage=usage,
         planning_heals=draft.heals,
+        base_digest=base_digest,
     )
     return PlanOutcome(plan=plan)
+
+
+def check_edited_files(tasks: tuple[Task, ...], base_tree: Mapping[str, int]) -> None:
+    """In a change, a task may modify or delete only a file that exists: one of the base's,
+    or one another task of the plan writes (and that task must come first, as a dependency)."""
+    writers = {t.input.target_path: t.id for t in tasks if t.type not in EDITING_TYPES}
+    problems = []
+    for task in tasks:
+        target = task.input.target_path
+        if task.type not in EDITING_TYPES or target in base_tree:
+            continue
+        writer = writers.get(target)
+        if writer is None:
+            verb = "modifies" if task.type is TaskType.MODIFY_FILE else "deletes"
+            problems.append(f"task {task.id!r} {verb} {target!r}, which does not exist")
+        elif writer not in task.input.dependencies:
+            problems.append(f"task {task.id!r} must depend on {writer!r}, which writes {target!r}")
+    if problems:
+        raise PlanInvalid("; ".join(problems))
 
 
 def _check_target_paths(tasks: tuple[Task, ...]) -> None:

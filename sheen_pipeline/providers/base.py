@@ -21,6 +21,18 @@ class PlanDraft:
 
 
 @dataclass(frozen=True)
+class BaseVersion:
+    """What a change is planned from: the base build's file tree (path -> size), the contents
+    of the files shown (all of a small site; within a budget, the ones the request names, for a
+    larger one), and the prompts of its line of versions, oldest first."""
+
+    build_id: str
+    tree: Mapping[str, int]
+    contents: Mapping[str, str]
+    prompts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class GeneratedFiles:
     files: Mapping[str, str]
     usage: TokenUsage
@@ -66,6 +78,11 @@ class Provider(Protocol):
 
     def stream_plan(self, request: BuildRequest) -> Iterator[Task | PlanDraft]:
         """Yield each task as soon as it is complete, then the whole draft, last."""
+        ...
+
+    def stream_change(self, request: BuildRequest, base: BaseVersion) -> Iterator[Task | PlanDraft]:
+        """stream_plan for a change of `base`: tasks only for what changes (modify_file,
+        create_file, delete_file, ...); every other file of the base is kept as it is."""
         ...
 
     async def generate_files(

@@ -23,9 +23,11 @@ from sheen_pipeline.models import (
     check_relative_path,
     check_tasks,
 )
+from sheen_pipeline.planning.planner import check_edited_files
 from sheen_pipeline.providers import prompts
 from sheen_pipeline.providers.backoff import backoff_s, with_retries, with_retries_async
 from sheen_pipeline.providers.base import (
+    BaseVersion,
     DependencyRepair,
     GeneratedFiles,
     PlanDraft,
@@ -37,6 +39,7 @@ from sheen_pipeline.providers.pricing import MILLION, priced
 from sheen_pipeline.providers.prompts import Message, SystemBlock
 from sheen_pipeline.providers.schemas import (
     DependenciesSpec,
+    EditSpec,
     FilesSpec,
     PlanSpec,
     TaskSpec,
@@ -106,13 +109,47 @@ def validate_plan(text: str) -> tuple[str, tuple[Task, ...]]:
     return spec.summary, tasks
 
 
-def validate_files(text: str) -> dict[str, str]:
-    spec: FilesSpec = _parse(FilesSpec, text)
-    if not spec.files:
-        raise ValueError("files: at least one file is required")
-    for file in spec.files:
-        check_relative_path(file.path)
-    return {file.path: file.content for file in spec.files}
+def files_validator(current: Mapping[str, str]) -> Callable[[str], dict[str, str]]:
+    """Checks an answer of whole files and edits; an edit must apply exactly (its search text
+    found once in the current file), or the model is asked again, told to send the file whole."""
+
+    def validate(text: str) -> dict[str, str]:
+        spec: FilesSpec = _parse(FilesSpec, text)
+        if not spec.files and not spec.edits:
+            raise ValueError("files: at least one file (or one edit) is required")
+        files = {}
+        for file in spec.files:
+            check_relative_path(file.path)
+            files[file.path] = file.content
+        for edit in spec.edits:
+            files[edit.path] = apply_edit(files.get(edit.path, current.get(edit.path)), edit)
+        return files
+
+    return validate
+
+
+def apply_edit(content: str | None, edit: EditSpec) -> str:
+    if content is None:
+        raise ValueError(f"edits: {edit.path!r} is not a file you were given; send it in files")
+    found = content.count(edit.search) if edit.search else 0
+    if found != 1:
+        raise ValueError(
+            f"edits: the search text for {edit.path!r} occurs {found} times in the file, it must "
+            "occur exactly once; copy it exactly with a line or two more, or send the whole file "
+            "in files instead"
+        )
+    return content.replace(edit.search, edit.replace, 1)
+
+
+def change_validator(
+    base_tree: Mapping[str, int],
+) -> Callable[[str], tuple[str, tuple[Task, ...]]]:
+    def validate(text: str) -> tuple[str, tuple[Task, ...]]:
+        summary, tasks = validate_plan(text)
+        check_edited_files(tasks, base_tree)
+        return summary, tasks
+
+    return validate
 
 
 def _validate_dependencies(tasks: tuple[Task, ...]) -> Callable[[str], dict[str, tuple[str, ...]]]:
@@ -256,11 +293,24 @@ class LLMProvider:
         return heal(first, validate, reask, what)
 
     def stream_plan(self, request: BuildRequest) -> Iterator[Task | PlanDraft]:
-        system, messages, schema = (
-            prompts.plan_system(),
-            prompts.plan_request(request),
-            json_schema(PlanSpec),
+        messages = prompts.plan_request(request)
+        yield from self._stream_draft(prompts.plan_system(), messages, validate_plan)
+
+    def stream_change(self, request: BuildRequest, base: BaseVersion) -> Iterator[Task | PlanDraft]:
+        """A plan of only the tasks that change the base; one that edits a file that does not
+        exist is healed like any invalid answer."""
+        messages = prompts.change_request(request, base)
+        yield from self._stream_draft(
+            prompts.change_system(), messages, change_validator(base.tree)
         )
+
+    def _stream_draft(
+        self,
+        system: list[SystemBlock],
+        messages: list[Message],
+        validate: Callable[[str], tuple[str, tuple[Task, ...]]],
+    ) -> Iterator[Task | PlanDraft]:
+        schema = json_schema(PlanSpec)
         shown: set[str] = set()
         final: Completion | None = None
         for attempt in range(self.transport.max_retries + 1):
@@ -273,7 +323,7 @@ class LLMProvider:
                 time.sleep(backoff_s(attempt, error.retry_after))
         if final is None:
             raise RuntimeError("the transport's stream ended without a final answer")
-        healed = self._healed(final, system, messages, schema, validate_plan, "plan")
+        healed = self._healed(final, system, messages, schema, validate, "plan")
         summary, tasks = healed.value
         yield PlanDraft(summary, tasks, healed.usage, healed.heals)
 
@@ -317,7 +367,8 @@ class LLMProvider:
             return await self._ask_async(system, conversation, schema)
 
         first = await self._ask_async(system, messages, schema)
-        healed = await heal_async(first, validate_files, reask, f"task {task.id}")
+        validate = files_validator(context_files)
+        healed = await heal_async(first, validate, reask, f"task {task.id}")
         return GeneratedFiles(healed.value, healed.usage, healed.heals)
 
     def repair_dependencies(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sheen_pipeline.models import BuildRequest, Plan, Task
+from sheen_pipeline.providers.base import BaseVersion
 from sheen_pipeline.providers.schemas import TaskSpec
 
 
@@ -45,7 +46,11 @@ Output
 - Write each file complete, from its first line to its last. Never write "..." or "rest of the
   file unchanged", never leave TODOs, placeholders or lorem ipsum. Keep files compact: no long
   comments, no commented-out code, no repeated blocks that a loop or a class could express.
-- For modify_file, return the whole new content of the file you were given, with the change
+- For modify_file, you are given the file's current content. When the change is small, answer
+  with edits instead of the whole file: {"files": [], "edits": [{"path": ..., "search": ...,
+  "replace": ...}]}, where each search is a piece of the current file copied exactly (a few
+  whole lines, found exactly once) and replace is what takes its place; edits apply in order.
+  When most of the file changes, return the whole new content in files, with the change
   applied and everything else kept exactly as it was.
 
 Task types
@@ -53,8 +58,9 @@ Task types
 - create_file: a page or a stylesheet, written whole.
 - create_component: a script (or a reusable piece of markup) that adds behaviour to the pages:
   form validation, a todo list, a chart drawn on a <canvas> or in SVG, a gallery, tabs.
-- modify_file: a change to a file an earlier task wrote, such as adding page metadata (a meta
-  description, Open Graph tags, a theme colour) to index.html; you are given that file.
+- modify_file: a change to a file that exists (one an earlier task wrote, or one of the version
+  being changed), such as adding page metadata to index.html; you are given that file.
+- delete_file: never given to you; the pipeline removes the file itself.
 - install_deps: the dependency list of an npm project; only when the plan asks for npm.
 
 HTML
@@ -113,8 +119,39 @@ Config files
   dist/, and no install scripts."""
 
 
+CHANGE_INSTRUCTIONS = """This time you plan a change to a project that already exists: you are given
+its files (the tree, and the contents of the files you may need) and the requests that made it.
+Plan only the tasks for files that change; every file you do not name stays exactly as it is.
+Use modify_file for an existing file (target_path must be a file of the tree), create_file or
+create_component for a new one, and delete_file to remove one. Usually 1 to 4 tasks; a task
+that modifies a file another task creates depends on it."""
+
+
 def plan_system() -> list[SystemBlock]:
     return [SystemBlock(PLANNER_INSTRUCTIONS, cache=True)]
+
+
+def change_system() -> list[SystemBlock]:
+    return [*plan_system(), SystemBlock(CHANGE_INSTRUCTIONS, cache=True)]
+
+
+def change_request(request: BuildRequest, base: BaseVersion) -> list[Message]:
+    """The base (its line of prompts, tree and shown contents), then the change asked for."""
+    history = "\n".join(f"{n}. {p}" for n, p in enumerate(base.prompts, start=1))
+    tree = "\n".join(f"{path} ({size} bytes)" for path, size in sorted(base.tree.items()))
+    shown = "\n\n".join(
+        f'<file path="{path}">\n{content}\n</file>'
+        for path, content in sorted(base.contents.items())
+    )
+    framework = request.framework or "static (plain HTML, CSS and JavaScript)"
+    return [
+        {
+            "role": "user",
+            "content": f"The project (framework: {framework}) was made by these requests:\n"
+            f"{history}\n\nIts files:\n{tree}\n\n{shown}\n\nPlan this change:\n<request>\n"
+            f"{request.prompt}\n</request>",
+        }
+    ]
 
 
 def plan_request(request: BuildRequest) -> list[Message]:

@@ -64,8 +64,17 @@ class FileSpec(_Wire):
     content: str
 
 
+class EditSpec(_Wire):
+    """Replace the one place `search` occurs in the file at `path` with `replace`."""
+
+    path: str
+    search: str
+    replace: str
+
+
 class FilesSpec(_Wire):
     files: list[FileSpec]
+    edits: list[EditSpec] = []  # modify_file: edits of a file it was given, not the whole file
 
 
 class DependencySpec(_Wire):

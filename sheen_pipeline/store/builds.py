@@ -107,6 +107,7 @@ class BuildStore:
                     project_id=request.project_id,
                     user_id=request.user_id,
                     request_json=request.model_dump_json(),
+                    base_build_id=request.base_build_id,
                     status=BuildStatus.PLANNING.value,
                     created_at=now,
                     updated_at=now,

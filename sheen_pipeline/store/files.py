@@ -21,6 +21,7 @@ class Stage(StrEnum):
     SOURCE = "source"
     DIST = "dist"
     SCREENSHOTS = "screenshots"
+    CHANGES = "changes"  # a change's diff against its base
 
 
 class BuildFiles:
@@ -58,6 +59,27 @@ class BuildFiles:
                     insert(build_files), [self._row(build_id, stage, a) for a in artifacts]
                 )
         return artifacts
+
+    def carry_over(self, base_id: str, build_id: str, stage: Stage) -> list[FileArtifact]:
+        """A change starts from its base's files: the stage's rows point at the same contents
+        (by hash), so nothing is copied or fetched."""
+        artifacts = self.stage_files(base_id, stage)
+        with self.engine.begin() as conn:
+            conn.execute(delete(build_files).where(self._stage(build_id, stage)))
+            if artifacts:
+                conn.execute(
+                    insert(build_files), [self._row(build_id, stage, a) for a in artifacts]
+                )
+        return artifacts
+
+    def remove(self, build_id: str, stage: Stage, paths: list[str]) -> None:
+        """Drop paths from the stage (a change deleting files of its base)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(build_files).where(
+                    self._stage(build_id, stage), build_files.c.path.in_(paths)
+                )
+            )
 
     def _put_all(self, contents: dict[str, bytes]) -> list[FileArtifact]:
         return [

@@ -27,6 +27,7 @@ class RequestRecord:
     project_id: str
     prompt: str
     framework: str | None
+    base_build_id: str | None
     idempotency_key: str | None
     status: str
     error: str | None
@@ -99,6 +100,15 @@ class RequestStore:
                 update(build_requests)
                 .where(build_requests.c.request_id == request_id)
                 .values(status=FAILED, error=error, updated_at=datetime.now(UTC))
+            )
+
+    def record_base(self, request_id: str, base_build_id: str) -> None:
+        """The base the request named ('latest', 'production'), as the build id it resolved to."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(build_requests)
+                .where(build_requests.c.request_id == request_id)
+                .values(base_build_id=base_build_id)
             )
 
     def replace_prompt(self, request_id: str, prompt: str) -> None:

@@ -25,6 +25,7 @@ builds = Table(
     Column("project_id", String(64), nullable=False, index=True),
     Column("user_id", String(64), nullable=False, index=True),
     Column("request_json", Text, nullable=False),
+    Column("base_build_id", String(64), index=True),  # the version this one changes
     Column("status", String(32), nullable=False),
     Column("current_run_id", String(64)),
     Column("run_started_at", DateTime(timezone=True)),
@@ -125,6 +126,7 @@ build_requests = Table(
     Column("project_id", String(64), nullable=False),
     Column("prompt", Text, nullable=False),
     Column("framework", String(32)),
+    Column("base_build_id", String(64)),  # a build id, 'latest' or 'production'; then resolved
     Column("idempotency_key", String(128), index=True, unique=True),  # the ingress' webhook-id
     Column("status", String(32), nullable=False, index=True),
     Column("error", Text),

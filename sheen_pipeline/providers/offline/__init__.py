@@ -7,8 +7,14 @@ from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 
 from sheen_pipeline.models import BuildRequest, Plan, Task, TaskType, TokenUsage
-from sheen_pipeline.providers.base import DependencyRepair, GeneratedFiles, PlanDraft, ProviderError
-from sheen_pipeline.providers.offline import assets, pages, plans, react
+from sheen_pipeline.providers.base import (
+    BaseVersion,
+    DependencyRepair,
+    GeneratedFiles,
+    PlanDraft,
+    ProviderError,
+)
+from sheen_pipeline.providers.offline import assets, changes, pages, plans, react
 from sheen_pipeline.providers.offline.brief import SiteBrief, read_brief
 
 _FREE = TokenUsage()
@@ -55,6 +61,16 @@ class OfflineProvider:
         yield from tasks
         yield PlanDraft(summary=summary, tasks=tasks, usage=_FREE)
 
+    def stream_change(self, request: BuildRequest, base: BaseVersion) -> Iterator[Task | PlanDraft]:
+        """A follow-up as edits of the base's files (see changes.py)."""
+        try:
+            tasks = changes.change_tasks(request.prompt, base)
+        except changes.CannotChange as error:
+            raise ProviderError(str(error)) from None
+        yield from tasks
+        summary = f"A change of {changes.site_name(base)}: {request.prompt}"
+        yield PlanDraft(summary=summary, tasks=tasks, usage=_FREE)
+
     async def generate_files(
         self, task: Task, plan: Plan, context_files: Mapping[str, str]
     ) -> GeneratedFiles:
@@ -66,6 +82,10 @@ class OfflineProvider:
         """The task's files from templates: instant, no network."""
         brief = _brief_from_config(context_files) or read_brief(plan.request.prompt)
         target = task.input.target_path
+        if task.input.context.startswith(changes.CHANGE_MARKER):
+            return GeneratedFiles(
+                {target: changes.apply_change(task, context_files[target])}, _FREE
+            )
         if task.type is TaskType.MODIFY_FILE:
             return GeneratedFiles({target: pages.add_metadata(context_files[target], brief)}, _FREE)
         renderers = react.RENDERERS if plan.request.framework == "react" else _RENDERERS
