@@ -15,8 +15,9 @@ from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from sheen_pipeline.models import BuildRequest, Plan, TaskType
-from sheen_pipeline.providers.offline import OfflineProvider
+from sheen_pipeline.models import BuildRequest, Plan, Task, TaskType
+from sheen_pipeline.providers.base import BaseVersion
+from sheen_pipeline.providers.offline import OfflineProvider, changes
 from sheen_pipeline.providers.schemas import DependenciesSpec, FilesSpec, PlanSpec, TaskSpec
 from tests.support.server import LoopbackHTTPServer
 
@@ -107,13 +108,21 @@ def offline_answer(request: Recorded) -> Reply:
     offline = OfflineProvider()
     title = request.schema_title
     if title == PlanSpec.__name__:
+        if "Plan this change:" in request.text:
+            _SHOWN_BASES[build.prompt] = _shown_base(request)
+            tasks = changes.change_tasks(build.prompt, _SHOWN_BASES[build.prompt])
+            spec = PlanSpec(summary="a change", tasks=[TaskSpec.from_task(t) for t in tasks])
+            return Reply(spec.model_dump_json())
         *_, draft = offline.stream_plan(build)
         spec = PlanSpec(summary=draft.summary, tasks=[TaskSpec.from_task(t) for t in draft.tasks])  # type: ignore[union-attr]
         return Reply(spec.model_dump_json())
     if title == FilesSpec.__name__:
         task = TaskSpec.model_validate_json(_FENCED.findall(request.text)[-1]).to_task()
-        plan = Plan(build_id="fake", request=build, summary="fake", tasks=(task,))
         context = dict(_FILE.findall(request.text))
+        edited = _as_edit(task, context)
+        if edited is not None:
+            return edited
+        plan = Plan(build_id="fake", request=build, summary="fake", tasks=(task,))
         files = offline.render_files(task, plan, context).files
         return Reply(json.dumps({"files": [{"path": p, "content": c} for p, c in files.items()]}))
     if title == DependenciesSpec.__name__:
@@ -127,6 +136,50 @@ def offline_answer(request: Recorded) -> Reply:
             seen.add(spec.id)
         return Reply(json.dumps({"tasks": tasks}))
     raise AssertionError(f"unexpected schema {title}")
+
+
+# The base each change plan was asked with, by prompt: its tasks' answers are edits of it.
+_SHOWN_BASES: dict[str, BaseVersion] = {}
+
+
+def _shown_base(request: Recorded) -> BaseVersion:
+    contents = dict(_FILE.findall(request.text))
+    return BaseVersion("fake", {p: len(c) for p, c in contents.items()}, contents, ())
+
+
+def _as_edit(task: Task, context: dict[str, str]) -> Reply | None:
+    """A change's modify_file answered as a model asked for edits would: one search/replace
+    block around what changes (None when the task is not an offline follow-up)."""
+    path, base = task.input.target_path, _SHOWN_BASES.get(task.input.prompt)
+    if task.type is not TaskType.MODIFY_FILE or path not in context or base is None:
+        return None
+    edits = changes.plan_edits(task.input.prompt, base).get(path)
+    if not edits:
+        return None
+    old = context[path]
+    search, replace_with = edit_block(old, changes.apply_edits(edits, old))
+    return Reply(
+        json.dumps(
+            {"files": [], "edits": [{"path": path, "search": search, "replace": replace_with}]}
+        )
+    )
+
+
+def edit_block(old: str, new: str) -> tuple[str, str]:
+    """The smallest run of whole lines of `old` that, replaced, gives `new`, and found once."""
+    before, after = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    start = 0
+    while start < min(len(before), len(after)) and before[start] == after[start]:
+        start += 1
+    end = 0
+    while end < min(len(before), len(after)) - start and before[-1 - end] == after[-1 - end]:
+        end += 1
+    start = max(start - 1, 0)  # a line of context makes the search text unique
+    while True:
+        search = "".join(before[start : len(before) - end])
+        if old.count(search) == 1 or start == 0:
+            return search, "".join(after[start : len(after) - end])
+        start -= 1
 
 
 ABOUT = TaskSpec(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sheen_pipeline.models import Task, TaskInput, TaskType
@@ -56,7 +56,7 @@ COLOUR_TARGETS = {
     "text": "--text",
 }
 STYLESHEETS = ("styles.css", "src/styles.css")
-PAGES = ("index.html", "src/App.jsx")
+PAGES = ("src/App.jsx", "index.html")  # where sections live: the React app, else the page
 FORM_SCRIPT = "js/forms.js"
 
 _COLOUR_WORDS = "|".join(sorted(map(re.escape, COLOURS), key=len, reverse=True))
@@ -293,8 +293,13 @@ APPLY: dict[str, Callable[..., str]] = {
 }
 
 
+def apply_edits(edits: Sequence[Edit], current: str) -> str:
+    for edit in edits:
+        current = APPLY[edit.op](current, *edit.args)
+    return current
+
+
 def apply_change(task: Task, current: str) -> str:
     """The file after the edits its task carries."""
-    for edit in json.loads(task.input.context.removeprefix(CHANGE_MARKER)):
-        current = APPLY[edit["op"]](current, *edit["args"])
-    return current
+    carried = json.loads(task.input.context.removeprefix(CHANGE_MARKER))
+    return apply_edits([Edit(e["op"], tuple(e["args"])) for e in carried], current)
