@@ -9,18 +9,24 @@ from datetime import UTC, datetime
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from sheen_pipeline.models import FileArtifact, TaskType, parse_build_request
+from sheen_pipeline.defs.build_job import make_build_job
+from sheen_pipeline.defs.plan_job import plan_build
+from sheen_pipeline.models import FileArtifact, TaskType, new_build_id, parse_build_request
 from sheen_pipeline.runs.local import BuildOutcome
+from sheen_pipeline.runs.requests import pending_run_requests
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import BuildStatus
 from sheen_pipeline.store.deployments import Production
 from sheen_pipeline.store.files import Stage
+from sheen_pipeline.store.requests import new_request_id
 from sheen_pipeline.versions.diff import DIFF_PATH, diff_versions
 from sheen_pipeline.versions.listing import project_versions
 from sheen_pipeline.versions.resolve import BaseRefused
 from tests.support.builds import build, deployed_page
 
 COLOUR = "make the header dark green and add an opening hours section"
+BUILD_STEPS = {"build_site", "deploy_preview", "check_preview", "repair_1"}
+BUILD_STEPS |= {f"{step}_1" for step in ("build_site", "deploy_preview", "check_preview")}
 
 
 def first_version(instance: DagsterInstance, project_id: str = "coffee") -> BuildOutcome:
@@ -236,3 +242,52 @@ def test_a_diff_is_unified_and_names_binary_files() -> None:
     assert (changes.lines_added, changes.lines_removed, changes.changed) == (1, 1, ("f.txt",))
     binary = diff_versions("base", [artifacts["a"]], [artifacts["c"]], lambda a: read(a.sha256))
     assert binary.text == "Binary files a/f.txt and b/f.txt differ\n"
+
+
+def test_the_launchpad_and_a_request_row_can_name_a_base(
+    instance: DagsterInstance, service: BuildService
+) -> None:
+    """`base_build_id` in plan_build's config (as the UI's Launchpad sends it) and in a row of
+    build_requests (as the main app inserts it, 'latest' here): resolved, recorded, planned."""
+    base = first_version(instance)
+    launchpad = plan_build.execute_in_process(
+        run_config={
+            "ops": {
+                "validate_request": {
+                    "config": {"prompt": COLOUR, "project_id": "coffee", "base_build_id": "latest"}
+                },
+                "launch_build": {"config": {"submit": False}},
+            }
+        },
+        instance=instance,
+    )
+    assert launchpad.success
+    build_id = launchpad.output_for_node("generate_plan")
+    plan = service.store.get_plan(build_id)
+    assert plan is not None and plan.base_build_id == base.build_id
+    job = make_build_job(plan, service.settings)
+    assert {n.name for n in job.nodes} == {"change_1", "change_2", *BUILD_STEPS}
+
+    row = service.requests.add(
+        parse_build_request(prompt="rename the site to Oak", project_id="coffee", base="latest"),
+        new_request_id(),
+        new_build_id(),
+    )
+    assert row.base_build_id == "latest"
+    (run_request,), _ = pending_run_requests(service.requests, 0, 10, datetime.now(UTC))
+    from_row = plan_build.execute_in_process(
+        run_config={
+            **run_request.run_config,
+            "ops": {
+                **run_request.run_config["ops"],
+                "launch_build": {"config": {"submit": False}},
+            },
+        },
+        tags=run_request.tags,
+        instance=instance,
+    )
+    assert from_row.success
+    recorded = service.requests.find(row.request_id)
+    assert recorded is not None and recorded.base_build_id == base.build_id
+    planned = service.store.get_plan(row.build_id)
+    assert planned is not None and planned.base_build_id == base.build_id
