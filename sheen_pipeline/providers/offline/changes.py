@@ -146,16 +146,29 @@ def _first(base: BaseVersion, paths: tuple[str, ...]) -> str:
 def _replace_everywhere(base: BaseVersion, old: str, new: str) -> dict[str, list[Edit]]:
     edits: dict[str, list[Edit]] = {}
     for path, text in base.contents.items():
-        if any(form in text for form in _spellings(old)):
-            edits.setdefault(path, []).append(Edit("replace", (old, new)))
+        kind = _text_kind(path)
+        if any(spell(old) in text for spell in SPELLINGS[kind]):
+            edits.setdefault(path, []).append(Edit("replace", (old, new, kind)))
     if not edits:
         raise CannotChange(f"the base has no text {old!r}")
     return edits
 
 
-def _spellings(text: str) -> tuple[str, ...]:
-    """How a text appears in the files: as is, escaped in HTML, inside JSON strings."""
-    return (text, html.escape(text), script_json(text)[1:-1])
+# How a text is written in each kind of file: escaped in HTML, inside JSON strings (in a script,
+# with <, > and & escaped too), as is elsewhere.
+SPELLINGS: dict[str, tuple[Callable[[str], str], ...]] = {
+    "html": (html.escape,),
+    "json": (lambda text: json.dumps(text)[1:-1],),
+    "script": (lambda text: script_json(text)[1:-1], lambda text: json.dumps(text)[1:-1]),
+    "raw": (lambda text: text,),
+}
+
+
+def _text_kind(path: str) -> str:
+    suffix = path.rsplit(".", 1)[-1]
+    return {"html": "html", "json": "json", "js": "script", "jsx": "script", "mjs": "script"}.get(
+        suffix, "raw"
+    )
 
 
 def plan_edits(request_prompt: str, base: BaseVersion) -> dict[str, list[Edit]]:
@@ -213,7 +226,7 @@ def _removal(subject: str, base: BaseVersion) -> dict[str, list[Edit]]:
         edits = {page: [Edit("remove_section", (section,)) for section in removed]}
         if FORM_SCRIPT in base.tree and len(removed) == len(ids):
             edits[page].append(
-                Edit("replace", (f'\n<script src="{FORM_SCRIPT}" defer></script>', ""))
+                Edit("replace", (f'\n<script src="{FORM_SCRIPT}" defer></script>', "", "raw"))
             )
             edits[FORM_SCRIPT] = []
         return edits
@@ -252,9 +265,9 @@ def _colour(text: str, prop: str, colour: str) -> str:
     return re.sub(rf"{re.escape(prop)}:\s*[^;]+;", f"{prop}: {colour};", text, count=1)
 
 
-def _replace(text: str, old: str, new: str) -> str:
-    for before, after in zip(_spellings(old), _spellings(new), strict=True):
-        text = text.replace(before, after)
+def _replace(text: str, old: str, new: str, kind: str) -> str:
+    for spell in SPELLINGS[kind]:
+        text = text.replace(spell(old), spell(new))
     return text
 
 
