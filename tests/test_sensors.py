@@ -56,6 +56,7 @@ def test_one_run_request_per_new_row_and_none_on_repeat(
         "project_id": "default",
         "user_id": "u1",
         "framework": None,
+        "base_build_id": None,
         "build_id": rows[0].build_id,
     }
     again, cursor_again = tick(instance, cursor)

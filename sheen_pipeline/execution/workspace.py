@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from sheen_pipeline.config import FileLimits
@@ -21,16 +22,23 @@ class Workspace:
 
     def _generated(self, leaving_out: Path | None = None) -> tuple[int, int]:
         """Count and bytes of the generated files (tasks cannot write into build tool folders,
-        so none are there)."""
+        so none are there). A sibling task may be fetching files into the folder meanwhile: a
+        file gone between listing and counting (its staging copy, renamed) is not counted."""
         count, total = 0, 0
         for folder, dirs, names in os.walk(self.root):
             if Path(folder) == self.root:
                 dirs[:] = [d for d in dirs if d not in BUILD_TOOL_FOLDERS]
             for name in names:
                 path = Path(folder) / name
-                if path != leaving_out and not path.is_symlink():
+                if path == leaving_out:
+                    continue
+                try:
+                    info = path.lstat()
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISREG(info.st_mode):
                     count += 1
-                    total += path.stat().st_size
+                    total += info.st_size
         return count, total
 
     def check_room_for_more(self) -> None:
