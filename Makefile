@@ -64,6 +64,7 @@ dev: install
 bench: install sandbox browser
 	$(BIN)/python -m tests.bench.parallel
 	$(BIN)/python -m tests.bench.prompt_cache
+	$(BIN)/python -m tests.bench.changes
 	$(BIN)/python -m tests.bench.code_location
 	$(BIN)/python -m tests.bench.burst --rows 1000
 	$(BIN)/python -m tests.bench.vite
