@@ -25,6 +25,7 @@ LLM_LIMIT = 2
 
 
 def test_three_submitted_rows_become_three_builds_within_the_llm_pool(tmp_path: Path) -> None:
+    """...and a change of the newest of them, submitted as a row, becomes its next version."""
     env = sheen_cli_env(
         tmp_path,
         SHEEN_PROVIDER="tests.support.providers:ProbeOfflineProvider",
@@ -54,8 +55,14 @@ def test_three_submitted_rows_become_three_builds_within_the_llm_pool(tmp_path: 
     args = [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(free_port())]
     with running(args, env, tmp_path / "dagster-dev.log"):
         wait_for(all_finished, 300, "three builds to finish")
+        change = sheen(env, "submit", "--from", "latest", "make the header dark green")
+        assert change.returncode == 0, change.stderr
+        wait_for(lambda: store.recent(1)[0].status in ("succeeded", "failed"), 120, "the change")
 
-    records = store.recent(10)
+    changed, *records = store.recent(10)
+    assert changed.status == "succeeded", changed.error
+    assert changed.base_build_id in {r.build_id for r in records}  # resolved at submit
+    assert "--primary: #1f5f3a;" in deployed_page(changed.build_id, "styles.css", env=env)
     assert [r.status for r in records] == ["succeeded"] * BUILDS, [r.error for r in records]
     assert sorted(r.prompt for r in records) == sorted(prompts)
     assert set(app_rows) <= {r.build_id for r in records}
@@ -63,7 +70,7 @@ def test_three_submitted_rows_become_three_builds_within_the_llm_pool(tmp_path: 
     peak = max_in_flight(Path(env["SHEEN_HOME"]))
     assert peak <= LLM_LIMIT, f"{peak} task calls ran at once with the llm pool at {LLM_LIMIT}"
     status = sheen(env, "status")
-    assert status.stdout.count("succeeded") == BUILDS
+    assert status.stdout.count("succeeded") == BUILDS + 1
 
 
 def test_requests_launched_while_the_code_location_reloads_are_not_lost(tmp_path: Path) -> None:

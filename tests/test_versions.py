@@ -4,7 +4,9 @@ changed are refused before anything is spent."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterInstance
@@ -22,7 +24,9 @@ from sheen_pipeline.store.requests import new_request_id
 from sheen_pipeline.versions.diff import DIFF_PATH, diff_versions
 from sheen_pipeline.versions.listing import project_versions
 from sheen_pipeline.versions.resolve import BaseRefused
-from tests.support.builds import build, deployed_page
+from tests.support.builds import PROMPT, build, deployed_page
+from tests.support.processes import sheen, sheen_cli_env
+from tests.support.services import s3_bucket
 
 COLOUR = "make the header dark green and add an opening hours section"
 BUILD_STEPS = {"build_site", "deploy_preview", "check_preview", "repair_1"}
@@ -291,3 +295,51 @@ def test_the_launchpad_and_a_request_row_can_name_a_base(
     assert recorded is not None and recorded.base_build_id == base.build_id
     planned = service.store.get_plan(row.build_id)
     assert planned is not None and planned.base_build_id == base.build_id
+
+
+def test_a_change_on_postgres_and_the_s3_artifact_store(
+    instance: DagsterInstance, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same carry-over by hash and diff with the app database on Postgres (and SQLite) and
+    file contents in S3 (moto's server)."""
+    with s3_bucket() as env:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        service = BuildService.from_env()
+        base, _ = build(instance, service, project_id="coffee")
+        change, _ = build(
+            instance, service, prompt=COLOUR, project_id="coffee", base_build_id="latest"
+        )
+        assert change.status == "succeeded", change.error
+        assert (
+            manifest(service, change.build_id)["js/forms.js"]
+            == manifest(service, base.build_id)["js/forms.js"]
+        )
+        changes = service.change_diff(change.build_id)
+        assert changes is not None and changes.changed == ("index.html", "styles.css")
+        assert "--primary: #1f5f3a;" in deployed_page(change.build_id, "styles.css")
+
+
+def test_the_cli_changes_lists_and_diffs_versions(tmp_path: Path) -> None:
+    env = sheen_cli_env(tmp_path)
+    first = sheen(env, "build", "--project-id", "coffee", PROMPT, "--json")
+    assert first.returncode == 0, first.stderr
+    base_id = json.loads(first.stdout.splitlines()[-1])["build_id"]
+    change = sheen(env, "build", "--project-id", "coffee", "--from", "latest", COLOUR, "--json")
+    assert change.returncode == 0, change.stderr
+    summary = json.loads(change.stdout.splitlines()[-1])
+    assert summary["status"] == "succeeded" and summary["task_count"] == 2
+
+    listed = sheen(env, "versions", "coffee")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].startswith(f"  {base_id}") and "new" in lines[0]
+    assert lines[1].startswith(f"    {summary['build_id']}") and "2 files" in lines[1]
+    diff = sheen(env, "diff", summary["build_id"])
+    assert diff.returncode == 0 and diff.stdout.startswith("--- a/index.html\n+++ b/index.html")
+    assert "2 changed, 0 removed, 2 unchanged" in diff.stderr
+
+    refused = sheen(env, "build", "--project-id", "tea", "--from", base_id, COLOUR)
+    assert refused.returncode == 2
+    assert f"base: build {base_id} belongs to project 'coffee', not 'tea'" in refused.stderr
+    assert sheen(env, "diff", base_id).returncode == 1  # built from scratch: no base
