@@ -52,18 +52,17 @@ class BuildFiles:
     def replace(self, build_id: str, stage: Stage, folder: Path) -> list[FileArtifact]:
         """The stage becomes exactly the folder's regular files (a rebuilt site, new screenshots)."""
         artifacts = self._put_all(read_tree(folder).files if folder.is_dir() else {})
-        with self.engine.begin() as conn:
-            conn.execute(delete(build_files).where(self._stage(build_id, stage)))
-            if artifacts:
-                conn.execute(
-                    insert(build_files), [self._row(build_id, stage, a) for a in artifacts]
-                )
-        return artifacts
+        return self._set_stage(build_id, stage, artifacts)
 
     def carry_over(self, base_id: str, build_id: str, stage: Stage) -> list[FileArtifact]:
         """A change starts from its base's files: the stage's rows point at the same contents
         (by hash), so nothing is copied or fetched."""
-        artifacts = self.stage_files(base_id, stage)
+        return self._set_stage(build_id, stage, self.stage_files(base_id, stage))
+
+    def _set_stage(
+        self, build_id: str, stage: Stage, artifacts: list[FileArtifact]
+    ) -> list[FileArtifact]:
+        """The stage holds exactly these artifacts, in one transaction."""
         with self.engine.begin() as conn:
             conn.execute(delete(build_files).where(self._stage(build_id, stage)))
             if artifacts:
