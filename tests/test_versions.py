@@ -14,7 +14,7 @@ from dagster import AssetKey, DagsterInstance
 from sheen_pipeline.defs.build_job import make_build_job
 from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.models import FileArtifact, TaskType, new_build_id, parse_build_request
-from sheen_pipeline.runs.local import BuildOutcome
+from sheen_pipeline.runs.local import BuildOutcome, retry_build
 from sheen_pipeline.runs.requests import pending_run_requests
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import BuildStatus
@@ -24,8 +24,10 @@ from sheen_pipeline.store.requests import new_request_id
 from sheen_pipeline.versions.diff import DIFF_PATH, diff_versions
 from sheen_pipeline.versions.listing import project_versions
 from sheen_pipeline.versions.resolve import BaseRefused
+from tests.conftest import FLAKY_PROVIDER
 from tests.support.builds import PROMPT, build, deployed_page
 from tests.support.processes import sheen, sheen_cli_env
+from tests.support.providers import calls_by_task
 from tests.support.services import s3_bucket
 
 COLOUR = "make the header dark green and add an opening hours section"
@@ -343,3 +345,20 @@ def test_the_cli_changes_lists_and_diffs_versions(tmp_path: Path) -> None:
     assert refused.returncode == 2
     assert f"base: build {base_id} belongs to project 'coffee', not 'tea'" in refused.stderr
     assert sheen(env, "diff", base_id).returncode == 1  # built from scratch: no base
+
+
+def test_a_failed_change_is_re_executed_from_failure_like_any_build(
+    instance: DagsterInstance, sheen_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = first_version(instance)
+    monkeypatch.setenv("SHEEN_PROVIDER", FLAKY_PROVIDER)
+    monkeypatch.setenv("SHEEN_TEST_FAIL_TASK", "change_2")
+    service = BuildService.from_env()
+    failed, _ = build(instance, service, prompt=COLOUR, project_id="coffee", base_build_id="latest")
+    assert failed.status == "failed" and failed.build_id is not None
+    assert "task change_2 failed: injected failure" in (failed.error or "")
+    assert "opening-hours" not in deployed_page(base.build_id)  # the base is untouched
+    again = retry_build(instance, service, failed.build_id, lambda _line: None)
+    assert again.status == "succeeded", again.error
+    assert calls_by_task(sheen_home, failed.build_id) == {"change_1": 1, "change_2": 2}
+    assert "--primary: #1f5f3a;" in deployed_page(failed.build_id, "styles.css")
