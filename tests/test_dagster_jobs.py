@@ -73,7 +73,7 @@ def test_whole_build_succeeds_and_records_the_preview_asset(
         "deployed to local: 4 files uploaded, 0 reused",
         "\n".join(  # the tests turn the browser checks off (test_preview_checks turns them on)
             f"check {name} ({'blocking' if name in BLOCKING else 'warning'}) not run: "
-            "not run: SHEEN_PREVIEW_CHECKS=off"
+            "SHEEN_PREVIEW_CHECKS=off"
             for name in CHECKS
         ),
     ]

@@ -13,11 +13,13 @@ from dagster import DagsterEventType, DagsterInstance
 
 from sheen_pipeline.build.sandbox import Sandbox
 from sheen_pipeline.checks.browser import check_preview
+from sheen_pipeline.checks.repair import repair_target
 from sheen_pipeline.checks.results import CHECKS
 from sheen_pipeline.config import SandboxSettings
 from sheen_pipeline.events.types import EventType
 from sheen_pipeline.providers.schemas import FilesSpec
 from sheen_pipeline.service import BuildService
+from sheen_pipeline.store.files import Stage
 from tests.providers.conftest import llm_env
 from tests.support.builds import build
 from tests.support.fake_llm import AnthropicWire, FakeLLMServer, Recorded, Reply, offline_answer
@@ -73,7 +75,7 @@ def test_the_offline_sites_pass_every_check(
     assert [c["name"] for c in checked["checks"]] == list(CHECKS)  # type: ignore[union-attr]
     printed = [line for chunk in lines for line in chunk.splitlines()]  # as the CLI prints them
     assert sum(line.startswith("check ") for line in printed) == len(CHECKS)
-    shots = service.settings.screenshots_dir / outcome.build_id
+    shots = service.settings.screenshots_dir / outcome.build_id / "0"  # the first round's
     for name in ("desktop", "mobile"):
         assert (shots / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     evaluations = [
@@ -90,6 +92,8 @@ def site(page: str, **files: str) -> dict[str, bytes]:
     return {"index.html": page.encode(), **{name: text.encode() for name, text in files.items()}}
 
 
+H1 = "<h1>Blue Fern Coffee</h1>"
+BLANK = "renders_content,title_and_heading"  # a blank page has no visible heading either
 FORM = (
     "<form novalidate><label>Email <input name='email' required></label><button>Go</button></form>"
 )
@@ -98,11 +102,26 @@ FORM = (
 @pytest.mark.parametrize(
     ("body", "head", "forms", "failing"),
     [
-        ("<h1>x</h1><script>window.nope();</script>", VIEWPORT, 0, "no_errors"),
-        ("<h1>x</h1>", VIEWPORT + "<link rel='stylesheet' href='missing.css'>", 0, "assets_load"),
-        ("<h1>x</h1><div style='width:900px'>wide</div>", VIEWPORT, 0, "mobile_overflow"),
-        ("<h1>x</h1>" + FORM, VIEWPORT, 1, "forms_validate"),
-        ("<p>no heading</p>", VIEWPORT, 0, "title_and_heading"),
+        (H1 + "<script>window.nope();</script>", VIEWPORT, 0, "no_errors"),
+        (H1, VIEWPORT + "<link rel='stylesheet' href='missing.css'>", 0, "assets_load"),
+        (H1 + "<div style='width:900px'>wide</div>", VIEWPORT, 0, "mobile_overflow"),
+        (H1 + FORM, VIEWPORT, 1, "forms_validate"),
+        ("<p>no heading, but text</p>", VIEWPORT, 0, "title_and_heading"),
+        (
+            H1 + "<script>setTimeout(() => { throw new Error('late'); }, 1500);</script>",
+            VIEWPORT,
+            0,
+            "no_errors",
+        ),
+        ("<div id='root'></div>", VIEWPORT, 0, BLANK),
+        (
+            "<div id='root'></div><script>const app = document.querySelector('#app');"
+            " if (app) app.innerHTML = '<h1>Hello there</h1>';</script>",
+            VIEWPORT,
+            0,
+            BLANK,
+        ),
+        ("<h1 style='display:none'>Blue Fern Coffee</h1>", VIEWPORT, 0, BLANK),
     ],
 )
 def test_a_broken_page_fails_the_right_check(
@@ -111,7 +130,7 @@ def test_a_broken_page_fails_the_right_check(
     page = f"{GOOD_HEAD}{head}</head><body><main>{body}</main></body></html>"
     report = check_preview(site(page), forms, tmp_path / "shots", Sandbox(SandboxSettings()))
     failed = [r.name for r in report.results if r.passed is False]
-    assert failed == [failing], [r.line() for r in report.results]
+    assert failed == failing.split(","), [r.line() for r in report.results]
 
 
 def test_a_blocking_failure_fails_the_build_naming_the_check(
@@ -135,8 +154,9 @@ def test_a_react_app_that_builds_but_throws_is_caught_by_the_browser(
     outcome, lines = build(instance, service, framework="react")
     assert outcome.status == "failed"
     assert any("vite build" in line or "build started (npm)" in line for line in lines)
-    assert "preview checks failed: no_errors: " in (outcome.error or "")
-    assert "window.notAFunction is not a function" in (outcome.error or "")
+    error = outcome.error or ""  # React unmounts an app that throws: blank, and an error
+    assert "preview checks failed: renders_content: the first screen is blank" in error
+    assert "; no_errors: " in error and "window.notAFunction is not a function" in error
 
 
 def test_without_a_browser_the_checks_say_so_and_the_build_still_succeeds(
@@ -148,9 +168,7 @@ def test_without_a_browser_the_checks_say_so_and_the_build_still_succeeds(
     assert outcome.status == "succeeded", outcome.error
     checked = checked_event(service, outcome.build_id)
     assert {c["passed"] for c in checked["checks"]} == {None}  # type: ignore[union-attr]
-    assert all(
-        "not run: no browser (apt-get install chromium" in c["message"] for c in checked["checks"]
-    )  # type: ignore[union-attr]
+    assert all("no browser (apt-get install chromium" in c["message"] for c in checked["checks"])  # type: ignore[union-attr]
     assert any("not run: no browser" in line for line in lines)
 
 
@@ -213,3 +231,41 @@ def test_one_repair_round_fixes_a_broken_page_or_the_build_fails_naming_the_chec
     else:
         assert outcome.status == "succeeded", outcome.error
         assert {"repair_1", "build_site_1", "deploy_preview_1", "check_preview_1"} <= ran
+    rounds = [
+        e.data["round"]
+        for e in service.events.after(outcome.build_id)
+        if e.type == EventType.PREVIEW_CHECKED
+    ]
+    assert rounds == [0, 1]
+    shots = {
+        a.path: a.sha256 for a in service.files.stage_files(outcome.build_id, Stage.SCREENSHOTS)
+    }
+    assert {"0/desktop.png", "1/desktop.png", "desktop.png"} <= shots.keys()
+    assert shots["desktop.png"] == shots["1/desktop.png"]  # the latest round at today's URL
+    round_zero = service.files.find(outcome.build_id, Stage.SCREENSHOTS, "0/desktop.png")
+    assert round_zero is not None and service.files.read(round_zero) in shown  # kept as seen
+
+
+def test_a_react_app_that_renders_nothing_fails_and_its_repair_targets_the_component(
+    checks_on: pytest.MonkeyPatch, instance: DagsterInstance, npm_cache: Path
+) -> None:
+    checks_on.setenv("SHEEN_NPM_CACHE", str(npm_cache))
+    checks_on.setenv("SHEEN_PROVIDER", "tests.support.providers:ReactNullProvider")
+    service = BuildService.from_env()
+    outcome, _ = build(instance, service, framework="react")
+    assert outcome.status == "failed"  # the offline provider cannot repair it
+    assert "preview checks failed: renders_content: the first screen is blank" in (
+        outcome.error or ""
+    )
+    events = service.events.after(outcome.build_id)
+    (started,) = [e for e in events if e.type == EventType.REPAIR_STARTED]
+    assert started.data["failures"][0].startswith("renders_content: ")
+    (repaired,) = [e for e in events if e.type == EventType.REPAIR_COMPLETED]
+    assert [f["path"] for f in repaired.data["files"]] == ["src/App.jsx"]
+
+
+def test_a_repair_targets_the_file_a_failure_names_or_the_app_component() -> None:
+    sources = ["index.html", "src/App.jsx", "src/main.jsx", "src/Counter.jsx"]
+    assert repair_target(["no_errors: uncaught: at Counter.jsx:4"], sources) == "src/Counter.jsx"
+    assert repair_target(["renders_content: the first screen is blank"], sources) == "src/App.jsx"
+    assert repair_target(["no_errors: uncaught: x"], ["index.html", "app.js"]) == "index.html"

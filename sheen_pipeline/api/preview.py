@@ -97,7 +97,7 @@ def preview_routes(files: BuildFiles, deployments: DeploymentStore) -> list[Base
         Route("/", index),
         add_slash("p", "build_id"),
         Route("/p/{build_id}/{path:path}", preview),
-        Route("/s/{build_id}/{name}", screenshot),
+        Route("/s/{build_id}/{name:path}", screenshot),
         add_slash("prod", "project_id"),
         Route("/prod/{project_id}/{path:path}", production),
     ]

@@ -1,5 +1,6 @@
 """Look at a deployed preview in a real browser (Debian's Chromium, driven by Playwright): does it
-load, run without errors, load what it references, have a title and heading, fit a phone, make
+load, show something on its first screen, run without errors (watched until the network is idle
+and a settle window after), load what it references, have a title and heading, fit a phone, make
 its forms refuse an empty submit, and pass axe-core's serious rules. Screenshots at desktop and
 phone widths. Without a browser, every check says so (a warning), never a silent pass.
 
@@ -28,7 +29,9 @@ from sheen_pipeline.checks.results import CHECKS, SCREENSHOTS, CheckReport, Chec
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 DESKTOP_SHOT, PHONE_SHOT = SCREENSHOTS
-SETTLE_MS = 300
+SETTLE_MS = 300  # after an interaction (a resize, a submit)
+DEFAULT_LOAD_SETTLE_MS = 1500  # after the network is idle: late errors and late rendering
+MIN_VISIBLE_CHARS = 10  # of text in the first viewport, when it has no control or image
 AXE_SCRIPT = (
     Path(__file__).resolve().parents[2] / ".tools" / "node_modules" / "axe-core" / "axe.min.js"
 )
@@ -46,24 +49,27 @@ def chromium_path() -> str | None:
 
 
 def check_preview(
-    site: Mapping[str, bytes], forms_expected: int, screenshots: Path, sandbox: Sandbox
+    site: Mapping[str, bytes],
+    forms_expected: int,
+    screenshots: Path,
+    sandbox: Sandbox,
+    settle_ms: int = DEFAULT_LOAD_SETTLE_MS,
 ) -> CheckReport:
     """Every check of the site (its files by path); runs in a thread of its own, so it works
-    from inside an event loop (the build job's executor) too."""
+    from inside an event loop (the build job's executor) too. After loading, the page is watched
+    until the network is idle and then settle_ms more, so late errors and late rendering count."""
     browser = chromium_path()
     if browser is None:
-        return CheckReport.not_run(f"not run: no browser ({INSTALL_HINT})")
+        return CheckReport.not_run(f"no browser ({INSTALL_HINT})")
     outcome: list[CheckReport] = []
     failure: list[BaseException] = []
 
     def work() -> None:
         try:
             with _confined_browser(browser, sandbox) as executable:
-                outcome.append(_check(executable, site, forms_expected, screenshots))
+                outcome.append(_check(executable, site, forms_expected, screenshots, settle_ms))
         except SandboxUnavailable as unavailable:
-            outcome.append(
-                CheckReport.not_run(f"not run: the browser runs only sandboxed; {unavailable}")
-            )
+            outcome.append(CheckReport.not_run(f"the browser runs only sandboxed; {unavailable}"))
         except BaseException as error:  # reported in the caller's thread
             failure.append(error)
 
@@ -94,7 +100,11 @@ def _confined_browser(browser: str, sandbox: Sandbox) -> Iterator[str]:
 
 
 def _check(
-    executable: str, site: Mapping[str, bytes], forms_expected: int, screenshots: Path
+    executable: str,
+    site: Mapping[str, bytes],
+    forms_expected: int,
+    screenshots: Path,
+    settle_ms: int,
 ) -> CheckReport:
     from playwright.sync_api import sync_playwright
 
@@ -116,19 +126,12 @@ def _check(
             page.on("requestfailed", lambda r: failed.append(r.url))
             page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
             response = page.goto(url, wait_until="load")
-            page.wait_for_timeout(SETTLE_MS)
+            _settle(page, settle_ms)
             status = response.status if response else 0
             results["page_loads"] = CheckResult(
                 "page_loads", status == 200, f"HTTP {status}", {"status": status}
             )
-            results["no_errors"] = CheckResult(
-                "no_errors",
-                not console,
-                "no uncaught exceptions or console errors"
-                if not console
-                else "; ".join(console[:5]),
-                {"console": console},
-            )
+            results["renders_content"] = _renders_content(page)
             broken = sorted({u for u in failed if _same_origin(u, url)} | _broken_links(page, site))
             results["assets_load"] = CheckResult(
                 "assets_load",
@@ -153,12 +156,85 @@ def _check(
             page.screenshot(path=str(screenshots / f"{PHONE_SHOT}.png"), full_page=True)
             results["forms_validate"] = _forms(page, url, forms_expected)
             results["own_origin_only"] = _own_origin_only(refused)
+            results["no_errors"] = _no_errors(console)  # what the checks' own use of it raised too
         finally:
             browser.close()
     return CheckReport(
         results=tuple(results[name] for name in CHECKS),
         screenshots={name: screenshots / f"{name}.png" for name in SCREENSHOTS},
     )
+
+
+def _settle(page: Any, settle_ms: int) -> None:
+    """Until the network is idle (Playwright: no request for 500 ms; a page that never goes
+    quiet is given up on after the settle window), then settle_ms more."""
+    try:
+        page.wait_for_load_state("networkidle", timeout=max(settle_ms, 1000) * 4)
+    except Exception as error:  # Playwright's TimeoutError: a page that keeps polling
+        if type(error).__name__ != "TimeoutError":
+            raise
+    page.wait_for_timeout(settle_ms)
+
+
+def _no_errors(console: list[str]) -> CheckResult:
+    return CheckResult(
+        "no_errors",
+        not console,
+        "no uncaught exceptions or console errors" if not console else "; ".join(console[:5]),
+        {"console": list(console)},
+    )
+
+
+def _renders_content(page: Any) -> CheckResult:
+    """A person sees something on the first screen: enough visible text, or a visible control
+    or image. A blank page, a script that renders into nothing and an app that renders null
+    all fail."""
+    seen: dict[str, int] = page.evaluate(_VISIBLE_CONTENT)
+    chars, things = seen["chars"], seen["things"]
+    shown = chars >= MIN_VISIBLE_CHARS or things > 0
+    return CheckResult(
+        "renders_content",
+        shown,
+        f"{chars} characters of text and {things} controls or images in the first screen"
+        if shown
+        else "the first screen is blank: no visible text, control or image"
+        + (f" (only {chars} characters of text)" if chars else ""),
+        {"visible_chars": chars, "visible_controls_or_images": things},
+    )
+
+
+_VISIBLE_CONTENT = """() => {
+  const [vw, vh] = [window.innerWidth, window.innerHeight];
+  const inView = r => r.width > 0 && r.height > 0 && r.bottom > 0 && r.right > 0 &&
+    r.top < vh && r.left < vw;
+  const shown = e => {
+    for (let el = e; el; el = el.parentElement) {
+      const s = getComputedStyle(el);
+      if (s.display === 'none' || s.visibility === 'hidden' || parseFloat(s.opacity) === 0) {
+        return false;
+      }
+    }
+    return true;
+  };
+  let chars = 0;
+  const root = document.body || document.documentElement;
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    const text = node.textContent.trim();
+    const parent = node.parentElement;
+    if (!text || !parent || ['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE'].includes(parent.tagName)) {
+      continue;
+    }
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    if (inView(range.getBoundingClientRect()) && shown(parent)) chars += text.length;
+  }
+  const selector = 'button, a[href], input:not([type=hidden]), select, textarea, img, svg, canvas, video';
+  const things = [...root.querySelectorAll(selector)]
+    .filter(e => inView(e.getBoundingClientRect()) && shown(e)).length;
+  return {chars, things};
+}"""
 
 
 def _answer(route: Any, request: Any, site: Mapping[str, bytes], refused: list[str]) -> None:
@@ -280,7 +356,7 @@ _SAYS_WHY = """index => {
 
 def _accessibility(page: Any) -> CheckResult:
     if not AXE_SCRIPT.is_file():
-        return CheckResult.not_run("accessibility", "not run: axe-core missing (`make browser`)")
+        return CheckResult.not_run("accessibility", "axe-core missing (`make browser`)")
     page.add_script_tag(path=str(AXE_SCRIPT))
     violations: list[dict[str, Any]] = page.evaluate(
         "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"

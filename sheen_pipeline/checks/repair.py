@@ -3,6 +3,8 @@ goes back to the model with the site's files, and the files it returns replace t
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 from sheen_pipeline.checks.results import CheckReport
 from sheen_pipeline.models import Task, TaskInput, TaskType
 
@@ -25,8 +27,22 @@ def failure_lines(report: CheckReport) -> list[str]:
     return lines
 
 
-def repair_task(round_number: int, failures: list[str]) -> Task:
-    """A task that modifies the entry page (and may rewrite the other files it was shown)."""
+# Where a framework app's faults usually are, when no failure names a file.
+APP_SOURCES = ("src/App.jsx", "src/App.tsx", "src/App.vue", "src/main.jsx", "src/main.tsx")
+
+
+def repair_target(failures: list[str], sources: list[str]) -> str:
+    """The file the repair modifies: one a failure names (its path or file name), else a
+    framework app's main component, else the entry page."""
+    said = "\n".join(failures)
+    named = [p for p in sources if p in said or PurePosixPath(p).name in said]
+    if named:
+        return named[0]
+    return next((p for p in APP_SOURCES if p in sources), ENTRY_PAGE)
+
+
+def repair_task(round_number: int, failures: list[str], sources: list[str]) -> Task:
+    """A task that modifies the implicated file (and may rewrite the other files it was shown)."""
     listed = "\n".join(f"- {line}" for line in failures)
     return Task(
         id=f"repair_{round_number}",
@@ -41,6 +57,6 @@ def repair_task(round_number: int, failures: list[str]) -> Task:
                 "Return corrected versions of the files that cause these failures (the page, and "
                 "any script or stylesheet it loads). Keep everything else as it is."
             ),
-            target_path=ENTRY_PAGE,
+            target_path=repair_target(failures, sources),
         ),
     )

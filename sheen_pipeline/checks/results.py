@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 # Blocking checks decide whether a build succeeds and can be promoted; the rest are warnings.
-BLOCKING = ("page_loads", "no_errors", "assets_load")
+BLOCKING = ("page_loads", "renders_content", "no_errors", "assets_load")
 WARNINGS = (
     "title_and_heading",
     "mobile_overflow",
@@ -19,7 +19,9 @@ CHECKS = (*BLOCKING, *WARNINGS)
 SCREENSHOTS = ("desktop", "mobile")  # each saved as <name>.png in the build's screenshot folder
 DESCRIPTIONS = {
     "page_loads": "The preview answers HTTP 200.",
-    "no_errors": "No uncaught exception and no console error while the page loads.",
+    "renders_content": "The first screen shows something a person can see: text or controls.",
+    "no_errors": "No uncaught exception and no console error while the page loads and settles "
+    "(until the network is idle plus the settle window) or while it is used by the checks.",
     "assets_load": "Every local asset the page loads and every local link it has answer 200.",
     "title_and_heading": "The page has a title and a visible main heading (h1).",
     "mobile_overflow": "Nothing overflows sideways at a 390 px wide (phone) viewport.",

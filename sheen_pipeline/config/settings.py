@@ -187,6 +187,7 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = SandboxSettings()
     deploy: DeploySettings = DeploySettings()
     preview_checks: bool = env("SHEEN_PREVIEW_CHECKS", True)
+    check_settle_ms: int = env("SHEEN_CHECK_SETTLE_MS", 1500, ge=0)
     npm_cache: str = env("SHEEN_NPM_CACHE", "")
     npm_registry: Annotated[str, _parsed_by(_registry_url)] = env(
         "SHEEN_NPM_REGISTRY", DEFAULT_NPM_REGISTRY
@@ -294,8 +295,10 @@ class Settings(BaseSettings):
     def screenshots_dir(self) -> Path:
         return self.home / "screenshots"
 
-    def screenshot_url(self, build_id: str, name: str) -> str:
-        return f"http://{self.preview_host}:{self.preview_port}/s/{build_id}/{name}.png"
+    def screenshot_url(self, build_id: str, name: str, round_number: int | None = None) -> str:
+        """A check round's screenshot; without a round, the latest round's."""
+        folder = "" if round_number is None else f"{round_number}/"
+        return f"http://{self.preview_host}:{self.preview_port}/s/{build_id}/{folder}{name}.png"
 
     def production_url(self, project_id: str) -> str:
         """Where `sheen serve` serves a project's promoted build (the local target)."""

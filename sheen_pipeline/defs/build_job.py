@@ -160,7 +160,7 @@ def check_preview(
     round_number = round_of(context.op_handle.name)
     service = sheen.service
     with build_step(context, service, plan, "check"):
-        report = service.check_preview(plan)
+        report = service.check_preview(plan, round_number)
         repairable = (
             bool(report.blocking_failures) and round_number < service.settings.repair_rounds
         )
@@ -179,7 +179,7 @@ def check_preview(
                     report,
                     ending,
                     {
-                        n: service.settings.screenshot_url(plan.build_id, n)
+                        n: service.settings.screenshot_url(plan.build_id, n, round_number)
                         for n in report.screenshots
                     },
                 ),

@@ -85,13 +85,14 @@ def preview_metadata(
 
 
 def check_evaluation(asset_key: AssetKey, result: CheckResult) -> AssetCheckEvaluation:
-    """A check that was not run is reported as a failed warning, never as a pass."""
-    failing_blocks = result.blocking and result.passed is False
+    """A blocking check has severity ERROR whether it passed or not (the UI shows what it
+    would have stopped); one that was not run is reported as a failed warning, never a pass."""
+    ran_blocking = result.blocking and result.passed is not None
     return AssetCheckEvaluation(
         asset_key=asset_key,
         check_name=result.name,
         passed=bool(result.passed),
-        severity=AssetCheckSeverity.ERROR if failing_blocks else AssetCheckSeverity.WARN,
+        severity=AssetCheckSeverity.ERROR if ran_blocking else AssetCheckSeverity.WARN,
         description=result.message,
         blocking=result.blocking,
         metadata={"message": result.message, "not_run": result.passed is None},

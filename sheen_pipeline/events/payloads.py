@@ -200,9 +200,10 @@ class PreviewChecked(EventPayload):
     type = EventType.PREVIEW_CHECKED
     checks: list[CheckOutcome]
     screenshots: dict[str, str]
+    round: int = 0  # 0: the first check; n: after repair round n
 
     def describe(self) -> str:
-        lines = []
+        lines = [f"checks after repair round {self.round}"] if self.round else []
         for check in self.checks:
             state = {True: "passed", False: "FAILED", None: "not run"}[check.passed]
             kind = "blocking" if check.blocking else "warning"

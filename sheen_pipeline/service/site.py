@@ -70,7 +70,11 @@ class Deployment:
     failed: str | None = None
 
 
-REPAIR_CONTEXT_SUFFIXES = {".html", ".css", ".js", ".json", ".svg", ".txt"}
+# What a repair is shown of the sources: pages, styles, scripts and components (a React app's
+# src/ included), data; not lockfiles' kind of bulk or binary files.
+REPAIR_CONTEXT_SUFFIXES = {
+    *(".html", ".css", ".js", ".mjs", ".jsx", ".ts", ".tsx", ".vue", ".json", ".svg", ".txt"),
+}
 MAX_IMAGE = 5_000_000  # Anthropic's limit on one image
 
 
@@ -141,28 +145,46 @@ class Site(Accounting):
         )
         return deployed
 
-    def check_preview(self, plan: Plan) -> CheckReport:
+    def check_preview(self, plan: Plan, round_number: int = 0) -> CheckReport:
         """Look at the deployed files in a real, sandboxed browser (answered from the artifact
-        store, so every target is checked the same way, offline too); screenshots go to
-        SHEEN_HOME/screenshots."""
+        store, so every target is checked the same way, offline too). Each round keeps its
+        screenshots (`<round>/desktop.png`); the latest round's are also at `desktop.png`."""
         build_id = plan.build_id
         if not self.settings.preview_checks:
-            report = CheckReport.not_run("not run: SHEEN_PREVIEW_CHECKS=off")
+            report = CheckReport.not_run("SHEEN_PREVIEW_CHECKS=off")
         else:
             forms = len(read_brief(plan.request.prompt).forms)
-            shots_dir = self.settings.screenshots_dir / build_id
+            shots_dir = self.settings.screenshots_dir / build_id / str(round_number)
             site = {
                 a.path: self.files.read(a) for a in self.files.stage_files(build_id, Stage.DIST)
             }
-            report = check_preview(site, forms, shots_dir, Sandbox(self.settings.sandbox))
-            self.files.replace(build_id, Stage.SCREENSHOTS, shots_dir)
+            sandbox = Sandbox(self.settings.sandbox)
+            report = check_preview(site, forms, shots_dir, sandbox, self.settings.check_settle_ms)
+            self._keep_screenshots(build_id, round_number, report)
         outcomes = [
             CheckOutcome(name=r.name, blocking=r.blocking, passed=r.passed, message=r.message)
             for r in report.results
         ]
-        shots = {name: self.settings.screenshot_url(build_id, name) for name in report.screenshots}
-        self.events.emit(build_id, PreviewChecked(checks=outcomes, screenshots=shots))
+        shots = {
+            name: self.settings.screenshot_url(build_id, name, round_number)
+            for name in report.screenshots
+        }
+        self.events.emit(
+            build_id, PreviewChecked(checks=outcomes, screenshots=shots, round=round_number)
+        )
         return report
+
+    def _keep_screenshots(self, build_id: str, round_number: int, report: CheckReport) -> None:
+        """The round's screenshots, under its number and as the latest; earlier rounds' stay."""
+        shots = {name: path.read_bytes() for name, path in report.screenshots.items()}
+        self.files.save(
+            build_id,
+            Stage.SCREENSHOTS,
+            {
+                **{f"{round_number}/{name}.png": data for name, data in shots.items()},
+                **{f"{name}.png": data for name, data in shots.items()},
+            },
+        )
 
     def _dist(self, build_id: str) -> Path:
         return self._local_copy(
@@ -174,16 +196,17 @@ class Site(Accounting):
         files (shown as context), with the check's screenshots for a model that looks at
         images; what it returns is written over them. Priced and recorded like every task."""
         build_id = plan.build_id
-        task = repair_task(round_number, failures)
-        self.events.emit(build_id, RepairStarted(round=round_number, failures=failures))
-        workspace = self._workspace(build_id, prune=BUILD_TOOL_FOLDERS)
-        context = {
-            artifact.path: self._read_text(artifact)
+        sources = [
+            artifact
             for artifact in self.files.stage_files(build_id, Stage.SOURCE)
             if PurePosixPath(artifact.path).suffix in REPAIR_CONTEXT_SUFFIXES
-        }
-        shots = self.files.stage_files(build_id, Stage.SCREENSHOTS)
-        images = [self.files.read(shot) for shot in shots if shot.size < MAX_IMAGE]
+        ]
+        task = repair_task(round_number, failures, [a.path for a in sources])
+        self.events.emit(build_id, RepairStarted(round=round_number, failures=failures))
+        workspace = self._workspace(build_id, prune=BUILD_TOOL_FOLDERS)
+        context = {artifact.path: self._read_text(artifact) for artifact in sources}
+        shots = self.files.stage_files(build_id, Stage.SCREENSHOTS)  # the latest round's
+        images = [self.files.read(s) for s in shots if "/" not in s.path and s.size < MAX_IMAGE]
         timeout = min(
             self.settings.task_timeout_for(task.type.value), self.check_time_left(build_id)
         )

@@ -187,6 +187,14 @@ class ReactRuntimeErrorProvider(_BreakingOfflineProvider):
     NEW = "function Hero() {\n  window.notAFunction();"
 
 
+class ReactNullProvider(_BreakingOfflineProvider):
+    """The offline React app, whose App component renders nothing: it builds and throws
+    nothing, and the page is blank."""
+
+    PATH, OLD = "src/App.jsx", "export default function App() {"
+    NEW = "export default function App() {\n  if (SITE) return null;"
+
+
 class LeakyOfflineProvider(OfflineProvider):
     """Fails every task with an error that quotes secrets and an email address."""
 

@@ -86,6 +86,8 @@ class OfflineProvider:
             return GeneratedFiles(
                 {target: changes.apply_change(task, context_files[target])}, _FREE
             )
+        if task.type is TaskType.MODIFY_FILE and not target.endswith(".html"):
+            return GeneratedFiles({target: context_files[target]}, _FREE)  # nothing it can fix
         if task.type is TaskType.MODIFY_FILE:
             return GeneratedFiles({target: pages.add_metadata(context_files[target], brief)}, _FREE)
         renderers = react.RENDERERS if plan.request.framework == "react" else _RENDERERS
