@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from sheen_pipeline.models import BuildRequest, Task, TaskResult
+from sheen_pipeline.models import AcceptanceStep, BuildRequest, Task, TaskResult
 from sheen_pipeline.store.tables import result_cache
 
 Worker = tuple[str, str]  # (provider name, model): who did the work
@@ -95,7 +95,7 @@ class ResultCache:
 
     def get_plan(
         self, request: BuildRequest, worker: Worker, base: str | None = None
-    ) -> tuple[str, tuple[Task, ...], Decimal] | None:
+    ) -> tuple[str, tuple[Task, ...], tuple[AcceptanceStep, ...], Decimal] | None:
         """The summary and tasks of the plan made for an identical request (same prompt and
         framework, same provider and model, a base with the same files), and what making it
         cost; or None."""
@@ -103,7 +103,8 @@ class ResultCache:
         if cached is None:
             return None
         tasks = tuple(Task.model_validate(t) for t in cached["tasks"])
-        return cached["summary"], tasks, _cost(cached)
+        steps = tuple(AcceptanceStep.model_validate(s) for s in cached.get("acceptance", ()))
+        return cached["summary"], tasks, steps, _cost(cached)
 
     def put_plan(
         self,
@@ -113,10 +114,12 @@ class ResultCache:
         tasks: Sequence[Task],
         cost_usd: Decimal | None,
         base: str | None = None,
+        acceptance: Sequence[AcceptanceStep] = (),
     ) -> None:
         payload = {
             "summary": summary,
             "tasks": [task.model_dump(mode="json") for task in tasks],
+            "acceptance": [step.model_dump(mode="json") for step in acceptance],
             "cost_usd": None if cost_usd is None else str(cost_usd),
         }
         self.put(plan_fingerprint(request, worker, base), payload)

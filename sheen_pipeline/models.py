@@ -171,6 +171,37 @@ class TokenUsage(_Frozen):
         )
 
 
+AcceptanceAction = Literal[
+    "visit", "click", "fill", "press", "expect_text", "expect_no_text", "expect_count", "expect_url"
+]
+
+
+class AcceptanceStep(_Frozen):
+    """One step of using the preview as a person would, in a small vocabulary the browser
+    checks run: visit a path of the site; click a button or link by its text; fill a field (by
+    its label or placeholder) with value; press a key (value); expect a text to be visible (or
+    not); expect `value` elements matching a CSS selector (\"3\" or \">=1\"); expect the URL's
+    path."""
+
+    action: AcceptanceAction
+    target: str = Field(default="", max_length=200)
+    value: str = Field(default="", max_length=200)
+
+    def describe(self) -> str:
+        return " ".join(
+            part
+            for part in (
+                self.action,
+                repr(self.target) if self.target else "",
+                repr(self.value) if self.value else "",
+            )
+            if part
+        )
+
+
+MAX_ACCEPTANCE_STEPS = 12
+
+
 class Plan(_Frozen):
     build_id: SafeId
     request: BuildRequest
@@ -182,6 +213,7 @@ class Plan(_Frozen):
     planning_usage: TokenUsage = TokenUsage()
     planning_heals: int = 0
     base_digest: str | None = None  # a change's base: the digest of its source files
+    acceptance: tuple[AcceptanceStep, ...] = Field(default=(), max_length=MAX_ACCEPTANCE_STEPS)
 
     @property
     def base_build_id(self) -> str | None:

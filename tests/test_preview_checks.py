@@ -17,6 +17,7 @@ from sheen_pipeline.checks.repair import repair_target
 from sheen_pipeline.checks.results import CHECKS
 from sheen_pipeline.config import SandboxSettings
 from sheen_pipeline.events.types import EventType
+from sheen_pipeline.models import AcceptanceStep
 from sheen_pipeline.providers.schemas import FilesSpec
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.files import Stage
@@ -55,6 +56,7 @@ def npm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("a todo app to track my chores", None),
         ("a dashboard of monthly sales", None),
         ("a portfolio for a photographer named Ada", None),
+        ("a blog about tea called Leaf Notes", None),
         ("a landing page for Blue Fern Coffee, with a signup form", "react"),
     ],
 )
@@ -269,3 +271,52 @@ def test_a_repair_targets_the_file_a_failure_names_or_the_app_component() -> Non
     assert repair_target(["no_errors: uncaught: at Counter.jsx:4"], sources) == "src/Counter.jsx"
     assert repair_target(["renders_content: the first screen is blank"], sources) == "src/App.jsx"
     assert repair_target(["no_errors: uncaught: x"], ["index.html", "app.js"]) == "index.html"
+
+
+def steps(*raw: tuple[str, str, str]) -> list[AcceptanceStep]:
+    return [AcceptanceStep(action=a, target=t, value=v) for a, t, v in raw]  # type: ignore[arg-type]
+
+
+SIGNUP = steps(
+    ("fill", "Email", "ada@example.com"), ("click", "Join", ""), ("expect_text", "", "Thanks")
+)
+QUIET_FORM = (
+    "<form id='f'><label>Email <input name='email'></label><button type='button'>Join</button>"
+    "<p role='status'></p></form>"
+)
+
+
+@pytest.mark.parametrize(
+    ("script", "passed", "says"),
+    [
+        (
+            "document.querySelector('button').onclick = () => "
+            "{ document.querySelector('[role=status]').textContent = 'Thanks!'; };",
+            True,
+            "3 acceptance steps passed",
+        ),
+        ("", False, "step 3 of 3 failed: expect_text 'Thanks'"),
+    ],
+)
+def test_acceptance_steps_use_the_page_as_a_person_would(
+    tmp_path: Path, script: str, passed: bool, says: str
+) -> None:
+    page = f"{GOOD_HEAD}{VIEWPORT}</head><body><main>{H1}{QUIET_FORM}<script>{script}</script></main></body></html>"
+    shots = tmp_path / "shots"
+    report = check_preview(site(page), 0, shots, Sandbox(SandboxSettings()), 300, SIGNUP)
+    (result,) = [r for r in report.results if r.name == "acceptance"]
+    assert (result.passed, result.blocking) == (passed, True), result.message
+    assert says in result.message
+    assert ("acceptance-failed" in report.screenshots) is not passed  # the failing step, seen
+
+
+def test_acceptance_steps_never_leave_the_preview(tmp_path: Path) -> None:
+    page = f"{GOOD_HEAD}{VIEWPORT}</head><body><main>{H1}</main></body></html>"
+    escape = steps(("visit", "http://127.0.0.1:9/", ""), ("expect_text", "", "x"))
+    report = check_preview(site(page), 0, tmp_path / "s", Sandbox(SandboxSettings()), 300, escape)
+    (result,) = [r for r in report.results if r.name == "acceptance"]
+    assert result.passed is False
+    assert (
+        "step 1 of 2 failed: visit 'http://127.0.0.1:9/': 'http://127.0.0.1:9/' is not a path"
+        in (result.message)
+    )

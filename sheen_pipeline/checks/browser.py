@@ -17,24 +17,22 @@ import shlex
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 from sheen_pipeline.build.sandbox import Sandbox, SandboxUnavailable, base_env
+from sheen_pipeline.checks import page_checks
+from sheen_pipeline.checks.acceptance import FAILED_STEP_SHOT, run_acceptance
 from sheen_pipeline.checks.results import CHECKS, SCREENSHOTS, CheckReport, CheckResult
+from sheen_pipeline.models import AcceptanceStep
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 DESKTOP_SHOT, PHONE_SHOT = SCREENSHOTS
-SETTLE_MS = 300  # after an interaction (a resize, a submit)
 DEFAULT_LOAD_SETTLE_MS = 1500  # after the network is idle: late errors and late rendering
-MIN_VISIBLE_CHARS = 10  # of text in the first viewport, when it has no control or image
-AXE_SCRIPT = (
-    Path(__file__).resolve().parents[2] / ".tools" / "node_modules" / "axe-core" / "axe.min.js"
-)
 INSTALL_HINT = "apt-get install chromium (or `make browser`)"
 # The preview's origin as the browser sees it. Nothing listens there (Chromium's network
 # namespace is empty): every answer comes from the deployed files, through route().
@@ -54,6 +52,7 @@ def check_preview(
     screenshots: Path,
     sandbox: Sandbox,
     settle_ms: int = DEFAULT_LOAD_SETTLE_MS,
+    acceptance: Sequence[AcceptanceStep] = (),
 ) -> CheckReport:
     """Every check of the site (its files by path); runs in a thread of its own, so it works
     from inside an event loop (the build job's executor) too. After loading, the page is watched
@@ -67,7 +66,9 @@ def check_preview(
     def work() -> None:
         try:
             with _confined_browser(browser, sandbox) as executable:
-                outcome.append(_check(executable, site, forms_expected, screenshots, settle_ms))
+                outcome.append(
+                    _check(executable, site, forms_expected, screenshots, settle_ms, acceptance)
+                )
         except SandboxUnavailable as unavailable:
             outcome.append(CheckReport.not_run(f"the browser runs only sandboxed; {unavailable}"))
         except BaseException as error:  # reported in the caller's thread
@@ -105,10 +106,12 @@ def _check(
     forms_expected: int,
     screenshots: Path,
     settle_ms: int,
+    acceptance: Sequence[AcceptanceStep],
 ) -> CheckReport:
     from playwright.sync_api import sync_playwright
 
     screenshots.mkdir(parents=True, exist_ok=True)
+    (screenshots / f"{FAILED_STEP_SHOT}.png").unlink(missing_ok=True)  # an earlier attempt's
     results: dict[str, CheckResult] = {}
     url = PREVIEW_URL
     refused: list[str] = []
@@ -131,7 +134,7 @@ def _check(
             results["page_loads"] = CheckResult(
                 "page_loads", status == 200, f"HTTP {status}", {"status": status}
             )
-            results["renders_content"] = _renders_content(page)
+            results["renders_content"] = page_checks.renders_content(page)
             broken = sorted({u for u in failed if _same_origin(u, url)} | _broken_links(page, site))
             results["assets_load"] = CheckResult(
                 "assets_load",
@@ -142,10 +145,10 @@ def _check(
                 {"broken": broken},
             )
             page.screenshot(path=str(screenshots / f"{DESKTOP_SHOT}.png"), full_page=True)
-            results["title_and_heading"] = _title_and_heading(page)
-            results["accessibility"] = _accessibility(page)
+            results["title_and_heading"] = page_checks.title_and_heading(page)
+            results["accessibility"] = page_checks.accessibility(page)
             page.set_viewport_size(PHONE)  # type: ignore[arg-type]
-            page.wait_for_timeout(SETTLE_MS)
+            page.wait_for_timeout(page_checks.SETTLE_MS)
             width = int(page.evaluate("document.documentElement.scrollWidth"))
             results["mobile_overflow"] = CheckResult(
                 "mobile_overflow",
@@ -154,14 +157,26 @@ def _check(
                 {"scroll_width": width},
             )
             page.screenshot(path=str(screenshots / f"{PHONE_SHOT}.png"), full_page=True)
-            results["forms_validate"] = _forms(page, url, forms_expected)
+            results["forms_validate"] = page_checks.forms(page, url, forms_expected)
+            fresh = browser.new_context(viewport=DESKTOP, service_workers="block")  # type: ignore[arg-type]
+            fresh.route("**/*", lambda route, request: _answer(route, request, site, refused))
+            fresh.route_web_socket(re.compile(".*"), lambda socket: _refuse(socket, refused))
+            using = fresh.new_page()  # the steps start from a first visit: empty storage
+            using.on("pageerror", lambda error: console.append(f"uncaught: {error}"))
+            using.on("console", lambda message: _console_error(message, console))
+            using.goto(url, wait_until="load")
+            results["acceptance"] = run_acceptance(using, acceptance, url, screenshots)
             results["own_origin_only"] = _own_origin_only(refused)
             results["no_errors"] = _no_errors(console)  # what the checks' own use of it raised too
         finally:
             browser.close()
     return CheckReport(
         results=tuple(results[name] for name in CHECKS),
-        screenshots={name: screenshots / f"{name}.png" for name in SCREENSHOTS},
+        screenshots={
+            name: screenshots / f"{name}.png"
+            for name in (*SCREENSHOTS, FAILED_STEP_SHOT)
+            if (screenshots / f"{name}.png").is_file()
+        },
     )
 
 
@@ -183,58 +198,6 @@ def _no_errors(console: list[str]) -> CheckResult:
         "no uncaught exceptions or console errors" if not console else "; ".join(console[:5]),
         {"console": list(console)},
     )
-
-
-def _renders_content(page: Any) -> CheckResult:
-    """A person sees something on the first screen: enough visible text, or a visible control
-    or image. A blank page, a script that renders into nothing and an app that renders null
-    all fail."""
-    seen: dict[str, int] = page.evaluate(_VISIBLE_CONTENT)
-    chars, things = seen["chars"], seen["things"]
-    shown = chars >= MIN_VISIBLE_CHARS or things > 0
-    return CheckResult(
-        "renders_content",
-        shown,
-        f"{chars} characters of text and {things} controls or images in the first screen"
-        if shown
-        else "the first screen is blank: no visible text, control or image"
-        + (f" (only {chars} characters of text)" if chars else ""),
-        {"visible_chars": chars, "visible_controls_or_images": things},
-    )
-
-
-_VISIBLE_CONTENT = """() => {
-  const [vw, vh] = [window.innerWidth, window.innerHeight];
-  const inView = r => r.width > 0 && r.height > 0 && r.bottom > 0 && r.right > 0 &&
-    r.top < vh && r.left < vw;
-  const shown = e => {
-    for (let el = e; el; el = el.parentElement) {
-      const s = getComputedStyle(el);
-      if (s.display === 'none' || s.visibility === 'hidden' || parseFloat(s.opacity) === 0) {
-        return false;
-      }
-    }
-    return true;
-  };
-  let chars = 0;
-  const root = document.body || document.documentElement;
-  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
-  while (walker.nextNode()) {
-    const node = walker.currentNode;
-    const text = node.textContent.trim();
-    const parent = node.parentElement;
-    if (!text || !parent || ['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE'].includes(parent.tagName)) {
-      continue;
-    }
-    const range = document.createRange();
-    range.selectNodeContents(node);
-    if (inView(range.getBoundingClientRect()) && shown(parent)) chars += text.length;
-  }
-  const selector = 'button, a[href], input:not([type=hidden]), select, textarea, img, svg, canvas, video';
-  const things = [...root.querySelectorAll(selector)]
-    .filter(e => inView(e.getBoundingClientRect()) && shown(e)).length;
-  return {chars, things};
-}"""
 
 
 def _answer(route: Any, request: Any, site: Mapping[str, bytes], refused: list[str]) -> None:
@@ -298,75 +261,3 @@ def _broken_links(page: Any, site: Mapping[str, bytes]) -> set[str]:
         for href in {urljoin(PREVIEW_URL, h).split("#")[0] for h in hrefs}
         if href and _same_origin(href, PREVIEW_URL) and _lookup(site, href) is None
     }
-
-
-def _title_and_heading(page: Any) -> CheckResult:
-    title = page.title().strip()
-    heading = page.evaluate(
-        "(() => { const h = document.querySelector('h1');"
-        " return h && h.offsetParent !== null ? h.innerText.trim() : ''; })()"
-    )
-    missing = [what for what, value in (("title", title), ("visible h1", heading)) if not value]
-    return CheckResult(
-        "title_and_heading",
-        not missing,
-        f"title {title!r}, heading {heading!r}"
-        if not missing
-        else f"missing: {', '.join(missing)}",
-        {"title": title, "heading": heading},
-    )
-
-
-def _forms(page: Any, url: str, expected: int) -> CheckResult:
-    """Each form, submitted empty, must stay on the page and show why (a visible status or
-    alert text, or the browser's own validation message)."""
-    count = int(page.evaluate("document.forms.length"))
-    problems = [f"{expected} form(s) asked for, {count} on the page"] if count < expected else []
-    for index in range(count):
-        page.goto(url, wait_until="load")
-        page.evaluate(
-            f"document.forms[{index}].querySelectorAll('input,textarea').forEach(e => e.value = '')"
-        )
-        submit = page.locator("form").nth(index).locator("[type=submit], button").first
-        if submit.count() == 0:
-            problems.append(f"form {index + 1} has no submit button")
-            continue
-        submit.click()
-        page.wait_for_timeout(SETTLE_MS)
-        told = page.evaluate(_SAYS_WHY, index)
-        if page.url.split("#")[0] != url.split("#")[0] or not told:
-            problems.append(f"form {index + 1} accepts an empty submit without a visible message")
-    return CheckResult(
-        "forms_validate",
-        not problems,
-        "; ".join(problems) if problems else f"{count} form(s) refuse an empty submit",
-        {"forms": count, "expected": expected},
-    )
-
-
-_SAYS_WHY = """index => {
-  const form = document.forms[index];
-  const visible = e => e.offsetParent !== null && e.innerText.trim() !== '';
-  const said = [...document.querySelectorAll('[role=status],[role=alert],[aria-live]')].some(visible);
-  const native = [...form.elements].some(e => e.validationMessage && !form.noValidate);
-  const marked = form.querySelector('[aria-invalid=true]') !== null;
-  return said || native || marked;
-}"""
-
-
-def _accessibility(page: Any) -> CheckResult:
-    if not AXE_SCRIPT.is_file():
-        return CheckResult.not_run("accessibility", "axe-core missing (`make browser`)")
-    page.add_script_tag(path=str(AXE_SCRIPT))
-    violations: list[dict[str, Any]] = page.evaluate(
-        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
-        ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length}))"
-    )
-    serious = [v for v in violations if v["impact"] in ("serious", "critical")]
-    return CheckResult(
-        "accessibility",
-        not serious,
-        f"{len(serious)} serious or critical axe violations"
-        + (f": {', '.join(v['id'] for v in serious)}" if serious else ""),
-        {"serious_or_critical": len(serious), "violations": violations},
-    )

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 # Blocking checks decide whether a build succeeds and can be promoted; the rest are warnings.
-BLOCKING = ("page_loads", "renders_content", "no_errors", "assets_load")
+BLOCKING = ("page_loads", "renders_content", "no_errors", "assets_load", "acceptance")
 WARNINGS = (
     "title_and_heading",
     "mobile_overflow",
@@ -23,6 +23,7 @@ DESCRIPTIONS = {
     "no_errors": "No uncaught exception and no console error while the page loads and settles "
     "(until the network is idle plus the settle window) or while it is used by the checks.",
     "assets_load": "Every local asset the page loads and every local link it has answer 200.",
+    "acceptance": "The plan's acceptance steps (visit, click, fill, press, expect) pass in a browser.",
     "title_and_heading": "The page has a title and a visible main heading (h1).",
     "mobile_overflow": "Nothing overflows sideways at a 390 px wide (phone) viewport.",
     "forms_validate": "Every form asked for exists and refuses an empty submit with a visible message.",

@@ -109,6 +109,7 @@ def make_plan(
         planning_usage=usage,
         planning_heals=draft.heals,
         base_digest=base_digest,
+        acceptance=draft.acceptance,
     )
     return PlanOutcome(plan=plan)
 

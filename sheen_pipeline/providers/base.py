@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from sheen_pipeline.models import BuildRequest, Plan, Task, TokenUsage
+from sheen_pipeline.models import AcceptanceStep, BuildRequest, Plan, Task, TokenUsage
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,7 @@ class PlanDraft:
     tasks: tuple[Task, ...]
     usage: TokenUsage
     heals: int = 0
+    acceptance: tuple[AcceptanceStep, ...] = ()  # how a person would check the site works
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ValidationError
 from sheen_pipeline.budgets import Meter, Reservation
 from sheen_pipeline.config.prices import Price
 from sheen_pipeline.models import (
+    MAX_ACCEPTANCE_STEPS,
+    AcceptanceStep,
     BuildRequest,
     Plan,
     Task,
@@ -100,13 +102,18 @@ def _parse(model: type[BaseModel], text: str) -> Any:
     return model.model_validate_json(text)
 
 
-def validate_plan(text: str) -> tuple[str, tuple[Task, ...]]:
+Draft = tuple[str, tuple[Task, ...], tuple[AcceptanceStep, ...]]  # summary, tasks, steps
+
+
+def validate_plan(text: str) -> Draft:
     spec: PlanSpec = _parse(PlanSpec, text)
     tasks = tuple(t.to_task() for t in spec.tasks)
     check_tasks(tasks)
     for task in tasks:
         check_relative_path(task.input.target_path)
-    return spec.summary, tasks
+    if len(spec.acceptance) > MAX_ACCEPTANCE_STEPS:
+        raise ValueError(f"acceptance: at most {MAX_ACCEPTANCE_STEPS} steps")
+    return spec.summary, tasks, tuple(spec.acceptance)
 
 
 def files_validator(current: Mapping[str, str]) -> Callable[[str], dict[str, str]]:
@@ -143,11 +150,11 @@ def apply_edit(content: str | None, edit: EditSpec) -> str:
 
 def change_validator(
     base_tree: Mapping[str, int],
-) -> Callable[[str], tuple[str, tuple[Task, ...]]]:
-    def validate(text: str) -> tuple[str, tuple[Task, ...]]:
-        summary, tasks = validate_plan(text)
-        check_edited_files(tasks, base_tree)
-        return summary, tasks
+) -> Callable[[str], Draft]:
+    def validate(text: str) -> Draft:
+        draft = validate_plan(text)
+        check_edited_files(draft[1], base_tree)
+        return draft
 
     return validate
 
@@ -308,7 +315,7 @@ class LLMProvider:
         self,
         system: list[SystemBlock],
         messages: list[Message],
-        validate: Callable[[str], tuple[str, tuple[Task, ...]]],
+        validate: Callable[[str], Draft],
     ) -> Iterator[Task | PlanDraft]:
         schema = json_schema(PlanSpec)
         shown: set[str] = set()
@@ -324,8 +331,8 @@ class LLMProvider:
         if final is None:
             raise RuntimeError("the transport's stream ended without a final answer")
         healed = self._healed(final, system, messages, schema, validate, "plan")
-        summary, tasks = healed.value
-        yield PlanDraft(summary, tasks, healed.usage, healed.heals)
+        summary, tasks, steps = healed.value
+        yield PlanDraft(summary, tasks, healed.usage, healed.heals, steps)
 
     def _stream_tasks(
         self, system: list[SystemBlock], messages: list[Message], schema: Schema, shown: set[str]

@@ -31,7 +31,14 @@ Task types: setup_config, create_file, create_component, modify_file, install_de
 Each task writes exactly one file (target_path, relative, no '..'); ids use letters, digits,
 '_' and '-'. dependencies lists the ids of tasks whose files this task needs; never create
 cycles. priority: 1 is the most important, 5 the least. The site must have index.html at the
-top level, linking its stylesheet and scripts with relative paths. Use no external resources."""
+top level, linking its stylesheet and scripts with relative paths. Use no external resources.
+Also list 2 to 6 acceptance steps: how a person would check, in a browser, that the site does
+what the request asks (the pipeline runs them on the preview). Actions: visit (target: a path of
+the site), click (target: a button's or link's text), fill (target: a field's label or
+placeholder; value: what to type), press (value: a key such as Enter), expect_text and
+expect_no_text (value: a text), expect_count (target: a CSS selector; value: "3" or ">=1"),
+expect_url (target: a path). For a signup form: fill its fields, click its button, expect the
+confirmation; for a todo app: add an item, expect it listed."""
 
 BUILDER_INSTRUCTIONS = """You write the files of one task of a small web project that an app
 builder turns into a live preview. Every task of every build receives these same instructions,

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from sheen_pipeline.models import Task, TaskInput, TaskType
+from sheen_pipeline.models import AcceptanceStep, Task, TaskInput, TaskType
 
 
 class _Wire(BaseModel):
@@ -57,6 +57,7 @@ class TaskSpec(_Wire):
 class PlanSpec(_Wire):
     summary: str
     tasks: list[TaskSpec]
+    acceptance: list[AcceptanceStep] = []  # how a person would check the site does what was asked
 
 
 class FileSpec(_Wire):

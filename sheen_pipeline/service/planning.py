@@ -126,7 +126,13 @@ class Planning(Accounting):
             raise over
         if saved is None:  # only a plan that was stored and is built from is ever reused
             self.cache.put_plan(
-                request, self.worker, draft.summary, draft.tasks, draft.usage.cost_usd, digest
+                request,
+                self.worker,
+                draft.summary,
+                draft.tasks,
+                draft.usage.cost_usd,
+                digest,
+                draft.acceptance,
             )
         return outcome
 
@@ -154,6 +160,6 @@ class Planning(Accounting):
         the provider streams a draft (returning None), cached by plan() once it became a plan."""
         cached = self.cache.get_plan(request, self.worker, digest)
         if cached is not None:
-            summary, tasks, original_cost = cached
-            return PlanDraft(summary, tasks, TokenUsage()), original_cost
+            summary, tasks, steps, original_cost = cached
+            return PlanDraft(summary, tasks, TokenUsage(), acceptance=steps), original_cost
         return receive_draft(self.provider, request, on_task, on_retract, base), None

@@ -159,7 +159,9 @@ class Site(Accounting):
                 a.path: self.files.read(a) for a in self.files.stage_files(build_id, Stage.DIST)
             }
             sandbox = Sandbox(self.settings.sandbox)
-            report = check_preview(site, forms, shots_dir, sandbox, self.settings.check_settle_ms)
+            report = check_preview(
+                site, forms, shots_dir, sandbox, self.settings.check_settle_ms, plan.acceptance
+            )
             self._keep_screenshots(build_id, round_number, report)
         outcomes = [
             CheckOutcome(name=r.name, blocking=r.blocking, passed=r.passed, message=r.message)

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from sheen_pipeline.models import BuildRequest, Plan, Task, TaskType
-from sheen_pipeline.providers.base import BaseVersion
+from sheen_pipeline.providers.base import BaseVersion, PlanDraft
 from sheen_pipeline.providers.offline import OfflineProvider, changes
 from sheen_pipeline.providers.schemas import DependenciesSpec, FilesSpec, PlanSpec, TaskSpec
 from tests.support.server import LoopbackHTTPServer
@@ -114,7 +114,12 @@ def offline_answer(request: Recorded) -> Reply:
             spec = PlanSpec(summary="a change", tasks=[TaskSpec.from_task(t) for t in tasks])
             return Reply(spec.model_dump_json())
         *_, draft = offline.stream_plan(build)
-        spec = PlanSpec(summary=draft.summary, tasks=[TaskSpec.from_task(t) for t in draft.tasks])  # type: ignore[union-attr]
+        assert isinstance(draft, PlanDraft)
+        spec = PlanSpec(
+            summary=draft.summary,
+            tasks=[TaskSpec.from_task(t) for t in draft.tasks],
+            acceptance=list(draft.acceptance),
+        )
         return Reply(spec.model_dump_json())
     if title == FilesSpec.__name__:
         task = TaskSpec.model_validate_json(_FENCED.findall(request.text)[-1]).to_task()

@@ -15,6 +15,7 @@ from sheen_pipeline.providers.base import (
     ProviderError,
 )
 from sheen_pipeline.providers.offline import assets, changes, pages, plans, react
+from sheen_pipeline.providers.offline.acceptance import acceptance_steps
 from sheen_pipeline.providers.offline.brief import SiteBrief, read_brief
 
 _FREE = TokenUsage()
@@ -58,8 +59,9 @@ class OfflineProvider:
         else:
             tasks = plans.plan_tasks(brief, request.prompt)
             summary = f"A {brief.kind} site for {brief.name}"
+        steps = acceptance_steps(brief, request.framework or "static")
         yield from tasks
-        yield PlanDraft(summary=summary, tasks=tasks, usage=_FREE)
+        yield PlanDraft(summary=summary, tasks=tasks, usage=_FREE, acceptance=steps)
 
     def stream_change(self, request: BuildRequest, base: BaseVersion) -> Iterator[Task | PlanDraft]:
         """A follow-up as edits of the base's files (see changes.py)."""
