@@ -118,14 +118,9 @@ def _check(
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=BROWSER_ARGS)
         try:
-            context = browser.new_context(viewport=DESKTOP, service_workers="block")  # type: ignore[arg-type]
-            context.route("**/*", lambda route, request: _answer(route, request, site, refused))
-            context.route_web_socket(re.compile(".*"), lambda socket: _refuse(socket, refused))
-            page = context.new_page()
             console: list[str] = []
             failed: list[str] = []
-            page.on("pageerror", lambda error: console.append(f"uncaught: {error}"))
-            page.on("console", lambda message: _console_error(message, console))
+            page = _watched_page(browser, site, refused, console)
             page.on("requestfailed", lambda r: failed.append(r.url))
             page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
             response = page.goto(url, wait_until="load")
@@ -147,7 +142,7 @@ def _check(
             page.screenshot(path=str(screenshots / f"{DESKTOP_SHOT}.png"), full_page=True)
             results["title_and_heading"] = page_checks.title_and_heading(page)
             results["accessibility"] = page_checks.accessibility(page)
-            page.set_viewport_size(PHONE)  # type: ignore[arg-type]
+            page.set_viewport_size(PHONE)
             page.wait_for_timeout(page_checks.SETTLE_MS)
             width = int(page.evaluate("document.documentElement.scrollWidth"))
             results["mobile_overflow"] = CheckResult(
@@ -158,12 +153,7 @@ def _check(
             )
             page.screenshot(path=str(screenshots / f"{PHONE_SHOT}.png"), full_page=True)
             results["forms_validate"] = page_checks.forms(page, url, forms_expected)
-            fresh = browser.new_context(viewport=DESKTOP, service_workers="block")  # type: ignore[arg-type]
-            fresh.route("**/*", lambda route, request: _answer(route, request, site, refused))
-            fresh.route_web_socket(re.compile(".*"), lambda socket: _refuse(socket, refused))
-            using = fresh.new_page()  # the steps start from a first visit: empty storage
-            using.on("pageerror", lambda error: console.append(f"uncaught: {error}"))
-            using.on("console", lambda message: _console_error(message, console))
+            using = _watched_page(browser, site, refused, console)  # a first visit: no storage
             using.goto(url, wait_until="load")
             results["acceptance"] = run_acceptance(using, acceptance, url, screenshots)
             results["own_origin_only"] = _own_origin_only(refused)
@@ -178,6 +168,20 @@ def _check(
             if (screenshots / f"{name}.png").is_file()
         },
     )
+
+
+def _watched_page(
+    browser: Any, site: Mapping[str, bytes], refused: list[str], console: list[str]
+) -> Any:
+    """A page in a context of its own, answered from the site's files (anything else refused
+    and noted), its errors collected in console."""
+    context = browser.new_context(viewport=DESKTOP, service_workers="block")
+    context.route("**/*", lambda route, request: _answer(route, request, site, refused))
+    context.route_web_socket(re.compile(".*"), lambda socket: _refuse(socket, refused))
+    page = context.new_page()
+    page.on("pageerror", lambda error: console.append(f"uncaught: {error}"))
+    page.on("console", lambda message: _console_error(message, console))
+    return page
 
 
 def _settle(page: Any, settle_ms: int) -> None:
