@@ -13,8 +13,8 @@ from dagster import DagsterEventType, DagsterInstance
 
 from sheen_pipeline.build.sandbox import Sandbox
 from sheen_pipeline.checks.browser import check_preview
-from sheen_pipeline.checks.repair import repair_target
-from sheen_pipeline.checks.results import CHECKS
+from sheen_pipeline.checks.repair import failure_lines, repair_target
+from sheen_pipeline.checks.results import CHECKS, CheckReport, CheckResult
 from sheen_pipeline.config import SandboxSettings
 from sheen_pipeline.events.types import EventType
 from sheen_pipeline.models import AcceptanceStep
@@ -319,4 +319,34 @@ def test_acceptance_steps_never_leave_the_preview(tmp_path: Path) -> None:
     assert (
         "step 1 of 2 failed: visit 'http://127.0.0.1:9/': 'http://127.0.0.1:9/' is not a path"
         in (result.message)
+    )
+
+
+def test_a_failed_repair_call_names_the_checks_it_was_repairing(
+    checks_on: pytest.MonkeyPatch, instance: DagsterInstance
+) -> None:
+    def refuse_the_repair(request: Recorded) -> Reply:
+        if "failed these checks" in request.text:
+            return Reply("images too large", status=400, error_type="invalid_request_error")
+        return breaking(True)(request)
+
+    with FakeLLMServer(AnthropicWire(), default=refuse_the_repair) as server:
+        for name, value in llm_env("anthropic", server).items():
+            checks_on.setenv(name, value)
+        outcome, _ = build(instance, BuildService.from_env())
+    assert outcome.status == "failed"
+    assert "repair round 1 failed: while repairing no_errors: " in (outcome.error or "")
+
+
+def test_failing_urls_reach_the_model_as_the_previews_own() -> None:
+    broken = CheckResult(
+        "assets_load",
+        False,
+        "1 broken: http://127.0.0.1:4173/missing.css",
+        {"broken": ["http://127.0.0.1:4173/missing.css"]},
+    )
+    (line,) = failure_lines(CheckReport((broken,)), "http://127.0.0.1:8787/p/b1/")
+    assert line == (
+        "assets_load: 1 broken: http://127.0.0.1:8787/p/b1/missing.css "
+        "(broken: http://127.0.0.1:8787/p/b1/missing.css)"
     )

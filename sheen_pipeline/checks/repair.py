@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
+from sheen_pipeline.checks.browser import PREVIEW_URL
 from sheen_pipeline.checks.results import CheckReport
 from sheen_pipeline.models import Task, TaskInput, TaskType
 
@@ -12,8 +13,9 @@ ENTRY_PAGE = "index.html"
 MAX_DETAIL_ITEMS = 20
 
 
-def failure_lines(report: CheckReport) -> list[str]:
-    """One line per failed blocking check, with what it found."""
+def failure_lines(report: CheckReport, preview_url: str = PREVIEW_URL) -> list[str]:
+    """One line per failed blocking check, with what it found; URLs as the preview's own (the
+    browser checked the files at a stand-in origin)."""
     lines = []
     for result in report.blocking_failures:
         details = [
@@ -21,9 +23,8 @@ def failure_lines(report: CheckReport) -> list[str]:
             for key, value in result.details.items()
             if isinstance(value, list) and value
         ]
-        lines.append(
-            f"{result.name}: {result.message}" + (f" ({'; '.join(details)})" if details else "")
-        )
+        line = f"{result.name}: {result.message}" + (f" ({'; '.join(details)})" if details else "")
+        lines.append(line.replace(PREVIEW_URL, preview_url))
     return lines
 
 

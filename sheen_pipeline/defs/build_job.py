@@ -190,7 +190,7 @@ def check_preview(
     for result in report.results:  # log_event takes check evaluations; its hint omits them
         context.log_event(check_evaluation(preview_key, result))  # type: ignore[arg-type]
     if ending is None:
-        yield Output(failure_lines(report), "failures")
+        yield Output(failure_lines(report, deployed.url), "failures")
     elif ending.failed is not None:
         raise Failure(description=f"preview checks failed: {ending.failed}")
     else:

@@ -35,6 +35,7 @@ from sheen_pipeline.models import (
     TaskResult,
     TokenUsage,
 )
+from sheen_pipeline.providers.base import ProviderError
 from sheen_pipeline.providers.offline.brief import read_brief
 from sheen_pipeline.redaction import redact
 from sheen_pipeline.service.accounting import Accounting
@@ -76,6 +77,18 @@ REPAIR_CONTEXT_SUFFIXES = {
     *(".html", ".css", ".js", ".mjs", ".jsx", ".ts", ".tsx", ".vue", ".json", ".svg", ".txt"),
 }
 MAX_IMAGE = 5_000_000  # Anthropic's limit on one image
+
+
+def repair_failed(error: Exception, failures: list[str]) -> Exception:
+    """The repair's error, saying which checks it was repairing (a provider error keeps whether
+    it is worth another attempt)."""
+    checks = ", ".join(dict.fromkeys(line.split(":", 1)[0] for line in failures))
+    message = f"while repairing {checks}: {error}"
+    if isinstance(error, ProviderError):
+        return ProviderError(
+            message, retryable=error.retryable, usage=error.usage, retry_after=error.retry_after
+        )
+    return RuntimeError(message)
 
 
 class Site(Accounting):
@@ -217,7 +230,7 @@ class Site(Accounting):
                 generated = await generate(task, plan, self.provider, context, timeout, images)
         except Exception as error:
             self._pay(build_id, error)
-            raise
+            raise repair_failed(error, failures) from error
         result = await self._write(
             build_id, task, generated.files, workspace, generated.usage, generated.heals
         )
