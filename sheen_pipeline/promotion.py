@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sheen_pipeline.events.payloads import Promoted
+from sheen_pipeline.events.types import EventType
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import BuildStatus
 from sheen_pipeline.store.deployments import Production
@@ -15,13 +16,34 @@ class PromotionRefused(ValueError):
     """The build cannot be promoted; the message says why."""
 
 
-def promote(service: BuildService, build_id: str, promoted_by: str) -> Production:
+def unchecked(service: BuildService, build_id: str) -> str | None:
+    """Why the build's preview was never looked at in a browser (checks off, no browser), or
+    None when its last check round ran."""
+    rounds = [e for e in service.events.after(build_id) if e.type is EventType.PREVIEW_CHECKED]
+    if not rounds:
+        return "it has no preview checks"
+    first = next(iter(rounds[-1].data["checks"]), None)
+    if first is not None and first["passed"] is None:
+        return f"its browser checks did not run ({first['message']})"
+    return None
+
+
+def promote(
+    service: BuildService, build_id: str, promoted_by: str, force: bool = False
+) -> Production:
     """Make build_id its project's production; the production record (what is live, since
-    when, by whom). Production is only changed once the target has switched."""
+    when, by whom). Production is only changed once the target has switched. A build whose
+    preview was never checked in a browser goes live only with force."""
     record = service.store.get_build(build_id)
     if record.status is not BuildStatus.SUCCEEDED:
         raise PromotionRefused(
             f"build {build_id} is {record.status.value}: only a succeeded build can be promoted"
+        )
+    why = None if force else unchecked(service, build_id)
+    if why is not None:
+        raise PromotionRefused(
+            f"build {build_id} is not promoted: {why}; check it, or promote it with --force "
+            "(force in the Launchpad) to put it in production unchecked"
         )
     deployed = service.deployments.get(build_id)
     if deployed is None:

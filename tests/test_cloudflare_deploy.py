@@ -177,7 +177,7 @@ def test_cloudflare_end_to_end_from_the_cli(cloudflare: FakeCloudflare, tmp_path
     assert PREVIEW.fullmatch(first["preview_url"]) and PREVIEW.fullmatch(second["preview_url"])
     worker = script_name("default")
     for build_id, word in ((second["build_id"], b"florist"), (first["build_id"], b"bakery")):
-        promoted = sheen(env, "promote", build_id, "--by", "ann")
+        promoted = sheen(env, "promote", build_id, "--by", "ann", "--force")  # checks are off
         assert promoted.returncode == 0, promoted.stderr
         assert f"https://{worker}.sheen-test.workers.dev/" in promoted.stdout
         assert word in cloudflare.live_content(worker, "/index.html").lower()
@@ -201,10 +201,16 @@ def test_local_promotion_and_rollback_at_prod(
     )
     failed = sheen(env, "promote", "bnothere")
     assert failed.returncode == 1 and "no build bnothere" in failed.stderr
+    unchecked = sheen(env, "promote", second["build_id"])  # the tests turn the checks off
+    assert unchecked.returncode == 1
+    assert (
+        f"build {second['build_id']} is not promoted: its browser checks did not run "
+        "(SHEEN_PREVIEW_CHECKS=off); check it, or promote it with --force"
+    ) in unchecked.stderr
     with serving(create_app(Settings.from_env(env))) as base:
         assert requests.get(f"{base}/prod/default/", timeout=10).status_code == 404
         for build_id, word in ((second["build_id"], "florist"), (first["build_id"], "bakery")):
-            promoted = sheen(env, "promote", build_id)
+            promoted = sheen(env, "promote", build_id, "--force")
             assert promoted.returncode == 0, promoted.stderr
             assert "/prod/default/" in promoted.stdout
             page = requests.get(f"{base}/prod/default/", timeout=10)

@@ -165,9 +165,13 @@ def reject(build_id: str, reason: str) -> None:
     show_default="$USER",
     help="Who promotes it, for the record.",
 )
-def promote(build_id: str, promoted_by: str) -> None:
+@click.option(
+    "--force", is_flag=True, help="Promote it even though its browser checks did not run."
+)
+def promote(build_id: str, promoted_by: str, force: bool) -> None:
     """Make the succeeded build BUILD_ID its project's production version; promoting an older
-    build is the rollback. Runs the promote_build job here, so the UI records it."""
+    build is the rollback. Runs the promote_build job here, so the UI records it. A build whose
+    preview was never checked in a browser is refused unless --force."""
     from dagster import DagsterInstance
 
     from sheen_pipeline.runs.promote import PromotionFailed, run_promotion
@@ -182,7 +186,7 @@ def promote(build_id: str, promoted_by: str) -> None:
         raise click.ClickException(f"no build {build_id}") from None
     with DagsterInstance.get() as instance:
         try:
-            run_promotion(instance, build_id, promoted_by)
+            run_promotion(instance, build_id, promoted_by, force)
         except PromotionFailed as failed:
             raise click.ClickException(str(failed)) from None
     live = DeploymentStore(settings.database_url).production(project_id)

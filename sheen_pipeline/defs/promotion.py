@@ -21,13 +21,16 @@ from sheen_pipeline.runs.names import PROMOTE_JOB_NAME
 class PromotionConfig(Config):
     build_id: str = Field(description="The succeeded build to put in production.")
     promoted_by: str = Field(default="dagster-ui", description="Who promotes it, for the record.")
+    force: bool = Field(
+        default=False, description="Promote it even though its browser checks did not run."
+    )
 
 
 @op
 def promote_to_production(
     context: OpExecutionContext, config: PromotionConfig, sheen: BuildServiceResource
 ) -> str:
-    live = promote(sheen.service, config.build_id, config.promoted_by)
+    live = promote(sheen.service, config.build_id, config.promoted_by, config.force)
     context.log_event(
         AssetMaterialization(
             asset_key=["sheen", live.project_id, "production"],

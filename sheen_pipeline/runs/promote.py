@@ -14,10 +14,12 @@ class PromotionFailed(RuntimeError):
     """The promotion run failed; the message is its step's error."""
 
 
-def run_promotion(instance: DagsterInstance, build_id: str, promoted_by: str) -> None:
+def run_promotion(
+    instance: DagsterInstance, build_id: str, promoted_by: str, force: bool = False
+) -> None:
     """Promote the build through a run of the promotion job; PromotionFailed saying why."""
     remote, code = local_origins(PROMOTE_JOB_NAME)
-    config = {"build_id": build_id, "promoted_by": promoted_by}
+    config = {"build_id": build_id, "promoted_by": promoted_by, "force": force}
     run = instance.create_run_for_job(
         job_named(PROMOTE_JOB_NAME),
         run_config={**QUIET_LOGGERS, "ops": {"promote_to_production": {"config": config}}},
