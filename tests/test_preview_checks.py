@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance
+from dagster import AssetKey, DagsterEventType, DagsterInstance
 
 from sheen_pipeline.build.sandbox import Sandbox
 from sheen_pipeline.checks.browser import check_preview
@@ -244,6 +244,11 @@ def test_one_repair_round_fixes_a_broken_page_or_the_build_fails_naming_the_chec
     }
     assert {"0/desktop.png", "1/desktop.png", "desktop.png"} <= shots.keys()
     assert shots["desktop.png"] == shots["1/desktop.png"]  # the latest round at today's URL
+    latest = instance.get_latest_materialization_event(AssetKey(["sheen", "default", "preview"]))
+    assert latest is not None and latest.asset_materialization is not None
+    recorded = {k: v.value for k, v in latest.asset_materialization.metadata.items()}
+    assert recorded["repair_rounds"] == 1
+    assert recorded["fixed_by_repair"] == ([] if always_broken else ["no_errors"])
     round_zero = service.files.find(outcome.build_id, Stage.SCREENSHOTS, "0/desktop.png")
     assert round_zero is not None and service.files.read(round_zero) in shown  # kept as seen
 

@@ -166,6 +166,7 @@ def check_preview(
         )
         ending = None if repairable else service.complete(plan, summary, deployed, report)
         changes = service.change_diff(plan.build_id, keep=True)
+        fixed = service.repaired(plan.build_id, round_number, report)
     preview_key = AssetKey(["sheen", plan.request.project_id, "preview"])
     context.log_event(
         AssetMaterialization(
@@ -184,6 +185,8 @@ def check_preview(
                     },
                 ),
                 **change_metadata(changes),
+                "repair_rounds": round_number,
+                "fixed_by_repair": MetadataValue.json(fixed),
             },
         )
     )

@@ -26,6 +26,7 @@ from sheen_pipeline.events.payloads import (
     RepairCompleted,
     RepairStarted,
 )
+from sheen_pipeline.events.types import EventType
 from sheen_pipeline.execution.tasks import generate
 from sheen_pipeline.models import (
     BUILD_TOOL_FOLDERS,
@@ -188,6 +189,21 @@ class Site(Accounting):
             build_id, PreviewChecked(checks=outcomes, screenshots=shots, round=round_number)
         )
         return report
+
+    def repaired(self, build_id: str, round_number: int, report: CheckReport) -> list[str]:
+        """The blocking checks the repair before this round fixed: failed in the round before,
+        pass now (none for round 0)."""
+        before = [
+            e
+            for e in self.events.after(build_id)
+            if e.type is EventType.PREVIEW_CHECKED and e.data.get("round") == round_number - 1
+        ]
+        if round_number == 0 or not before:
+            return []
+        failed = {
+            c["name"] for c in before[-1].data["checks"] if c["blocking"] and c["passed"] is False
+        }
+        return sorted(r.name for r in report.results if r.name in failed and r.passed)
 
     def _keep_screenshots(self, build_id: str, round_number: int, report: CheckReport) -> None:
         """The round's screenshots, under its number and as the latest; earlier rounds' stay."""
