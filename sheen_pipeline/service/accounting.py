@@ -28,6 +28,8 @@ ANOMALY_MIN_BUILDS = 3
 
 
 class Accounting(BuildParts):
+    """Usage, failure and cost figures, shared by every step."""
+
     def _cost_anomaly(self, plan: Plan, cost: Decimal | None) -> CostAnomaly | None:
         """A build that cost over SHEEN_COST_ANOMALY_FACTOR times its project's median of
         recent builds (at least ANOMALY_MIN_BUILDS of them, so one cheap build is no median)."""

@@ -38,6 +38,8 @@ from sheen_pipeline.versions.resolve import resolve_base
 
 
 class Planning(Accounting):
+    """The planning step of BuildService."""
+
     @property
     def ladder_policy(self) -> LadderPolicy:
         return LadderPolicy(

@@ -93,6 +93,8 @@ def repair_failed(error: Exception, failures: list[str]) -> Exception:
 
 
 class Site(Accounting):
+    """The site steps of BuildService: build, deploy, checks, repair, the end."""
+
     def change_diff(self, build_id: str, keep: bool = False) -> VersionDiff | None:
         """The build's source against its base's (None for a build from scratch); with keep,
         the whole diff is stored in the build's `changes` stage too."""

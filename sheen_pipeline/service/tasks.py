@@ -39,6 +39,8 @@ def is_transient(error: BaseException) -> bool:
 
 
 class Tasks(Accounting):
+    """The task step of BuildService."""
+
     async def run_task(
         self,
         plan: Plan,
