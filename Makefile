@@ -43,7 +43,7 @@ run: install
 ## (tests mostly wait on builds, servers and subprocesses, so more processes than cores pay)
 TEST_WORKERS ?= 4
 test: lint sandbox browser
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist load --durations 15
 
 lint: install
 	$(BIN)/ruff check sheen_pipeline tests

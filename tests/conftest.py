@@ -13,6 +13,20 @@ from tests.support.databases import postgres_schema
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FLAKY_PROVIDER = "tests.support.providers:FlakyOfflineProvider"
+# Tests that start whole servers (`dagster dev`, Celery workers, a Postgres stack) take a minute
+# or more each: they are handed out first (`make test` uses `--dist load`), so that no worker is
+# left running one of them alone at the end while the others are idle.
+LONGEST_FIRST = (
+    "test_daemon_e2e.py",
+    "test_celery_workers.py",
+    "test_postgres_stack.py",
+    "test_ui_reexecution.py",
+    "test_builds_end.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)  # stable otherwise
 
 
 @pytest.fixture(autouse=True)
