@@ -355,3 +355,20 @@ def test_failing_urls_reach_the_model_as_the_previews_own() -> None:
         "assets_load: 1 broken: http://127.0.0.1:8787/p/b1/missing.css "
         "(broken: http://127.0.0.1:8787/p/b1/missing.css)"
     )
+
+
+def test_a_repair_whose_images_are_refused_is_asked_again_without_them(
+    checks_on: pytest.MonkeyPatch, instance: DagsterInstance
+) -> None:
+    def refuse_images(request: Recorded) -> Reply:
+        if request.images:
+            return Reply("image exceeds 5 MB", status=400, error_type="invalid_request_error")
+        return breaking(False)(request)
+
+    with FakeLLMServer(AnthropicWire(), default=refuse_images) as server:
+        for name, value in llm_env("anthropic", server).items():
+            checks_on.setenv(name, value)
+        outcome, _ = build(instance, BuildService.from_env())
+    assert outcome.status == "succeeded", outcome.error
+    repairs = [r for r in server.requests if "failed these checks" in r.text]
+    assert [bool(r.images) for r in repairs] == [True, False]

@@ -210,6 +210,12 @@ class Site(Accounting):
     def _keep_screenshots(self, build_id: str, round_number: int, report: CheckReport) -> None:
         """The round's screenshots, under its number and as the latest; earlier rounds' stay."""
         shots = {name: path.read_bytes() for name, path in report.screenshots.items()}
+        stale = [
+            a.path
+            for a in self.files.stage_files(build_id, Stage.SCREENSHOTS)
+            if "/" not in a.path and a.path.removesuffix(".png") not in shots
+        ]
+        self.files.remove(build_id, Stage.SCREENSHOTS, stale)  # an earlier round's failed step
         self.files.save(
             build_id,
             Stage.SCREENSHOTS,
@@ -245,7 +251,13 @@ class Site(Accounting):
         )
         try:
             with paying(Payer(build_id, *owner_of(plan.request), "task", task.id)):
-                generated = await generate(task, plan, self.provider, context, timeout, images)
+                try:
+                    generated = await generate(task, plan, self.provider, context, timeout, images)
+                except ProviderError as refused:
+                    if not images or refused.retryable:
+                        raise
+                    self._pay(build_id, refused)  # the API refused the images: ask without
+                    generated = await generate(task, plan, self.provider, context, timeout)
         except Exception as error:
             self._pay(build_id, error)
             raise repair_failed(error, failures) from error
