@@ -22,9 +22,9 @@ def unchecked(service: BuildService, build_id: str) -> str | None:
     rounds = [e for e in service.events.after(build_id) if e.type is EventType.PREVIEW_CHECKED]
     if not rounds:
         return "it has no preview checks"
-    first = next(iter(rounds[-1].data["checks"]), None)
-    if first is not None and first["passed"] is None:
-        return f"its browser checks did not run ({first['message']})"
+    checks = rounds[-1].data["checks"]
+    if checks and all(check["passed"] is None for check in checks):
+        return f"its browser checks did not run ({checks[0]['message']})"
     return None
 
 

@@ -19,6 +19,7 @@ from sheen_pipeline.config import SandboxSettings
 from sheen_pipeline.events.types import EventType
 from sheen_pipeline.models import AcceptanceStep
 from sheen_pipeline.providers.schemas import FilesSpec
+from sheen_pipeline.runs.local import BuildOutcome
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.files import Stage
 from tests.providers.conftest import llm_env
@@ -195,15 +196,24 @@ def breaking(always: bool) -> Callable[[Recorded], Reply]:
     return answer
 
 
+def built_against(
+    model: Callable[[Recorded], Reply], env: pytest.MonkeyPatch, instance: DagsterInstance
+) -> tuple[BuildService, BuildOutcome, FakeLLMServer]:
+    """The sample site built, with its checks, against a local Anthropic-format server that
+    answers with `model`."""
+    with FakeLLMServer(AnthropicWire(), default=model) as server:
+        for name, value in llm_env("anthropic", server).items():
+            env.setenv(name, value)
+        service = BuildService.from_env()
+        outcome, _ = build(instance, service)
+    return service, outcome, server
+
+
 @pytest.mark.parametrize("always_broken", [False, True])
 def test_one_repair_round_fixes_a_broken_page_or_the_build_fails_naming_the_check(
     checks_on: pytest.MonkeyPatch, instance: DagsterInstance, always_broken: bool
 ) -> None:
-    with FakeLLMServer(AnthropicWire(), default=breaking(always_broken)) as server:
-        for name, value in llm_env("anthropic", server).items():
-            checks_on.setenv(name, value)
-        service = BuildService.from_env()
-        outcome, _ = build(instance, service)
+    service, outcome, server = built_against(breaking(always_broken), checks_on, instance)
     types = [e.type for e in service.events.after(outcome.build_id)]
     assert types.count(EventType.REPAIR_STARTED) == types.count(EventType.REPAIR_COMPLETED) == 1
     assert types.count(EventType.PREVIEW_CHECKED) == 2  # before and after the repair
@@ -335,10 +345,7 @@ def test_a_failed_repair_call_names_the_checks_it_was_repairing(
             return Reply("images too large", status=400, error_type="invalid_request_error")
         return breaking(True)(request)
 
-    with FakeLLMServer(AnthropicWire(), default=refuse_the_repair) as server:
-        for name, value in llm_env("anthropic", server).items():
-            checks_on.setenv(name, value)
-        outcome, _ = build(instance, BuildService.from_env())
+    _, outcome, _ = built_against(refuse_the_repair, checks_on, instance)
     assert outcome.status == "failed"
     assert "repair round 1 failed: while repairing no_errors: " in (outcome.error or "")
 
@@ -365,10 +372,7 @@ def test_a_repair_whose_images_are_refused_is_asked_again_without_them(
             return Reply("image exceeds 5 MB", status=400, error_type="invalid_request_error")
         return breaking(False)(request)
 
-    with FakeLLMServer(AnthropicWire(), default=refuse_images) as server:
-        for name, value in llm_env("anthropic", server).items():
-            checks_on.setenv(name, value)
-        outcome, _ = build(instance, BuildService.from_env())
+    _, outcome, server = built_against(refuse_images, checks_on, instance)
     assert outcome.status == "succeeded", outcome.error
     repairs = [r for r in server.requests if "failed these checks" in r.text]
     assert [bool(r.images) for r in repairs] == [True, False]

@@ -146,7 +146,7 @@ class Planning(Accounting):
         if request.base_build_id is None:
             return None, None
         carried = self.files.carry_over(request.base_build_id, build_id, Stage.SOURCE)
-        base = load_base(request.base_build_id, request.prompt, self.files, self.store)
+        base = load_base(request.base_build_id, carried, request.prompt, self.files, self.store)
         return base, source_digest(carried)
 
     def _draft(

@@ -195,12 +195,14 @@ class Site(Accounting):
     def repaired(self, build_id: str, round_number: int, report: CheckReport) -> list[str]:
         """The blocking checks the repair before this round fixed: failed in the round before,
         pass now (none for round 0)."""
+        if round_number == 0:
+            return []
         before = [
             e
             for e in self.events.after(build_id)
             if e.type is EventType.PREVIEW_CHECKED and e.data.get("round") == round_number - 1
         ]
-        if round_number == 0 or not before:
+        if not before:
             return []
         failed = {
             c["name"] for c in before[-1].data["checks"] if c["blocking"] and c["passed"] is False

@@ -11,7 +11,7 @@ from pathlib import PurePosixPath
 from sheen_pipeline.models import FileArtifact
 from sheen_pipeline.providers.base import BaseVersion
 from sheen_pipeline.store.builds import BuildStore, UnknownBuild
-from sheen_pipeline.store.files import BuildFiles, Stage
+from sheen_pipeline.store.files import BuildFiles
 
 CONTENT_BUDGET_CHARS = 60_000  # about 20k tokens of file contents in a planning prompt
 TEXT_SUFFIXES = frozenset(
@@ -62,8 +62,14 @@ def prompt_line(store: BuildStore, base_id: str) -> tuple[str, ...]:
     return tuple(reversed(prompts))
 
 
-def load_base(base_id: str, prompt: str, files: BuildFiles, store: BuildStore) -> BaseVersion:
-    artifacts = files.stage_files(base_id, Stage.SOURCE)
+def load_base(
+    base_id: str,
+    artifacts: Sequence[FileArtifact],
+    prompt: str,
+    files: BuildFiles,
+    store: BuildStore,
+) -> BaseVersion:
+    """The base as the planner sees it, from its source files' manifest (`artifacts`)."""
     contents = {
         a.path: files.read(a).decode("utf-8", errors="replace")
         for a in shown_files(artifacts, prompt)
