@@ -38,6 +38,19 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a line is logged, not when logging was set up, so a
+    command run in-process (click's CliRunner) logs to its own captured stream."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _stream: Any) -> None:
+        """The stream is always the current sys.stderr."""
+
+
 def configure_logging(secrets: Iterable[str] = ()) -> None:
     """Idempotent; each call adds secrets to those redacted."""
     global _configured
@@ -60,7 +73,7 @@ def configure_logging(secrets: Iterable[str] = ()) -> None:
     root = logging.getLogger(ROOT)
     root.addFilter(_RedactingFilter())
     level = os.environ.get("SHEEN_LOG_LEVEL", "WARNING").upper()
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setLevel(level)
     handler.addFilter(_RedactingFilter())
     root.addHandler(handler)

@@ -44,7 +44,12 @@ def sheen_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh SHEEN_HOME with the embedded defaults (SQLite, offline provider)."""
     home = tmp_path / "sheen"
     monkeypatch.setenv("SHEEN_HOME", str(home))
-    for name in ("SHEEN_DATABASE_URL", "SHEEN_PROVIDER", "SHEEN_REQUIRE_PLAN_APPROVAL"):
+    for name in (
+        "SHEEN_DATABASE_URL",
+        "SHEEN_PROVIDER",
+        "SHEEN_TEST_PROVIDER",
+        "SHEEN_REQUIRE_PLAN_APPROVAL",
+    ):
         monkeypatch.delenv(name, raising=False)
     return home
 

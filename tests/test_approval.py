@@ -19,7 +19,7 @@ from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import Approval, BuildStatus
 from sheen_pipeline.store.files import Stage
 from tests.support.builds import PROMPT, build
-from tests.support.processes import sheen, sheen_cli_env
+from tests.support.processes import sheen_cli_env, sheen_here
 
 
 @pytest.fixture
@@ -109,23 +109,25 @@ def test_unapproved_plans_expire(approval_service: BuildService, instance: Dagst
 
 def test_cli_build_waits_and_approve_runs_it(tmp_path: Path) -> None:
     env = sheen_cli_env(tmp_path, SHEEN_REQUIRE_PLAN_APPROVAL="true")
-    waiting = sheen(env, "build", PROMPT, "--json")
+    waiting = sheen_here(env, "build", PROMPT, "--json")
     assert waiting.returncode == 3, waiting.stderr
     summary = json.loads(waiting.stdout.splitlines()[-1])
     assert summary["status"] == "awaiting_approval"
     build_id = summary["build_id"]
     assert f"sheen approve {build_id}" in waiting.stderr
 
-    status = sheen(env, "status", build_id)
+    status = sheen_here(env, "status", build_id)
     assert status.returncode == 0, status.stderr
     assert f"-  {build_id}  awaiting_approval" in status.stdout  # a CLI build has no request row
-    assert sheen(env, "status", "bnothere").returncode == 1
-    approved = sheen(env, "approve", build_id, "--here", "--json")
+    assert sheen_here(env, "status", "bnothere").returncode == 1
+    approved = sheen_here(env, "approve", build_id, "--here", "--json")
     assert approved.returncode == 0, approved.stderr
     assert json.loads(approved.stdout.splitlines()[-1])["status"] == "succeeded"
 
-    other = json.loads(sheen(env, "build", PROMPT, "--json").stdout.splitlines()[-1])["build_id"]
-    rejected = sheen(env, "reject", other, "--reason", "not now")
+    other = json.loads(sheen_here(env, "build", PROMPT, "--json").stdout.splitlines()[-1])[
+        "build_id"
+    ]
+    rejected = sheen_here(env, "reject", other, "--reason", "not now")
     assert rejected.returncode == 0 and f"rejected build {other}" in rejected.stdout
-    again = sheen(env, "approve", other)
+    again = sheen_here(env, "approve", other)
     assert again.returncode == 1 and "not waiting for approval (it is rejected)" in again.stderr

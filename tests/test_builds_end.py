@@ -53,7 +53,7 @@ def beating(settings: Settings, status: str = "building") -> str | None:
 def test_a_killed_cli_build_ends_failed_and_its_follower_stops(tmp_path: Path) -> None:
     env = sheen_cli_env(
         tmp_path,
-        SHEEN_PROVIDER="tests.support.providers:GatedOfflineProvider",
+        SHEEN_TEST_PROVIDER="tests.support.providers:GatedOfflineProvider",
         SHEEN_TEST_GATE_TASK="index_page",
         SHEEN_BUILD_HEARTBEAT_TIMEOUT_S="3",
     )

@@ -42,7 +42,7 @@ def cluster_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     control = tmp_path / "control"
     control.mkdir()
     with shared_services(
-        SHEEN_PROVIDER="tests.support.providers:WorkerTestProvider",
+        SHEEN_TEST_PROVIDER="tests.support.providers:WorkerTestProvider",
         SHEEN_TEST_TASK_SLEEP_S="2",
         SHEEN_TEST_CONTROL=str(control),
         SHEEN_TEST_FAIL_TASK="index_page",

@@ -72,7 +72,7 @@ def test_invalid_request_is_refused_before_any_run(cli_env: dict[str, str]) -> N
 
 def test_a_blocked_plan_is_blocked_in_every_interface(cli_env: dict[str, str]) -> None:
     env = cli_env | {
-        "SHEEN_PROVIDER": "tests.support.providers:CyclicOfflineProvider",
+        "SHEEN_TEST_PROVIDER": "tests.support.providers:CyclicOfflineProvider",
         "SHEEN_MAX_CYCLE_EDGES_TO_DROP": "0",
         "SHEEN_SEQUENTIAL_FALLBACK": "false",
         "SHEEN_REQUIRE_PLAN_APPROVAL": "true",
@@ -86,7 +86,7 @@ def test_a_blocked_plan_is_blocked_in_every_interface(cli_env: dict[str, str]) -
 
 
 def test_failed_build_exits_non_zero_with_json(cli_env: dict[str, str]) -> None:
-    env = {**cli_env, "SHEEN_PROVIDER": FLAKY_PROVIDER, "SHEEN_TEST_FAIL_TASK": "styles"}
+    env = {**cli_env, "SHEEN_TEST_PROVIDER": FLAKY_PROVIDER, "SHEEN_TEST_FAIL_TASK": "styles"}
     result = sheen(env, "build", PROMPT, "--json")
     assert result.returncode == 1
     summary = json.loads(result.stdout.strip().splitlines()[-1])

@@ -21,7 +21,7 @@ from sheen_pipeline.events.types import EventType
 from sheen_pipeline.service import BuildService
 from tests.support.builds import build
 from tests.support.fake_cloudflare import ACCOUNT, TOKEN, FakeCloudflare, fake_cloudflare
-from tests.support.processes import sheen, sheen_cli_env
+from tests.support.processes import sheen_cli_env, sheen_here
 from tests.support.server import serving
 
 PREVIEW = re.compile(r"https://[0-9a-f]{8}-sheen-default-[0-9a-f]{6}\.sheen-test\.workers\.dev/")
@@ -170,14 +170,16 @@ def test_cloudflare_end_to_end_from_the_cli(cloudflare: FakeCloudflare, tmp_path
         CLOUDFLARE_ACCOUNT_ID=ACCOUNT,
         SHEEN_CLOUDFLARE_BASE_URL=settings.deploy.cloudflare_base_url,
     )
-    first = json.loads(sheen(env, "build", "a site for a bakery", "--json").stdout.splitlines()[-1])
+    first = json.loads(
+        sheen_here(env, "build", "a site for a bakery", "--json").stdout.splitlines()[-1]
+    )
     second = json.loads(
-        sheen(env, "build", "a site for a florist", "--json").stdout.splitlines()[-1]
+        sheen_here(env, "build", "a site for a florist", "--json").stdout.splitlines()[-1]
     )
     assert PREVIEW.fullmatch(first["preview_url"]) and PREVIEW.fullmatch(second["preview_url"])
     worker = script_name("default")
     for build_id, word in ((second["build_id"], b"florist"), (first["build_id"], b"bakery")):
-        promoted = sheen(env, "promote", build_id, "--by", "ann", "--force")  # checks are off
+        promoted = sheen_here(env, "promote", build_id, "--by", "ann", "--force")  # checks are off
         assert promoted.returncode == 0, promoted.stderr
         assert f"https://{worker}.sheen-test.workers.dev/" in promoted.stdout
         assert word in cloudflare.live_content(worker, "/index.html").lower()
@@ -195,13 +197,15 @@ def test_local_promotion_and_rollback_at_prod(
     sheen_home: Path, instance: DagsterInstance, tmp_path: Path
 ) -> None:
     env = sheen_cli_env(tmp_path, SHEEN_HOME=str(sheen_home))
-    first = json.loads(sheen(env, "build", "a site for a bakery", "--json").stdout.splitlines()[-1])
-    second = json.loads(
-        sheen(env, "build", "a site for a florist", "--json").stdout.splitlines()[-1]
+    first = json.loads(
+        sheen_here(env, "build", "a site for a bakery", "--json").stdout.splitlines()[-1]
     )
-    failed = sheen(env, "promote", "bnothere")
+    second = json.loads(
+        sheen_here(env, "build", "a site for a florist", "--json").stdout.splitlines()[-1]
+    )
+    failed = sheen_here(env, "promote", "bnothere")
     assert failed.returncode == 1 and "no build bnothere" in failed.stderr
-    unchecked = sheen(env, "promote", second["build_id"])  # the tests turn the checks off
+    unchecked = sheen_here(env, "promote", second["build_id"])  # the tests turn the checks off
     assert unchecked.returncode == 1
     assert (
         f"build {second['build_id']} is not promoted: its browser checks did not run "
@@ -210,7 +214,7 @@ def test_local_promotion_and_rollback_at_prod(
     with serving(create_app(Settings.from_env(env))) as base:
         assert requests.get(f"{base}/prod/default/", timeout=10).status_code == 404
         for build_id, word in ((second["build_id"], "florist"), (first["build_id"], "bakery")):
-            promoted = sheen(env, "promote", build_id, "--force")
+            promoted = sheen_here(env, "promote", build_id, "--force")
             assert promoted.returncode == 0, promoted.stderr
             assert "/prod/default/" in promoted.stdout
             page = requests.get(f"{base}/prod/default/", timeout=10)

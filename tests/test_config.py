@@ -20,6 +20,9 @@ CONFIGURATION_DOC = REPO_ROOT / "docs" / "configuration.md"
         ("SHEEN_PREVIEW_PORT", "0", "SHEEN_PREVIEW_PORT must be at least 1, got '0'"),
         ("SHEEN_TASK_RETRY_DELAY_S", "soon", "SHEEN_TASK_RETRY_DELAY_S must be a number"),
         ("SHEEN_SEQUENTIAL_FALLBACK", "maybe", "SHEEN_SEQUENTIAL_FALLBACK must be true or false"),
+        ("SHEEN_PROVIDER", "mine:Factory", "SHEEN_PROVIDER must be one of '', 'anthropic'"),
+        ("SHEEN_PROVIDER", "anthropic", "^SHEEN_PROVIDER=anthropic needs ANTHROPIC_API_KEY$"),
+        ("SHEEN_PROVIDER", "openai", "^SHEEN_PROVIDER=openai needs SHEEN_OPENAI_BASE_URL"),
     ],
 )
 def test_bad_values_are_named(

@@ -28,7 +28,7 @@ def test_three_submitted_rows_become_three_builds_within_the_llm_pool(tmp_path: 
     """...and a change of the newest of them, submitted as a row, becomes its next version."""
     env = sheen_cli_env(
         tmp_path,
-        SHEEN_PROVIDER="tests.support.providers:ProbeOfflineProvider",
+        SHEEN_TEST_PROVIDER="tests.support.providers:ProbeOfflineProvider",
         SHEEN_TEST_TASK_SLEEP_S="1",
         SHEEN_POOL_LLM_LIMIT=str(LLM_LIMIT),
     )

@@ -209,7 +209,7 @@ def test_invalid_request_fails_the_plan_run_with_a_clear_reason(
 def test_cycles_with_approval_required_block_the_plan(
     instance: DagsterInstance, service: BuildService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:CyclicOfflineProvider")
+    monkeypatch.setenv("SHEEN_TEST_PROVIDER", "tests.support.providers:CyclicOfflineProvider")
     monkeypatch.setenv("SHEEN_MAX_CYCLE_EDGES_TO_DROP", "0")
     monkeypatch.setenv("SHEEN_SEQUENTIAL_FALLBACK", "false")
     monkeypatch.setenv("SHEEN_REQUIRE_PLAN_APPROVAL", "true")
@@ -225,7 +225,7 @@ def test_cycles_with_approval_required_block_the_plan(
 def test_sequential_fallback_is_recorded_and_still_builds(
     instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch, sheen_home: Path
 ) -> None:
-    monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:CyclicOfflineProvider")
+    monkeypatch.setenv("SHEEN_TEST_PROVIDER", "tests.support.providers:CyclicOfflineProvider")
     monkeypatch.setenv("SHEEN_MAX_CYCLE_EDGES_TO_DROP", "0")
     outcome, lines = build(instance)
     assert outcome.status == "succeeded", outcome.error
@@ -235,7 +235,7 @@ def test_sequential_fallback_is_recorded_and_still_builds(
 def test_reexecution_from_failure_reruns_only_the_failed_task_and_downstream(
     instance: DagsterInstance, sheen_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SHEEN_PROVIDER", FLAKY_PROVIDER)
+    monkeypatch.setenv("SHEEN_TEST_PROVIDER", FLAKY_PROVIDER)
     monkeypatch.setenv("SHEEN_TEST_FAIL_TASK", "forms")
     service = BuildService.from_env()
     outcome, lines = build(instance, service)
@@ -279,7 +279,7 @@ def test_reexecution_from_failure_reruns_only_the_failed_task_and_downstream(
 def test_tasks_with_dashes_and_keywords_build(
     instance: DagsterInstance, sheen_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:AwkwardIdsOfflineProvider")
+    monkeypatch.setenv("SHEEN_TEST_PROVIDER", "tests.support.providers:AwkwardIdsOfflineProvider")
     outcome, lines = build(instance)
     assert outcome.status == "succeeded", outcome.error
     assert "task index-page done: index.html" in lines

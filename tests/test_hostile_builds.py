@@ -64,7 +64,7 @@ def untouched(host: Path) -> bool:
 
 @pytest.fixture
 def npm_builds(sheen_home: Path, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:NpmProjectProvider")
+    monkeypatch.setenv("SHEEN_TEST_PROVIDER", "tests.support.providers:NpmProjectProvider")
     return monkeypatch
 
 

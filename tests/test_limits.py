@@ -21,7 +21,7 @@ CHAIN = "tests.support.providers:ChainOfflineProvider"
 
 @pytest.fixture
 def chain(sheen_home: Path, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    monkeypatch.setenv("SHEEN_PROVIDER", CHAIN)
+    monkeypatch.setenv("SHEEN_TEST_PROVIDER", CHAIN)
     return monkeypatch
 
 

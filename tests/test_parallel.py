@@ -11,7 +11,7 @@ import pytest
 from dagster import DagsterInstance
 
 from tests.support.builds import build
-from tests.support.processes import sheen, sheen_cli_env
+from tests.support.processes import sheen_cli_env, sheen_here
 from tests.support.providers import max_in_flight
 
 SHAPED = "tests.support.providers:ShapedProbeProvider"
@@ -21,7 +21,11 @@ POOLED_INSTANCE = "telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    gra
 def shaped_build(
     instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch, shape: str, **env: str
 ) -> str:
-    for name, value in {"SHEEN_PROVIDER": SHAPED, "SHEEN_TEST_PLAN_SHAPE": shape, **env}.items():
+    for name, value in {
+        "SHEEN_TEST_PROVIDER": SHAPED,
+        "SHEEN_TEST_PLAN_SHAPE": shape,
+        **env,
+    }.items():
         monkeypatch.setenv(name, value)
     outcome, _ = build(instance, prompt=f"a site shaped {shape}")
     assert outcome.status == "succeeded", outcome.error
@@ -54,13 +58,13 @@ def test_max_parallel_tasks_bounds_a_build(
 def test_a_pool_limit_below_the_ready_tasks_finishes_within_the_limit(tmp_path: Path) -> None:
     env = sheen_cli_env(
         tmp_path,
-        SHEEN_PROVIDER=SHAPED,
+        SHEEN_TEST_PROVIDER=SHAPED,
         SHEEN_TEST_PLAN_SHAPE="levels:1x6",
         SHEEN_TEST_TASK_SLEEP_S="0.3",
         SHEEN_POOL_LLM_LIMIT="2",
     )
     (Path(env["DAGSTER_HOME"]) / "dagster.yaml").write_text(POOLED_INSTANCE)
-    result = sheen(env, "build", "six ready tasks, two pool slots", "--json")
+    result = sheen_here(env, "build", "six ready tasks, two pool slots", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["status"] == "succeeded"
     assert max_in_flight(Path(env["SHEEN_HOME"])) == 2

@@ -12,7 +12,7 @@ from dagster import DagsterInstance, DagsterRunStatus
 from sheen_pipeline.store.builds import BuildStatus, BuildStore
 from tests.conftest import REPO_ROOT
 from tests.support.databases import postgres_database, postgres_schema
-from tests.support.processes import sheen, sheen_cli_env
+from tests.support.processes import sheen_cli_env, sheen_here
 
 
 def test_sheen_build_with_everything_on_postgres(
@@ -26,7 +26,9 @@ def test_sheen_build_with_everything_on_postgres(
             REPO_ROOT / "deploy" / "postgres" / "dagster.yaml",
             Path(env["DAGSTER_HOME"]) / "dagster.yaml",
         )
-        result = sheen(env, "build", "a portfolio for Ada Lovelace with a contact form", "--json")
+        result = sheen_here(
+            env, "build", "a portfolio for Ada Lovelace with a contact form", "--json"
+        )
         assert result.returncode == 0, result.stderr
         summary = json.loads(result.stdout.splitlines()[-1])
         assert summary["status"] == "succeeded"

@@ -139,7 +139,7 @@ def test_a_broken_page_fails_the_right_check(
 def test_a_blocking_failure_fails_the_build_naming_the_check(
     checks_on: pytest.MonkeyPatch, instance: DagsterInstance
 ) -> None:
-    checks_on.setenv("SHEEN_PROVIDER", "tests.support.providers:ScriptErrorOfflineProvider")
+    checks_on.setenv("SHEEN_TEST_PROVIDER", "tests.support.providers:ScriptErrorOfflineProvider")
     service = BuildService.from_env()
     outcome, _ = build(instance, service)
     assert outcome.status == "failed"
@@ -151,7 +151,7 @@ def test_a_react_app_that_builds_but_throws_is_caught_by_the_browser(
     checks_on: pytest.MonkeyPatch, instance: DagsterInstance, npm_cache: Path
 ) -> None:
     checks_on.setenv("SHEEN_NPM_CACHE", str(npm_cache))
-    checks_on.setenv("SHEEN_PROVIDER", "tests.support.providers:ReactRuntimeErrorProvider")
+    checks_on.setenv("SHEEN_TEST_PROVIDER", "tests.support.providers:ReactRuntimeErrorProvider")
     checks_on.setenv("SHEEN_REPAIR_ROUNDS", "0")
     service = BuildService.from_env()
     outcome, lines = build(instance, service, framework="react")
@@ -267,7 +267,7 @@ def test_a_react_app_that_renders_nothing_fails_and_its_repair_targets_the_compo
     checks_on: pytest.MonkeyPatch, instance: DagsterInstance, npm_cache: Path
 ) -> None:
     checks_on.setenv("SHEEN_NPM_CACHE", str(npm_cache))
-    checks_on.setenv("SHEEN_PROVIDER", "tests.support.providers:ReactNullProvider")
+    checks_on.setenv("SHEEN_TEST_PROVIDER", "tests.support.providers:ReactNullProvider")
     service = BuildService.from_env()
     outcome, _ = build(instance, service, framework="react")
     assert outcome.status == "failed"  # the offline provider cannot repair it

@@ -22,7 +22,7 @@ from sheen_pipeline.service import BuildService
 from tests.providers.conftest import llm_env
 from tests.support.builds import PROMPT, build
 from tests.support.fake_llm import AnthropicWire, FakeLLMServer, Recorded, Reply, offline_answer
-from tests.support.processes import processes_with, sheen, sheen_cli_env
+from tests.support.processes import processes_with, sheen_cli_env, sheen_here
 from tests.support.runs import started_steps, steps_with
 from tests.support.waiting import wait_for
 
@@ -37,7 +37,7 @@ def events_of(service: BuildService, build_id: str) -> list[Any]:
 def test_a_hanging_task_times_out_while_its_siblings_finish(
     instance: DagsterInstance, sheen_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:HangingOfflineProvider")
+    monkeypatch.setenv("SHEEN_TEST_PROVIDER", "tests.support.providers:HangingOfflineProvider")
     monkeypatch.setenv("SHEEN_TEST_HANG_TASK", "forms")
     monkeypatch.setenv("SHEEN_TASK_TIMEOUTS", '{"create_component": 1}')  # forms' type only
     service = BuildService.from_env()
@@ -59,7 +59,7 @@ def test_a_hanging_task_times_out_while_its_siblings_finish(
 def test_the_build_stops_cleanly_at_its_time_limit(
     instance: DagsterInstance, sheen_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:ProbeOfflineProvider")
+    monkeypatch.setenv("SHEEN_TEST_PROVIDER", "tests.support.providers:ProbeOfflineProvider")
     # Three levels of 1.5 s tasks cannot fit in 4 s; the first level does, with room to spare
     # on a machine busy with other tests.
     monkeypatch.setenv("SHEEN_TEST_TASK_SLEEP_S", "1.5")
@@ -135,7 +135,7 @@ def task_calls(server: FakeLLMServer) -> list[str]:
 def test_permanent_failure_is_isolated_and_sheen_retry_finishes_the_build(tmp_path: Path) -> None:
     with FakeLLMServer(AnthropicWire(), default=fail_task_once("forms", 400)) as server:
         env = sheen_cli_env(tmp_path, **llm_env("anthropic", server))
-        failed = sheen(env, "build", PROMPT, "--json")
+        failed = sheen_here(env, "build", PROMPT, "--json")
         assert failed.returncode == 1
         summary = json.loads(failed.stdout.splitlines()[-1])
         assert summary["status"] == "failed"
@@ -147,7 +147,7 @@ def test_permanent_failure_is_isolated_and_sheen_retry_finishes_the_build(tmp_pa
         # shared store, as it would on another machine.
         shutil.rmtree(Path(env["SHEEN_HOME"]) / "workspaces")  # config's and styles' files
         shutil.rmtree(Path(env["DAGSTER_HOME"]) / "storage", ignore_errors=True)
-        retried = sheen(env, "retry", summary["build_id"], "--json")
+        retried = sheen_here(env, "retry", summary["build_id"], "--json")
         assert retried.returncode == 0, retried.stderr
         after = json.loads(retried.stdout.splitlines()[-1])
         assert after["status"] == "succeeded" and after["preview_url"]
@@ -160,16 +160,16 @@ def test_permanent_failure_is_isolated_and_sheen_retry_finishes_the_build(tmp_pa
 def test_an_identical_rebuild_makes_no_provider_call(tmp_path: Path) -> None:
     with FakeLLMServer(AnthropicWire()) as server:
         env = sheen_cli_env(tmp_path, **llm_env("anthropic", server))
-        first = json.loads(sheen(env, "build", PROMPT, "--json").stdout.splitlines()[-1])
+        first = json.loads(sheen_here(env, "build", PROMPT, "--json").stdout.splitlines()[-1])
         calls = len(server.requests)
         assert first["status"] == "succeeded" and first["cost_usd"] > 0
-        second = sheen(env, "build", PROMPT, "--json")
+        second = sheen_here(env, "build", PROMPT, "--json")
         summary = json.loads(second.stdout.splitlines()[-1])
     assert summary["status"] == "succeeded"
     assert len(server.requests) == calls  # not one more call
     assert summary["cost_usd"] == 0 and summary["tokens"]["input"] == 0
     assert summary["build_id"] != first["build_id"]
-    events = sheen(env, "events", summary["build_id"], "--json").stdout.splitlines()
+    events = sheen_here(env, "events", summary["build_id"], "--json").stdout.splitlines()
     hits = [json.loads(line) for line in events if '"task_completed"' in line]
     assert [e["data"]["cache_hit"] for e in hits] == [True] * first["task_count"]
 
@@ -205,7 +205,7 @@ def test_a_build_script_that_never_ends_is_killed_with_its_children(tmp_path: Pa
 def test_npm_build_runs_without_our_secrets_and_its_output_reaches_the_run_logs(
     instance: DagsterInstance, sheen_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:NpmProjectProvider")
+    monkeypatch.setenv("SHEEN_TEST_PROVIDER", "tests.support.providers:NpmProjectProvider")
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET_KEY)
     monkeypatch.setenv("SHEEN_WEBHOOK_SECRET", WEBHOOK_SECRET)
     monkeypatch.setenv("SHEEN_INGRESS_SECRET", "ingress-do-not-leak")
@@ -224,7 +224,7 @@ def test_npm_build_runs_without_our_secrets_and_its_output_reaches_the_run_logs(
 def test_secrets_never_reach_events_metadata_or_errors(
     instance: DagsterInstance, sheen_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:LeakyOfflineProvider")
+    monkeypatch.setenv("SHEEN_TEST_PROVIDER", "tests.support.providers:LeakyOfflineProvider")
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET_KEY)
     monkeypatch.setenv("SHEEN_WEBHOOK_SECRET", WEBHOOK_SECRET)
     service = BuildService.from_env()

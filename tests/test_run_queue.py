@@ -1,8 +1,9 @@
 """The run queue of this repository's dagster.yaml: builds before new plans, run slots kept for
-builds, and runs that failed to launch launched again (never lost)."""
+builds, and runs that failed before their steps re-executed by the instance (never lost)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +16,12 @@ from dagster import (
     RunsFilter,
     instance_for_test,
 )
-from dagster._core.storage.tags import PARENT_RUN_ID_TAG
-from dagster._core.test_utils import create_run_for_test
+from dagster._core.storage.tags import MAX_RETRIES_TAG, PARENT_RUN_ID_TAG, WILL_RETRY_TAG
+from dagster._core.test_utils import create_run_for_test, create_test_daemon_workspace_context
+from dagster._core.workspace.load_target import WorkspaceFileTarget
+from dagster._daemon.auto_run_reexecution.auto_run_reexecution import (
+    consume_new_runs_for_automatic_reexecution,
+)
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
     QueuedRunCoordinatorDaemon,
 )
@@ -28,12 +33,10 @@ from sheen_pipeline.models import parse_build_request
 from sheen_pipeline.planning.dag import LadderPolicy
 from sheen_pipeline.planning.planner import make_plan
 from sheen_pipeline.providers.offline import OfflineProvider
-from sheen_pipeline.runs.launch import MAX_LAUNCH_ATTEMPTS, relaunch
 from sheen_pipeline.runs.origins import local_origins
 from sheen_pipeline.runs.tags import (
     BUILD_ID,
     BUILD_RUN_TAGS,
-    LAUNCH_ATTEMPT,
     PLAN_RUN_TAGS,
     REQUEST_ID,
 )
@@ -42,12 +45,12 @@ from sheen_pipeline.store.requests import RequestStore, new_request_id
 from tests.conftest import REPO_ROOT
 from tests.support.sensors import evaluate_failed_run_sensor
 
-QUEUE_SETTINGS = ("run_coordinator", "concurrency")
+QUEUE_SETTINGS = ("run_coordinator", "concurrency", "run_retries")
 
 
 @pytest.fixture
 def queued_instance(tmp_path: Path) -> Iterator[DagsterInstance]:
-    """An instance with the run coordinator and concurrency settings of dagster.yaml."""
+    """An instance with the run coordinator, concurrency and run retry settings of dagster.yaml."""
     config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
     overrides = {key: config[key] for key in QUEUE_SETTINGS}
     with instance_for_test(overrides=overrides, temp_dir=str(tmp_path)) as instance:
@@ -122,26 +125,23 @@ def settle(instance: DagsterInstance, run_id: str) -> None:
     evaluate_failed_run_sensor(instance, run, failure.get_dagster_event())
 
 
-def test_a_run_that_never_started_is_queued_again_a_bounded_number_of_times(
+def test_a_run_that_failed_before_its_steps_is_re_executed_by_the_daemon(
     queued_instance: DagsterInstance,
 ) -> None:
-    run_id = failed_before_start(queued_instance, {"sheen/request_id": "r1"})
+    run_id = failed_before_start(queued_instance, {REQUEST_ID: "r1"})
     failed = queued_instance.get_run_by_id(run_id)
-    assert failed is not None and failed.status == DagsterRunStatus.FAILURE
-    again = relaunch(queued_instance, failed)
-    assert again is not None
-    stored = queued_instance.get_run_by_id(again.run_id)
-    assert stored is not None and stored.status == DagsterRunStatus.QUEUED
-    assert stored.tags[PARENT_RUN_ID_TAG] == run_id
-    assert stored.tags["sheen/request_id"] == "r1" and stored.tags[LAUNCH_ATTEMPT] == "2"
-    assert stored.run_config == failed.run_config
-    assert stored.remote_job_origin == failed.remote_job_origin
-
-    last = failed_before_start(queued_instance, {LAUNCH_ATTEMPT: str(MAX_LAUNCH_ATTEMPTS)})
-    assert relaunch(queued_instance, queued_instance.get_run_by_id(last)) is None  # type: ignore[arg-type]
+    assert failed is not None and failed.tags[WILL_RETRY_TAG] == "true"
+    (record,) = queued_instance.get_run_records(RunsFilter(run_ids=[run_id]))
+    with create_test_daemon_workspace_context(
+        WorkspaceFileTarget(paths=[str(REPO_ROOT / "workspace.yaml")]), queued_instance
+    ) as workspace:
+        list(consume_new_runs_for_automatic_reexecution(workspace, [record], logging.getLogger()))
+    (again,) = queued_instance.get_runs(RunsFilter(tags={PARENT_RUN_ID_TAG: run_id}))
+    assert again.status == DagsterRunStatus.QUEUED and again.tags[REQUEST_ID] == "r1"
+    assert again.run_config == failed.run_config
 
 
-def test_a_run_that_started_is_not_launched_again(
+def test_a_failed_step_is_the_builds_failure_and_not_retried(
     queued_instance: DagsterInstance, sheen_home: Path
 ) -> None:
     result = plan_build.execute_in_process(
@@ -150,30 +150,27 @@ def test_a_run_that_started_is_not_launched_again(
         raise_on_error=False,
     )
     assert not result.success
-    assert relaunch(queued_instance, result.dagster_run) is None
+    failed = queued_instance.get_run_by_id(result.run_id)
+    assert failed is not None and failed.tags[WILL_RETRY_TAG] == "false"
 
 
-def test_the_failure_sensor_launches_again_instead_of_failing_the_request(
+def test_the_failure_sensor_leaves_a_retried_run_to_its_retry(
     queued_instance: DagsterInstance, service: BuildService
 ) -> None:
     requests = RequestStore(service.settings.database_url)
     row = requests.add(parse_build_request(prompt="a blog about tea"), new_request_id(), "c2a-b0")
     run_id = failed_before_start(queued_instance, {REQUEST_ID: row.request_id, BUILD_ID: "c2a-b0"})
     settle(queued_instance, run_id)
-    children = queued_instance.get_runs(RunsFilter(tags={PARENT_RUN_ID_TAG: run_id}))
-    assert [child.status for child in children] == [DagsterRunStatus.QUEUED]
     pending = requests.find(row.request_id)
     assert pending is not None and pending.status == "pending"
 
 
-def test_a_build_whose_run_never_started_and_has_no_launches_left_fails(
+def test_a_build_whose_run_has_no_retries_left_fails(
     queued_instance: DagsterInstance, service: BuildService
 ) -> None:
     service.store.create_build("c2a-b1", parse_build_request(prompt="a blog about tea"))
-    tags = {BUILD_ID: "c2a-b1", LAUNCH_ATTEMPT: str(MAX_LAUNCH_ATTEMPTS)}
-    run_id = failed_before_start(queued_instance, tags)
+    run_id = failed_before_start(queued_instance, {BUILD_ID: "c2a-b1", MAX_RETRIES_TAG: "0"})
     settle(queued_instance, run_id)
-    assert queued_instance.get_runs(RunsFilter(tags={PARENT_RUN_ID_TAG: run_id})) == []
     build = service.store.get_build("c2a-b1")
     assert build.status.value == "failed" and build.error is not None
     assert f"run {run_id} failed" in build.error

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
-from dagster import DagsterInstance, InitResourceContext
+from dagster import DagsterInstance
 
 from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.plan_job import plan_build
@@ -88,14 +88,7 @@ def test_a_failed_call_fails_its_task_and_is_billed(sheen_home: Path) -> None:
     assert service.store.get_build("bsvc2").status is BuildStatus.FAILED
 
 
-class RefusingServiceResource(BuildServiceResource):
-    """The resource with a fake provider handed to the service it makes."""
-
-    def setup_for_execution(self, context: InitResourceContext) -> None:
-        self._service = BuildService(self.settings.get(), provider=RefusingProvider())
-
-
-def test_ops_use_the_provider_of_an_overridden_resource(
+def test_ops_use_the_provider_a_test_hands_in_as_a_resource(
     sheen_home: Path, instance: DagsterInstance
 ) -> None:
     result = plan_build.execute_in_process(
@@ -106,7 +99,9 @@ def test_ops_use_the_provider_of_an_overridden_resource(
             }
         },
         instance=instance,
-        resources={"sheen": RefusingServiceResource(settings=SettingsResource())},
+        resources={
+            "sheen": BuildServiceResource(settings=SettingsResource(), provider=RefusingProvider())
+        },
     )
     assert result.success
     plan = BuildService.from_env().store.get_plan("bsvc3")

@@ -118,7 +118,7 @@ def dev_env(tmp_path: Path, port: int) -> dict[str, str]:
             "SHEEN_DAGSTER_WEBSERVER_URL": f"http://127.0.0.1:{port}",
             "DAGSTER_HOME": str(dagster_home),
             "SHEEN_HOME": str(tmp_path / "sheen"),
-            "SHEEN_PROVIDER": FLAKY_PROVIDER,
+            "SHEEN_TEST_PROVIDER": FLAKY_PROVIDER,
             "SHEEN_TEST_FAIL_TASK": "forms",
             "SHEEN_UI_RELOAD_INTERVAL_S": "2",
         }
@@ -128,7 +128,7 @@ def dev_env(tmp_path: Path, port: int) -> dict[str, str]:
 def test_ui_reexecutes_ui_and_cli_builds_from_failure(
     dev_env: dict[str, str], port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key in ("DAGSTER_HOME", "SHEEN_HOME", "SHEEN_PROVIDER", "SHEEN_TEST_FAIL_TASK"):
+    for key in ("DAGSTER_HOME", "SHEEN_HOME", "SHEEN_TEST_PROVIDER", "SHEEN_TEST_FAIL_TASK"):
         monkeypatch.setenv(key, dev_env[key])
     instance = DagsterInstance.get()
     service = BuildService.from_env()

@@ -26,7 +26,7 @@ from sheen_pipeline.versions.listing import project_versions
 from sheen_pipeline.versions.resolve import BaseRefused
 from tests.conftest import FLAKY_PROVIDER
 from tests.support.builds import PROMPT, build, deployed_page
-from tests.support.processes import sheen, sheen_cli_env
+from tests.support.processes import sheen_cli_env, sheen_here
 from tests.support.providers import calls_by_task
 from tests.support.services import s3_bucket
 
@@ -323,34 +323,36 @@ def test_a_change_on_postgres_and_the_s3_artifact_store(
 
 def test_the_cli_changes_lists_and_diffs_versions(tmp_path: Path) -> None:
     env = sheen_cli_env(tmp_path)
-    first = sheen(env, "build", "--project-id", "coffee", PROMPT, "--json")
+    first = sheen_here(env, "build", "--project-id", "coffee", PROMPT, "--json")
     assert first.returncode == 0, first.stderr
     base_id = json.loads(first.stdout.splitlines()[-1])["build_id"]
-    change = sheen(env, "build", "--project-id", "coffee", "--from", "latest", COLOUR, "--json")
+    change = sheen_here(
+        env, "build", "--project-id", "coffee", "--from", "latest", COLOUR, "--json"
+    )
     assert change.returncode == 0, change.stderr
     summary = json.loads(change.stdout.splitlines()[-1])
     assert summary["status"] == "succeeded" and summary["task_count"] == 2
 
-    listed = sheen(env, "versions", "coffee")
+    listed = sheen_here(env, "versions", "coffee")
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
     assert lines[0].startswith(f"  {base_id}") and "new" in lines[0]
     assert lines[1].startswith(f"    {summary['build_id']}") and "2 files" in lines[1]
-    diff = sheen(env, "diff", summary["build_id"])
+    diff = sheen_here(env, "diff", summary["build_id"])
     assert diff.returncode == 0 and diff.stdout.startswith("--- a/index.html\n+++ b/index.html")
     assert "2 changed, 0 removed, 2 unchanged" in diff.stderr
 
-    refused = sheen(env, "build", "--project-id", "tea", "--from", base_id, COLOUR)
+    refused = sheen_here(env, "build", "--project-id", "tea", "--from", base_id, COLOUR)
     assert refused.returncode == 2
     assert f"base: build {base_id} belongs to project 'coffee', not 'tea'" in refused.stderr
-    assert sheen(env, "diff", base_id).returncode == 1  # built from scratch: no base
+    assert sheen_here(env, "diff", base_id).returncode == 1  # built from scratch: no base
 
 
 def test_a_failed_change_is_re_executed_from_failure_like_any_build(
     instance: DagsterInstance, sheen_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base = first_version(instance)
-    monkeypatch.setenv("SHEEN_PROVIDER", FLAKY_PROVIDER)
+    monkeypatch.setenv("SHEEN_TEST_PROVIDER", FLAKY_PROVIDER)
     monkeypatch.setenv("SHEEN_TEST_FAIL_TASK", "change_2")
     service = BuildService.from_env()
     failed, _ = build(instance, service, prompt=COLOUR, project_id="coffee", base_build_id="latest")

@@ -20,6 +20,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -179,7 +180,10 @@ class Settings(BaseSettings):
 
     home: Path = env("SHEEN_HOME", Path(".sheen"))
     database_url: str = env("SHEEN_DATABASE_URL", "")  # empty: SQLite in home
-    provider: str = env("SHEEN_PROVIDER", "")
+    provider: Literal["", "anthropic", "openai", "offline"] = env("SHEEN_PROVIDER", "")
+    # Tests only: a provider factory ('tests.support.providers:Name') for processes a test cannot
+    # hand a provider object to (the CLI's, the daemon's run workers); it wins over SHEEN_PROVIDER.
+    test_provider: str = env("SHEEN_TEST_PROVIDER", "")
     preview_host: str = env("SHEEN_PREVIEW_HOST", "127.0.0.1")
     preview_port: int = env("SHEEN_PREVIEW_PORT", 8787, ge=1)
     file_limits: FileLimits = FileLimits()
@@ -264,6 +268,18 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Arguments first, then the process environment (flat names, nested groups too)."""
         return init_settings, FlatEnvironment(settings_cls, os.environ)
+
+    @model_validator(mode="after")
+    def _provider_has_what_it_needs(self) -> Settings:
+        """The chosen provider's key or server is checked at load, like every other setting."""
+        if self.provider == "anthropic" and not self.anthropic_api_key:
+            raise ValueError("SHEEN_PROVIDER=anthropic needs ANTHROPIC_API_KEY")
+        if self.provider == "openai" and not (self.openai_base_url and self.model_calls.model):
+            raise ValueError(
+                "SHEEN_PROVIDER=openai needs SHEEN_OPENAI_BASE_URL (for example "
+                "http://127.0.0.1:11434/v1) and SHEEN_MODEL"
+            )
+        return self
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -371,11 +387,11 @@ def _describe(error: ValidationError) -> str:
     be, and the value (never a secret's), one line per bad variable."""
     lines = []
     for problem in error.errors(include_url=False):
-        name = str(problem["loc"][-1])
+        name = str(problem["loc"][-1]) if problem["loc"] else ""
         ctx = problem.get("ctx") or {}
         got = "" if name in _SECRET_VARIABLES else f", got {problem.get('input')!r}"
         if problem["type"] == "value_error":
-            lines.append(f"{name} {ctx.get('error')}")
+            lines.append(f"{name} {ctx.get('error')}".strip())
         elif problem["type"] == "greater_than_equal":
             lines.append(f"{name} must be at least {ctx.get('ge')}{got}")
         elif problem["type"] == "literal_error":

@@ -1,5 +1,5 @@
-"""Sensors: rows of build_requests become plan_build runs; runs that failed to launch are launched
-again, failed or canceled runs settle their build or request, builds whose process died end
+"""Sensors: rows of build_requests become plan_build runs; failed (and not retried) or canceled
+runs settle their build or request, builds whose process died end
 failed, pending webhooks are handed to a deliverer, and stale approvals expire. All are on by
 default, so `make dev` runs them. Dagster marks a tick that requested no run as skipped, so each
 sensor says in its skip reason, and in the tick's log, what it did."""
@@ -25,7 +25,7 @@ from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.resources import BuildServiceResource
 from sheen_pipeline.defs.settings import SettingsResource
 from sheen_pipeline.events.runtime import dispatcher_for, hand_over
-from sheen_pipeline.runs.launch import relaunch
+from sheen_pipeline.runs.launch import will_be_retried
 from sheen_pipeline.runs.requests import BATCH_SIZE, pending_run_requests
 from sheen_pipeline.runs.stalled import end_stalled_builds
 from sheen_pipeline.runs.tags import BUILD_ID, REQUEST_ID
@@ -53,16 +53,14 @@ def build_requests_sensor(
     minimum_interval_seconds=5,
     default_status=DefaultSensorStatus.RUNNING,
     description=(
-        "Launches again a run that failed before it started (for example while its code server "
-        "restarted); when a run fails for good, marks its build (or, before planning, its "
-        "request) failed."
+        "When a run fails for good, marks its build (or, before planning, its request) failed; "
+        "a run the instance's run_retries will re-execute is left to that retry."
     ),
 )
 def failed_run_sensor(context: RunFailureSensorContext, sheen: BuildServiceResource) -> None:
     failed = context.dagster_run
-    again = relaunch(context.instance, failed)
-    if again is not None:
-        context.log.info(f"run {failed.run_id} never started; launched again as {again.run_id}")
+    if will_be_retried(failed):
+        context.log.info(f"run {failed.run_id} failed before its steps; Dagster retries it")
         return
     tags = failed.tags
     if BUILD_ID not in tags:

@@ -6,21 +6,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import DagsterEventType, DagsterInstance, DagsterRun, RunsFilter
+from dagster import DagsterInstance, DagsterRun, RunsFilter
 from dagster._core.execution.api import create_execution_plan
 from dagster._core.execution.plan.state import KnownExecutionState
 from dagster._core.remote_origin import RemoteJobOrigin
 from dagster._core.storage.tags import (
+    MAX_RETRIES_TAG,
     PARENT_RUN_ID_TAG,
     ROOT_RUN_ID_TAG,
     TAGS_TO_MAYBE_OMIT_ON_RETRY,
+    WILL_RETRY_TAG,
 )
 
 from sheen_pipeline.runs.names import PLAN_JOB_NAME, build_job_name
 from sheen_pipeline.runs.origins import job_named, local_origins, reconstructable_job
-from sheen_pipeline.runs.tags import BUILD_ID, LAUNCH_ATTEMPT, PLAN_RUN_ID
-
-MAX_LAUNCH_ATTEMPTS = 3
+from sheen_pipeline.runs.tags import BUILD_ID, PLAN_RUN_ID
 
 
 def create_build_run(
@@ -47,9 +47,7 @@ def create_build_run(
     )
 
 
-def create_retry_run(
-    instance: DagsterInstance, parent: DagsterRun, extra_tags: Mapping[str, str] | None = None
-) -> DagsterRun:
+def create_retry_run(instance: DagsterInstance, parent: DagsterRun) -> DagsterRun:
     """A re-execution from failure of parent, as the UI's button makes it (failed and not-yet-run
     steps only; the rest load their outputs from the parent), keeping its origins so the UI can
     re-execute it in turn."""
@@ -68,7 +66,6 @@ def create_retry_run(
         run_config=parent.run_config,
         tags={
             **kept,
-            **(extra_tags or {}),
             PARENT_RUN_ID_TAG: parent.run_id,
             ROOT_RUN_ID_TAG: root_run_id,
         },
@@ -95,18 +92,13 @@ def plan_run_of(instance: DagsterInstance, build_id: str) -> DagsterRun:
     return runs[0]
 
 
-def never_started(instance: DagsterInstance, run: DagsterRun) -> bool:
-    """The run failed before its worker started (for example while its code server restarted),
-    so nothing of it ran and launching it again is safe."""
-    started = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_START, limit=1)
-    return not started.records
+def will_be_retried(run: DagsterRun) -> bool:
+    """The instance's run_retries will re-execute this failed run (it failed before its steps
+    did), so its build is not over yet."""
+    return run.tags.get(WILL_RETRY_TAG) == "true"
 
 
-def relaunch(instance: DagsterInstance, failed: DagsterRun) -> DagsterRun | None:
-    """Queue the run again when it never started and has launches left; returns the new run."""
-    attempt = int(failed.tags.get(LAUNCH_ATTEMPT, "1"))
-    if attempt >= MAX_LAUNCH_ATTEMPTS or not never_started(instance, failed):
-        return None
-    run = create_retry_run(instance, failed, {LAUNCH_ATTEMPT: str(attempt + 1)})
-    instance.submit_run(run.run_id, workspace=None)  # type: ignore[arg-type]
-    return run
+def fail_for_good(instance: DagsterInstance, run: DagsterRun, reason: str) -> None:
+    """Fail a run that run_retries must not bring back (its build has already ended)."""
+    instance.add_run_tags(run.run_id, {MAX_RETRIES_TAG: "0"})
+    instance.report_run_failed(run, reason)

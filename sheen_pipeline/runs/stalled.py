@@ -7,6 +7,7 @@ from __future__ import annotations
 from dagster import DagsterInstance
 
 from sheen_pipeline.liveness import Stalled, end_stalled
+from sheen_pipeline.runs.launch import fail_for_good
 from sheen_pipeline.service import BuildService
 
 
@@ -17,5 +18,5 @@ def end_stalled_builds(
     for stalled in ended:
         run = instance.get_run_by_id(stalled.run_id) if stalled.run_id else None
         if run is not None and not run.is_finished:
-            instance.report_run_failed(run, stalled.reason)
+            fail_for_good(instance, run, stalled.reason)
     return ended

@@ -12,7 +12,6 @@ MODEL = "sheen/model"
 PLAN_RUN_ID = "sheen/plan_run_id"
 REQUEST_ID = "sheen/request_id"
 STAGE = "sheen/stage"
-LAUNCH_ATTEMPT = "sheen/launch_attempt"
 DAGSTER_PRIORITY = "dagster/priority"
 
 # The run queue takes higher priorities first, and dagster.yaml keeps run slots for builds with a

@@ -23,7 +23,7 @@ from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import engine_for
 from tests.api.conftest import SECRET, Api
 from tests.support.builds import PROMPT, build
-from tests.support.processes import sheen, sheen_cli_env
+from tests.support.processes import sheen_cli_env, sheen_here
 from tests.support.server import serving
 from tests.support.spending import spend
 from tests.support.waiting import wait_for
@@ -201,7 +201,7 @@ def any_build_id(settings: Settings) -> str | None:
 def test_stream_is_live_and_resumes_after_reconnect(
     api: Api, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch, sheen_home: Path
 ) -> None:
-    monkeypatch.setenv("SHEEN_PROVIDER", "tests.support.providers:GatedOfflineProvider")
+    monkeypatch.setenv("SHEEN_TEST_PROVIDER", "tests.support.providers:GatedOfflineProvider")
     monkeypatch.setenv("SHEEN_TEST_GATE_TASK", "index_page")
     thread, outcomes = build_in_thread(instance)
     build_id = wait_for(lambda: any_build_id(Settings.from_env()), 60, "the build to start")
@@ -247,16 +247,16 @@ def test_stream_is_live_and_resumes_after_reconnect(
 
 def test_sheen_events_prints_a_finished_build(tmp_path: Path) -> None:
     env = sheen_cli_env(tmp_path)
-    built = sheen(env, "build", PROMPT, "--json")
+    built = sheen_here(env, "build", PROMPT, "--json")
     build_id = json.loads(built.stdout.splitlines()[-1])["build_id"]
-    result = sheen(env, "events", build_id)
+    result = sheen_here(env, "events", build_id)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].endswith("planning") and "build completed: http://127.0.0.1:" in lines[-1]
-    followed = sheen(env, "events", build_id, "--follow", "--json")
+    followed = sheen_here(env, "events", build_id, "--follow", "--json")
     assert json.loads(followed.stdout.splitlines()[-1])["type"] == "build_completed"
-    assert sheen(env, "events", "bnothere").returncode == 1
-    unknown = sheen(env, "events", "bnothere", "--follow")  # fails at once, never waits
+    assert sheen_here(env, "events", "bnothere").returncode == 1
+    unknown = sheen_here(env, "events", "bnothere", "--follow")  # fails at once, never waits
     assert unknown.returncode == 1 and "no build bnothere" in unknown.stderr
 
 

@@ -74,7 +74,7 @@ def embedded_env(**overrides: str) -> dict[str, str]:
 
 def run_case(name: str, provider: str, shape: str, prompt: str, latency_s: float) -> Case:
     env = embedded_env(
-        SHEEN_PROVIDER=provider,
+        SHEEN_TEST_PROVIDER=provider,
         SHEEN_TEST_PLAN_SHAPE=shape,
         SHEEN_TEST_TASK_SLEEP_S=str(latency_s),
     )

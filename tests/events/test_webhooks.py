@@ -23,7 +23,7 @@ from sheen_pipeline.events.signing import verify_webhook
 from sheen_pipeline.events.types import EventType
 from sheen_pipeline.service import BuildService
 from tests.support.builds import build
-from tests.support.processes import sheen, sheen_cli_env
+from tests.support.processes import sheen_cli_env, sheen_here
 from tests.support.receiver import Receiver
 from tests.support.sensors import resources
 from tests.support.waiting import wait_for
@@ -107,7 +107,7 @@ def test_dead_deliveries_are_kept_and_redelivered_by_the_cli(
 
         healthy.set()
         env = sheen_cli_env(tmp_path, **{k: v for k, v in webhook_env_vars(settings).items()})
-        result = sheen(env, "webhooks", "redeliver", "--build-id", "bdead")
+        result = sheen_here(env, "webhooks", "redeliver", "--build-id", "bdead")
         assert result.returncode == 0, result.stderr
         assert "3 deliveries queued again" in result.stdout
         assert "pending: 0, delivered: 3, dead: 0" in result.stdout
@@ -129,7 +129,7 @@ def test_reading_events_sends_no_webhook(webhook_env: pytest.MonkeyPatch, tmp_pa
         settings = Settings.from_env()
         stored_events(settings).emit("bread", BuildStarted(prompt="a site"))  # pending delivery
         env = sheen_cli_env(tmp_path, **webhook_env_vars(settings))
-        result = sheen(env, "events", "bread", "--json")
+        result = sheen_here(env, "events", "bread", "--json")
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["type"] == "build_started"
     assert receiver.received == []  # the reader neither sent it nor flushed it on exit

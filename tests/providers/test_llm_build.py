@@ -20,7 +20,7 @@ from tests.support.fake_llm import (
     Reply,
     offline_answer,
 )
-from tests.support.processes import sheen, sheen_cli_env
+from tests.support.processes import sheen_cli_env, sheen_here
 
 
 @pytest.mark.parametrize("kind", ["anthropic", "openai"])
@@ -29,7 +29,7 @@ def test_sheen_build_against_a_real_wire_format(
 ) -> None:
     with FakeLLMServer(AnthropicWire() if kind == "anthropic" else OpenAIWire()) as server:
         env = sheen_cli_env(tmp_path, **llm_env(kind, server))
-        result = sheen(env, "build", PROMPT, "--json")
+        result = sheen_here(env, "build", PROMPT, "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["status"] == "succeeded"
@@ -71,11 +71,11 @@ def test_a_failed_build_reports_every_paid_call(
 
     with FakeLLMServer(AnthropicWire(), default=answer) as server:
         env = sheen_cli_env(tmp_path, **llm_env("anthropic", server))
-        result = sheen(env, "build", PROMPT, "--json")
+        result = sheen_here(env, "build", PROMPT, "--json")
         summary = json.loads(result.stdout.strip().splitlines()[-1])
         events = json.loads(
             "["
-            + ",".join(sheen(env, "events", summary["build_id"], "--json").stdout.splitlines())
+            + ",".join(sheen_here(env, "events", summary["build_id"], "--json").stdout.splitlines())
             + "]"
         )
     assert summary["status"] == "failed" and "still invalid" in summary["error"]
@@ -110,7 +110,7 @@ def test_plan_partials_of_a_replaced_answer_are_retracted(tmp_path: Path) -> Non
 
     with FakeLLMServer(AnthropicWire(), default=answer) as server:
         env = sheen_cli_env(tmp_path, **llm_env("anthropic", server))
-        result = sheen(env, "build", PROMPT, "--json")
+        result = sheen_here(env, "build", PROMPT, "--json")
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["status"] == "succeeded", summary["error"]
     assert "plan_partial: task styles (create_file ../styles.css)" in result.stderr

@@ -81,6 +81,22 @@ def sheen(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str
     )
 
 
+def sheen_here(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The same `sheen` command line run in this process by click's CliRunner, in env: none of
+    a new interpreter's start-up (~2 CPU-s), for tests whose subject is what the command does,
+    not its process (sheen() keeps one smoke test per command)."""
+    from click.testing import CliRunner
+
+    from sheen_pipeline.cli import main
+
+    cleared: dict[str, str | None] = {k: None for k in os.environ if k not in env}
+    given = {k: v for k, v in env.items() if os.environ.get(k) != v}
+    result = CliRunner().invoke(main, list(args), env={**cleared, **given})
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
 def processes_with(marker: str) -> list[int]:
     """Pids of this machine's processes whose command line contains marker (whatever process
     namespace started them)."""

@@ -1,4 +1,4 @@
-"""Test providers, loaded through SHEEN_PROVIDER=tests.support.providers:<name>."""
+"""Test providers, loaded through SHEEN_TEST_PROVIDER=tests.support.providers:<name>."""
 
 from __future__ import annotations
 
