@@ -334,7 +334,7 @@ def test_a_fork_bomb_in_one_build_does_not_stop_another_build_from_starting(
     # The bomb's build holds its whole process limit; another build starts and finishes.
     wait_for(lambda: len(processes_with(marker)) >= 30, 20, "the bomb to fill its limit")
     writes_page = "mkdir -p dist && echo ok > dist/index.html"
-    files, _ = build_npm(
+    files, _, _ = build_npm(
         npm_project(tmp_path, "other", f"sh -c '{writes_page}'"),
         tmp_path / "dist-other",
         60,
@@ -373,7 +373,7 @@ def test_links_and_special_files_in_the_output_are_left_out_and_said(tmp_path: P
         "fs.linkSync('dist/a.txt','dist/b.txt');fs.symlinkSync('/etc/passwd','dist/passwd');"
         "cp.execSync('mkfifo dist/pipe');"
     )
-    files, outputs = build_npm(
+    files, outputs, _ = build_npm(
         npm_project(tmp_path, "links", writes),
         tmp_path / "dist",
         60,

@@ -125,6 +125,12 @@ FORM = (
             BLANK,
         ),
         ("<h1 style='display:none'>Blue Fern Coffee</h1>", VIEWPORT, 0, BLANK),
+        (  # text the colour of its background: present, but nothing a person can see
+            "<h1 style='color:#fff'>Blue Fern Coffee</h1><p style='color:#fff'>Fresh beans</p>",
+            VIEWPORT,
+            0,
+            "renders_content",
+        ),
     ],
 )
 def test_a_broken_page_fails_the_right_check(
@@ -160,6 +166,15 @@ def test_a_react_app_that_builds_but_throws_is_caught_by_the_browser(
     error = outcome.error or ""  # React unmounts an app that throws: blank, and an error
     assert "preview checks failed: renders_content: the first screen is blank" in error
     assert "; no_errors: " in error and "window.notAFunction is not a function" in error
+    app = service.files.find(outcome.build_id, Stage.SOURCE, "src/App.jsx")
+    assert app is not None
+    lines_of_app = service.files.read(app).decode().splitlines()
+    thrown_at = next(n for n, text in enumerate(lines_of_app, 1) if "notAFunction" in text)
+    assert f"(at src/App.jsx:{thrown_at}:" in error  # the bundle's frame, mapped to the source
+    maps = service.files.stage_files(outcome.build_id, Stage.SOURCE_MAPS)
+    assert maps and all(m.path.endswith(".js.map") for m in maps)
+    deployed = {a.path for a in service.files.stage_files(outcome.build_id, Stage.DIST)}
+    assert not any(path.endswith(".map") for path in deployed)  # kept for the checks only
 
 
 def test_without_a_browser_the_checks_say_so_and_the_build_still_succeeds(

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from sheen_pipeline.build.manifests import check_manifests
 from sheen_pipeline.build.registry import BRIDGE_NAME, SOCKET_NAME, registry_socket
@@ -37,17 +38,39 @@ class NpmRegistry:
     url: str = DEFAULT_NPM_REGISTRY
 
 
+class NpmBuild(NamedTuple):
+    """The built site, the commands' output, and the bundles' source maps (`*.map`, kept apart:
+    the checks map stack traces with them, and they are deployed only when asked)."""
+
+    files: list[FileArtifact]
+    outputs: list[CommandOutput]
+    source_maps: dict[str, bytes]
+
+
+def _build_script(manifest: bytes) -> str | None:
+    try:
+        package = json.loads(manifest)
+    except ValueError:
+        return None
+    scripts = package.get("scripts") if isinstance(package, dict) else None
+    script = scripts.get("build") if isinstance(scripts, dict) else None
+    return script if isinstance(script, str) else None
+
+
 def is_npm_project(workspace: Path) -> bool:
     """A package.json with a build script (in the build's own source folder)."""
     manifest = workspace / "package.json"
     if not manifest.is_file() or manifest.is_symlink():
         return False
-    try:
-        package = json.loads(manifest.read_bytes())
-    except ValueError:
-        return False
-    scripts = package.get("scripts") if isinstance(package, dict) else None
-    return isinstance(scripts, dict) and "build" in scripts
+    return _build_script(manifest.read_bytes()) is not None
+
+
+def build_command(manifest: bytes) -> list[str]:
+    """`npm run build`; for Vite, with hidden source maps (written, never referenced by the
+    bundle), so the checks can map a stack trace back to the source file and line."""
+    script = _build_script(manifest) or ""
+    vite = script.strip() == "vite build"
+    return ["npm", "run", "build", *(["--", "--sourcemap", "hidden"] if vite else [])]
 
 
 def build_npm(
@@ -57,7 +80,7 @@ def build_npm(
     limits: FileLimits,
     sandbox: Sandbox,
     registry: NpmRegistry,
-) -> tuple[list[FileArtifact], list[CommandOutput]]:
+) -> NpmBuild:
     source = read_tree(workspace, skip=BUILD_TOOL_FOLDERS).files
     declared = check_manifests(source, registry.url)
     for left in workspace.parent.glob(f"{workspace.name}.sandbox-*"):  # from a killed process
@@ -71,14 +94,16 @@ def build_npm(
         if declared:
             outputs.append(run_with_registry(INSTALL, scratch, timeout_s, sandbox, registry))
         cache = "/tmp/.npm" if sandbox.enabled else f"{inside}/.npm"  # nothing shared
-        build = ["npm", "run", "build"]
+        build = build_command(source.get("package.json", b""))
         outputs.append(sandbox.run(build, scratch, timeout_s, env=_npm_env(cache)))
         for name in OUTPUT_FOLDERS:
             site = _site(scratch / name, limits)
             if site is not None:
                 if site.left_out:  # links and special files are never deployed: say so
                     outputs.append(CommandOutput(f"left out of {name}/", "\n".join(site.left_out)))
-                return swap_in(dist, site.files), outputs
+                maps = {path: data for path, data in site.files.items() if path.endswith(".map")}
+                served = {path: data for path, data in site.files.items() if path not in maps}
+                return NpmBuild(swap_in(dist, served), outputs, maps)
     finally:
         shutil.rmtree(scratch)  # descriptor-based: never follows a link the build left
     raise BuildError(f"`npm run build` wrote no index.html into {', '.join(OUTPUT_FOLDERS)}")

@@ -27,6 +27,7 @@ from sheen_pipeline.build.sandbox import Sandbox, SandboxUnavailable, base_env
 from sheen_pipeline.checks import page_checks
 from sheen_pipeline.checks.acceptance import FAILED_STEP_SHOT, run_acceptance
 from sheen_pipeline.checks.results import CHECKS, SCREENSHOTS, CheckReport, CheckResult
+from sheen_pipeline.checks.source_maps import SourceMaps
 from sheen_pipeline.models import AcceptanceStep
 
 DESKTOP = {"width": 1280, "height": 800}
@@ -53,10 +54,13 @@ def check_preview(
     sandbox: Sandbox,
     settle_ms: int = DEFAULT_LOAD_SETTLE_MS,
     acceptance: Sequence[AcceptanceStep] = (),
+    source_maps: Mapping[str, bytes] | None = None,
 ) -> CheckReport:
     """Every check of the site (its files by path); runs in a thread of its own, so it works
     from inside an event loop (the build job's executor) too. After loading, the page is watched
-    until the network is idle and then settle_ms more, so late errors and late rendering count."""
+    until the network is idle and then settle_ms more, so late errors and late rendering count.
+    An uncaught error names the source file and line its stack maps to (`source_maps`)."""
+    maps = SourceMaps(source_maps or {})
     browser = chromium_path()
     if browser is None:
         return CheckReport.not_run(f"no browser ({INSTALL_HINT})")
@@ -67,7 +71,9 @@ def check_preview(
         try:
             with _confined_browser(browser, sandbox) as executable:
                 outcome.append(
-                    _check(executable, site, forms_expected, screenshots, settle_ms, acceptance)
+                    _check(
+                        executable, site, forms_expected, screenshots, settle_ms, acceptance, maps
+                    )
                 )
         except SandboxUnavailable as unavailable:
             outcome.append(CheckReport.not_run(f"the browser runs only sandboxed; {unavailable}"))
@@ -107,6 +113,7 @@ def _check(
     screenshots: Path,
     settle_ms: int,
     acceptance: Sequence[AcceptanceStep],
+    maps: SourceMaps,
 ) -> CheckReport:
     from playwright.sync_api import sync_playwright
 
@@ -120,7 +127,7 @@ def _check(
         try:
             console: list[str] = []
             failed: list[str] = []
-            page = _watched_page(browser, site, refused, console)
+            page = _watched_page(browser, site, refused, console, maps)
             page.on("requestfailed", lambda r: failed.append(r.url))
             page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
             response = page.goto(url, wait_until="load")
@@ -153,7 +160,9 @@ def _check(
             )
             page.screenshot(path=str(screenshots / f"{PHONE_SHOT}.png"), full_page=True)
             results["forms_validate"] = page_checks.forms(page, url, forms_expected)
-            using = _watched_page(browser, site, refused, console)  # a first visit: no storage
+            using = _watched_page(
+                browser, site, refused, console, maps
+            )  # a first visit: no storage
             using.goto(url, wait_until="load")
             results["acceptance"] = run_acceptance(using, acceptance, url, screenshots)
             results["own_origin_only"] = _own_origin_only(refused)
@@ -171,7 +180,11 @@ def _check(
 
 
 def _watched_page(
-    browser: Any, site: Mapping[str, bytes], refused: list[str], console: list[str]
+    browser: Any,
+    site: Mapping[str, bytes],
+    refused: list[str],
+    console: list[str],
+    maps: SourceMaps,
 ) -> Any:
     """A page in a context of its own, answered from the site's files (anything else refused
     and noted), its errors collected in console."""
@@ -179,7 +192,7 @@ def _watched_page(
     context.route("**/*", lambda route, request: _answer(route, request, site, refused))
     context.route_web_socket(re.compile(".*"), lambda socket: _refuse(socket, refused))
     page = context.new_page()
-    page.on("pageerror", lambda error: console.append(f"uncaught: {error}"))
+    page.on("pageerror", lambda error: console.append(_uncaught(error, maps)))
     page.on("console", lambda message: _console_error(message, console))
     return page
 
@@ -244,6 +257,12 @@ def _own_origin_only(refused: list[str]) -> CheckResult:
         else f"{len(outside)} request(s) outside the preview refused: {', '.join(outside[:5])}",
         {"refused": outside},
     )
+
+
+def _uncaught(error: Any, maps: SourceMaps) -> str:
+    """The error, and the source file and line its stack maps to."""
+    where = maps.source_of(getattr(error, "stack", None) or "")
+    return f"uncaught: {error}" + (f" (at {where})" if where else "")
 
 
 def _console_error(message: Any, console: list[str]) -> None:

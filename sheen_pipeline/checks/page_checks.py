@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sheen_pipeline.checks.flat_image import is_one_colour
 from sheen_pipeline.checks.results import CheckResult
 
 SETTLE_MS = 300  # after an interaction (a resize, a submit)
@@ -17,19 +18,25 @@ AXE_SCRIPT = (
 
 def renders_content(page: Any) -> CheckResult:
     """A person sees something on the first screen: enough visible text, or a visible control
-    or image. A blank page, a script that renders into nothing and an app that renders null
-    all fail."""
+    or image, and a screen that is not one flat colour. A blank page, a script that renders into
+    nothing, an app that renders null and text the colour of its background all fail."""
     seen: dict[str, int] = page.evaluate(_VISIBLE_CONTENT)
     chars, things = seen["chars"], seen["things"]
-    shown = chars >= MIN_VISIBLE_CHARS or things > 0
+    flat = is_one_colour(page.screenshot(type="png"))
+    shown = (chars >= MIN_VISIBLE_CHARS or things > 0) and not flat
+    if shown:
+        summary = f"{chars} characters of text and {things} controls or images in the first screen"
+    elif chars >= MIN_VISIBLE_CHARS or things > 0:
+        summary = "the first screen is blank: it shows one flat colour (its content cannot be seen)"
+    else:
+        summary = "the first screen is blank: no visible text, control or image" + (
+            f" (only {chars} characters of text)" if chars else ""
+        )
     return CheckResult(
         "renders_content",
         shown,
-        f"{chars} characters of text and {things} controls or images in the first screen"
-        if shown
-        else "the first screen is blank: no visible text, control or image"
-        + (f" (only {chars} characters of text)" if chars else ""),
-        {"visible_chars": chars, "visible_controls_or_images": things},
+        summary,
+        {"visible_chars": chars, "visible_controls_or_images": things, "one_flat_colour": flat},
     )
 
 

@@ -149,6 +149,7 @@ class DeploySettings(Section):
     cloudflare_account_id: str = env("CLOUDFLARE_ACCOUNT_ID", "")
     # another endpoint speaking Cloudflare's API (tests)
     cloudflare_base_url: str = env("SHEEN_CLOUDFLARE_BASE_URL", "")
+    source_maps: bool = env("SHEEN_DEPLOY_SOURCE_MAPS", False)  # else kept for the checks only
 
 
 class WebhookSettings(Section):

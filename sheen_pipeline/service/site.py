@@ -116,10 +116,11 @@ class Site(Accounting):
         limits = self.settings.file_limits
         self.events.emit(build_id, BuildStepStarted(builder=builder))
         command_log: tuple[str, ...] = ()
+        source_maps: dict[str, bytes] = {}
         if builder == "npm":
             timeout = min(self.settings.build_command_timeout_s, self.check_time_left(build_id))
             try:
-                files, outputs = build_npm(
+                files, outputs, source_maps = build_npm(
                     workspace,
                     dist,
                     timeout,
@@ -136,6 +137,9 @@ class Site(Accounting):
         else:
             files = build_static(workspace, dist, limits)
         self.files.replace(build_id, Stage.DIST, dist)
+        self.files.replace_with(build_id, Stage.SOURCE_MAPS, source_maps)
+        if self.settings.deploy.source_maps:
+            self.files.save(build_id, Stage.DIST, source_maps)
         return BuildSummary(
             files=tuple(files),
             usage=self.store.get_build(build_id).usage,
@@ -171,12 +175,13 @@ class Site(Accounting):
         else:
             forms = len(read_brief(plan.request.prompt).forms)
             shots_dir = self.settings.screenshots_dir / build_id / str(round_number)
-            site = {
-                a.path: self.files.read(a) for a in self.files.stage_files(build_id, Stage.DIST)
-            }
+            site, maps = (
+                self._stage_contents(build_id, s) for s in (Stage.DIST, Stage.SOURCE_MAPS)
+            )
             sandbox = Sandbox(self.settings.sandbox)
+            settle_ms = self.settings.check_settle_ms
             report = check_preview(
-                site, forms, shots_dir, sandbox, self.settings.check_settle_ms, plan.acceptance
+                site, forms, shots_dir, sandbox, settle_ms, plan.acceptance, maps
             )
             self._keep_screenshots(build_id, round_number, report)
         outcomes = [
@@ -226,6 +231,9 @@ class Site(Accounting):
                 **{f"{name}.png": data for name, data in shots.items()},
             },
         )
+
+    def _stage_contents(self, build_id: str, stage: Stage) -> dict[str, bytes]:
+        return {a.path: self.files.read(a) for a in self.files.stage_files(build_id, stage)}
 
     def _dist(self, build_id: str) -> Path:
         return self._local_copy(

@@ -22,6 +22,7 @@ class Stage(StrEnum):
     DIST = "dist"
     SCREENSHOTS = "screenshots"
     CHANGES = "changes"  # a change's diff against its base
+    SOURCE_MAPS = "source_maps"  # the bundles' maps: for the checks, not deployed unless asked
 
 
 class BuildFiles:
@@ -51,8 +52,15 @@ class BuildFiles:
 
     def replace(self, build_id: str, stage: Stage, folder: Path) -> list[FileArtifact]:
         """The stage becomes exactly the folder's regular files (a rebuilt site, new screenshots)."""
-        artifacts = self._put_all(read_tree(folder).files if folder.is_dir() else {})
-        return self._set_stage(build_id, stage, artifacts)
+        return self.replace_with(
+            build_id, stage, read_tree(folder).files if folder.is_dir() else {}
+        )
+
+    def replace_with(
+        self, build_id: str, stage: Stage, contents: dict[str, bytes]
+    ) -> list[FileArtifact]:
+        """The stage becomes exactly contents."""
+        return self._set_stage(build_id, stage, self._put_all(contents))
 
     def carry_over(self, base_id: str, build_id: str, stage: Stage) -> list[FileArtifact]:
         """A change starts from its base's files: the stage's rows point at the same contents
