@@ -68,6 +68,7 @@ bench: install sandbox browser
 	$(BIN)/python -m tests.bench.code_location
 	$(BIN)/python -m tests.bench.burst --rows 1000
 	$(BIN)/python -m tests.bench.vite
+	$(BIN)/python -m tests.bench.webhooks
 
 ## loadtest: BUILDS (50) builds at once against a model server taking LATENCY (5) s per call, on
 ## the embedded default and on the Celery setup (needs the machine's Postgres and RabbitMQ)

@@ -20,7 +20,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, case, func, select
 
 from sheen_pipeline.events.types import EventType
 from sheen_pipeline.store.builds import engine_for
@@ -28,6 +28,7 @@ from sheen_pipeline.store.tables import build_events, builds, provider_calls, we
 
 TASK_BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 BUILD_BUCKETS = (5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0)
+LAG_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0, 60.0, 300.0)
 TIMED = (
     EventType.BUILD_STARTED,
     EventType.BUILD_COMPLETED,
@@ -147,6 +148,7 @@ class StoreCollector(Collector):
                 .select_from(webhook_deliveries.join(build_events))
                 .where(pending)
             ).one()
+            lag = webhook_lag_histogram(conn)
 
         status = GaugeMetricFamily("sheen_builds", "Builds by status", labels=["status"])
         for name, count in by_status:
@@ -171,6 +173,31 @@ class StoreCollector(Collector):
             "Age of the oldest event whose webhook is still waiting (0 when none)",
             value=max(age, 0.0),
         )
+        yield lag.family(
+            "sheen_webhook_delivery_lag_seconds",
+            "From an event being stored to its webhook's first 2xx",
+        )
+
+
+def webhook_lag_histogram(conn: Connection) -> Histogram:
+    """Delivered events' lags, bucketed by the database (no row is read into the process)."""
+    lag = webhook_deliveries.c.delivered_at - webhook_deliveries.c.queued_at
+    *at_most, count, total = conn.execute(
+        select(
+            *(func.sum(case((lag <= bound, 1), else_=0)) for bound in LAG_BUCKETS),
+            func.count(),
+            func.sum(lag),
+        ).where(
+            webhook_deliveries.c.status == "delivered", webhook_deliveries.c.queued_at.is_not(None)
+        )
+    ).one()
+    cumulative = [int(n or 0) for n in (*at_most, count)]
+    histogram = Histogram(LAG_BUCKETS)
+    histogram.counts = [
+        n - below for n, below in zip(cumulative, [0, *cumulative[:-1]], strict=True)
+    ]
+    histogram.total = float(total or 0)  # Postgres sums to a Decimal
+    return histogram
 
 
 def _ledger_families(rows: Sequence[Any]) -> Iterator[Metric]:

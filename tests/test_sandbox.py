@@ -65,7 +65,7 @@ def workspace_with(home: Path, build_script: str, **files: str) -> Path:
 def run_build(
     home: Path, workspace: Path, timeout_s: float = 60, **settings: int
 ) -> dict[str, str]:
-    files, _ = build_npm(
+    files, _, _ = build_npm(
         workspace,
         home / "dist" / workspace.name,
         timeout_s,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
 import threading
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -13,6 +15,7 @@ from sheen_pipeline.terminal import echo
 
 if TYPE_CHECKING:
     from sheen_pipeline.events.delivery import WebhookDispatcher
+    from sheen_pipeline.events.outbox import EndpointHealth
 
 
 @main.group()
@@ -53,9 +56,26 @@ def webhooks_status(build_id: str | None) -> None:
     counts = dispatcher.counts(build_id)
     for state in ("pending", "delivered", "dead"):
         echo(f"{state}: {counts.get(state, 0)}")
+    lags = dispatcher.outbox.lags(build_id)
+    if lags:
+        cuts = statistics.quantiles(lags, n=20, method="inclusive") if len(lags) > 1 else lags * 19
+        p50, p95 = cuts[9], cuts[18]
+        echo(f"lag (stored to delivered, last {len(lags)}): p50 {p50:.1f} s, p95 {p95:.1f} s")
     next_in = dispatcher.outbox.next_wake_in()
     if next_in is not None:
-        echo(f"next attempt in: {next_in:.1f} s")
+        echo(f"next attempt in: {next_in:.1f} s, by {_who_delivers(health)}")
+
+
+def _who_delivers(health: EndpointHealth) -> str:
+    from sheen_pipeline.events.outbox import DELIVERER_ALIVE_S
+
+    seen = time.time() - health.deliverer_seen_at
+    if seen < DELIVERER_ALIVE_S:
+        return f"the deliverer that was alive {seen:.0f} s ago"
+    return (
+        "whichever comes first: `sheen serve`, the Dagster daemon's webhook sensor, or the "
+        "next `sheen` command (none is delivering now)"
+    )
 
 
 @webhooks.command("enable")
@@ -89,7 +109,7 @@ def webhooks_deliver(until_idle: bool) -> None:
     help="Seconds to keep delivering before handing the rest over.",
 )
 def webhooks_redeliver(build_id: str | None, wait_s: float) -> None:
-    """Send dead deliveries again, in their original order, with a fresh schedule."""
+    """Send dead deliveries again, with a fresh schedule."""
     import time
 
     from sheen_pipeline.events.runtime import hand_over

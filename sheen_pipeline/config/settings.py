@@ -153,9 +153,12 @@ class DeploySettings(Section):
 
 
 class WebhookSettings(Section):
-    """Where build events are pushed and how hard delivery tries: attempt n happens
-    schedule_s[n] seconds after attempt n-1 failed; while the receiver fails, the oldest waiting
-    event is retried every probe_s, and its first success sends everything waiting at once."""
+    """Where build events are pushed and how hard delivery tries. Each event goes on its own, at
+    most max_in_flight at once per endpoint. While the receiver answered 2xx within the last
+    HEALTHY_WINDOW_S, a failed event is tried again quick_retries times, quick_retry_s apart;
+    then attempt n happens schedule_s[n] seconds after attempt n-1 failed; while the receiver
+    fails, the oldest waiting event is retried every probe_s, and its first success sends
+    everything waiting at once."""
 
     url: str = env("SHEEN_WEBHOOK_URL", "")
     secret: str = secret("SHEEN_WEBHOOK_SECRET")
@@ -166,6 +169,9 @@ class WebhookSettings(Section):
     lease_s: float = env("SHEEN_WEBHOOK_LEASE_S", 5.0, ge=0.001)
     timeout_s: float = env("SHEEN_WEBHOOK_TIMEOUT_S", 5.0, ge=0.001)
     rate_per_s: int = env("SHEEN_WEBHOOK_RATE_PER_S", 10, ge=1)
+    max_in_flight: int = env("SHEEN_WEBHOOK_MAX_IN_FLIGHT", 4, ge=1)
+    quick_retries: int = env("SHEEN_WEBHOOK_QUICK_RETRIES", 3, ge=0)
+    quick_retry_s: float = env("SHEEN_WEBHOOK_QUICK_RETRY_S", 1.0, ge=0.001)
 
     @property
     def enabled(self) -> bool:

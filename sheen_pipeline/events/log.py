@@ -79,14 +79,16 @@ class EventLog:
             assert key is not None
             seq: int = key[0]
             if self.webhooks_enabled:
+                now = time.time()
                 conn.execute(
                     insert(webhook_deliveries).values(
                         event_seq=seq,
                         build_id=build_id,
                         status="pending",
                         attempts=0,
-                        next_attempt_at=time.time(),
+                        next_attempt_at=now,
                         leased_until=0.0,
+                        queued_at=now,
                     )
                 )
         event = BuildEvent(

@@ -1,5 +1,6 @@
-"""The webhook outbox and the receiver's shared health: which delivery may go next, and what an
-attempt's answer does to it. Every process that delivers agrees through these rows alone."""
+"""The webhook outbox and the receiver's shared health: which deliveries may go now, and what an
+attempt's answer does to one. Every process that delivers agrees through these rows alone. Each
+event is delivered on its own (receivers order by `seq`); only the endpoint's room bounds them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sheen_pipeline.config import WebhookSettings
@@ -19,6 +20,8 @@ from sheen_pipeline.store.tables import webhook_endpoints as endpoints
 
 LEASE_EXPIRY_SLACK_S = 0.05
 DELIVERER_ALIVE_S = 30.0  # a long-running deliverer marks itself seen at least this often
+HEALTHY_WINDOW_S = 30.0  # a receiver that answered 2xx this recently is up: retry quickly
+JUST_FAILING_S = 10.0  # a receiver failing for less than this may be up: retry quickly too
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,18 @@ class Outbox:
     def deliverer_alive(self) -> bool:
         return time.time() - self.health().deliverer_seen_at < DELIVERER_ALIVE_S
 
+    def claim_hand_over(self) -> bool:
+        """True for the one caller that may start a hand-over deliverer: none was seen alive,
+        and this caller marked one as seen, atomically, so concurrent commands start one."""
+        now = time.time()
+        with self._begin() as conn:
+            taken = conn.execute(
+                update(endpoints)
+                .where(self._mine, endpoints.c.deliverer_seen_at < now - DELIVERER_ALIVE_S)
+                .values(deliverer_seen_at=now)
+            )
+        return taken.rowcount == 1
+
     def enable(self) -> None:
         """Undo a 410: the endpoint takes deliveries again, and everything waiting goes now."""
         now = time.time()
@@ -112,33 +127,39 @@ class Outbox:
 
     # -- claiming ---------------------------------------------------------------------------
 
-    def _heads(self, conn: Connection) -> list[Any]:
-        """The oldest pending delivery of each build: only it may be sent, so order holds."""
-        first = (
-            select(func.min(deliveries.c.event_seq))
-            .where(deliveries.c.status == "pending")
-            .group_by(deliveries.c.build_id)
-        )
-        query = (
-            select(deliveries.c.event_seq, deliveries.c.next_attempt_at, deliveries.c.leased_until)
-            .where(deliveries.c.event_seq.in_(first))
-            .order_by(deliveries.c.event_seq)
-        )
-        return list(conn.execute(query).all())
-
     def claim(self) -> list[Claim]:
-        """Lease every head that is due; when none is due but the receiver is failing and
-        has not been tried for probe_s, lease the head that waits longest as a probe."""
+        """Lease the due deliveries, oldest first, each on its own (a failing event holds no
+        other back), as many as the endpoint has room for (max_in_flight across processes);
+        when none is due but the receiver is failing and has not been tried for probe_s, lease
+        the delivery that waits longest as a probe."""
         now = time.time()
         with self._begin() as conn:
             health = self._health(conn)
             if health.disabled_at is not None:
                 return []
-            free = [head for head in self._heads(conn) if head.leased_until < now]
-            claims = [Claim(head.event_seq) for head in free if head.next_attempt_at <= now]
-            if not claims and free and self._take_probe(conn, health, now):
-                waiting = min(free, key=lambda head: (head.next_attempt_at, head.event_seq))
-                claims = [Claim(waiting.event_seq, probe=True)]
+            pending = deliveries.c.status == "pending"
+            in_flight = conn.execute(
+                select(func.count()).where(pending, deliveries.c.leased_until >= now)
+            ).scalar_one()
+            room = self.config.max_in_flight - in_flight
+            if room <= 0:
+                return []
+            free = (pending, deliveries.c.leased_until < now)
+            due = conn.execute(
+                select(deliveries.c.event_seq)
+                .where(*free, deliveries.c.next_attempt_at <= now)
+                .order_by(deliveries.c.event_seq)
+                .limit(room)
+            ).scalars()
+            claims = [Claim(seq) for seq in due]
+            if not claims and self._take_probe(conn, health, now):
+                waiting = conn.execute(
+                    select(deliveries.c.event_seq)
+                    .where(*free)
+                    .order_by(deliveries.c.next_attempt_at, deliveries.c.event_seq)
+                    .limit(1)
+                ).scalar()
+                claims = [] if waiting is None else [Claim(waiting, probe=True)]
             return [claim for claim in claims if self._lease(conn, claim.seq, now)]
 
     def _take_probe(self, conn: Connection, health: EndpointHealth, now: float) -> bool:
@@ -185,38 +206,60 @@ class Outbox:
         now = time.time()
         with self._begin() as conn:
             health = self._health(conn)
-            attempts = conn.execute(
-                select(deliveries.c.attempts).where(deliveries.c.event_seq == claim.seq)
-            ).scalar_one()
-            counted = attempts if claim.probe and outcome.error is not None else attempts + 1
-            values: dict[str, Any] = {
-                "attempts": counted,
-                "leased_until": 0.0,
-                "last_error": outcome.error,
-            }
+            attempts, quick = conn.execute(
+                select(deliveries.c.attempts, deliveries.c.quick_retries).where(
+                    deliveries.c.event_seq == claim.seq
+                )
+            ).one()
+            values: dict[str, Any] = {"leased_until": 0.0, "last_error": outcome.error}
             endpoint: dict[str, Any] = {"last_attempt_at": now}
             state = "pending"
             if outcome.error is None:
                 state = "delivered"
-                values |= {"status": state, "delivered_at": now}
+                values |= {"status": state, "delivered_at": now, "attempts": attempts + 1}
                 endpoint |= {"failing_since": None, "last_success_at": now}
                 if health.failing_since is not None:
                     self._send_waiting_now(conn, now)  # the receiver is back: catch up at once
             elif outcome.gone:
+                values |= {"attempts": attempts + 1}
                 endpoint |= {"disabled_at": now, "disabled_reason": outcome.error}
             else:
                 endpoint |= {"failing_since": health.failing_since or now}
-                if counted >= len(self.config.schedule_s):
-                    state = "dead"
-                    values |= {"status": state}
-                elif not claim.probe:
-                    jitter = 0.9 + random.random() / 5
-                    values |= {"next_attempt_at": now + self.config.schedule_s[counted] * jitter}
+                values |= self._retry(claim, attempts, quick, health, now)
+                state = values.get("status", state)
             conn.execute(
                 update(deliveries).where(deliveries.c.event_seq == claim.seq).values(**values)
             )
             self._set_endpoint(conn, **endpoint)
         return state
+
+    def _retry(
+        self, claim: Claim, attempts: int, quick: int, health: EndpointHealth, now: float
+    ) -> dict[str, Any]:
+        """When a failed delivery goes again: soon while the receiver is otherwise up (it
+        answered 2xx lately, or it only just started failing: a quick retry, no attempt of the
+        schedule spent), else on the schedule; a failed probe spends nothing; the schedule's end
+        is a dead delivery."""
+        if claim.probe:
+            return {}
+        jitter = 0.9 + random.random() / 5
+        answered_lately = (
+            health.last_success_at is not None and now - health.last_success_at < HEALTHY_WINDOW_S
+        )
+        failing_for = 0.0 if health.failing_since is None else now - health.failing_since
+        may_be_up = answered_lately or failing_for < JUST_FAILING_S
+        if may_be_up and quick < self.config.quick_retries:
+            return {
+                "quick_retries": quick + 1,
+                "next_attempt_at": now + self.config.quick_retry_s * jitter,
+            }
+        counted = attempts + 1
+        if counted >= len(self.config.schedule_s):
+            return {"attempts": counted, "status": "dead"}
+        return {
+            "attempts": counted,
+            "next_attempt_at": now + self.config.schedule_s[counted] * jitter,
+        }
 
     def _send_waiting_now(self, conn: Connection, now: float) -> None:
         conn.execute(
@@ -227,35 +270,62 @@ class Outbox:
 
     # -- waiting and reporting -----------------------------------------------------------------
 
-    def next_wake_in(self) -> float | None:
-        """Seconds until a delivery may become claimable (a head falls due, a lease expires,
-        a probe is allowed); None when nothing can be sent (nothing pending, or disabled)."""
+    def next_wake_in(self, probes: bool = True) -> float | None:
+        """Seconds until a delivery may become claimable (one falls due, a lease expires, a
+        probe is allowed, unless probes is False); None when nothing can be sent (nothing
+        pending, or disabled)."""
         now = time.time()
+        pending = deliveries.c.status == "pending"
         with self._begin() as conn:
             health = self._health(conn)
-            heads = self._heads(conn)
-        if health.disabled_at is not None or not heads:
+            due, lease_ends = conn.execute(
+                select(
+                    func.min(case((deliveries.c.leased_until < now, deliveries.c.next_attempt_at))),
+                    func.min(case((deliveries.c.leased_until >= now, deliveries.c.leased_until))),
+                ).where(pending)
+            ).one()
+        if health.disabled_at is not None or (due is None and lease_ends is None):
             return None
-        times: list[float] = [
-            max(head.next_attempt_at, head.leased_until + LEASE_EXPIRY_SLACK_S) for head in heads
-        ]
-        if health.failing_since is not None:
+        times: list[float] = []
+        if due is not None:
+            times.append(float(due))
+        if lease_ends is not None:
+            times.append(float(lease_ends) + LEASE_EXPIRY_SLACK_S)
+        if probes and health.failing_since is not None:
             times.append(health.last_attempt_at + self.config.probe_s)
-        return max(0.0, min(times) - now)
+        return max(0.0, min(times) - now) if times else None
 
     def redeliver(self, build_id: str | None = None) -> int:
-        """Dead deliveries become pending again with a fresh schedule; they go out in their
-        original order, ahead of their build's later events."""
+        """Dead deliveries become pending again with a fresh schedule (and quick retries)."""
         statement = update(deliveries).where(deliveries.c.status == "dead")
         if build_id is not None:
             statement = statement.where(deliveries.c.build_id == build_id)
         with self.engine.begin() as conn:
             result = conn.execute(
                 statement.values(
-                    status="pending", attempts=0, next_attempt_at=time.time(), leased_until=0.0
+                    status="pending",
+                    attempts=0,
+                    quick_retries=0,
+                    next_attempt_at=time.time(),
+                    leased_until=0.0,
                 )
             )
         return result.rowcount
+
+    def lags(self, build_id: str | None = None, limit: int = 1000) -> list[float]:
+        """Seconds from each event's storing to its first 2xx, for the latest delivered events
+        (of one build), shortest first."""
+        lag = deliveries.c.delivered_at - deliveries.c.queued_at
+        query = (
+            select(lag)
+            .where(deliveries.c.status == "delivered", deliveries.c.queued_at.is_not(None))
+            .order_by(deliveries.c.event_seq.desc())
+            .limit(limit)
+        )
+        if build_id is not None:
+            query = query.where(deliveries.c.build_id == build_id)
+        with self.engine.connect() as conn:
+            return sorted(max(float(value), 0.0) for value in conn.execute(query).scalars())
 
     def counts(self, build_id: str | None = None) -> dict[str, int]:
         query = select(deliveries.c.status, func.count()).group_by(deliveries.c.status)

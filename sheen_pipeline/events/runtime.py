@@ -101,9 +101,10 @@ def _log_event(event: BuildEvent) -> None:
 
 def hand_over(settings: Settings, dispatcher: WebhookDispatcher) -> bool:
     """Leave pending deliveries to a long-running deliverer instead of waiting for them:
-    when none is alive (no `sheen serve`, no daemon), start one in the background that
-    exits once the outbox is empty. True when a deliverer was started."""
-    if dispatcher.counts().get("pending", 0) == 0 or dispatcher.outbox.deliverer_alive():
+    when none is alive (no `sheen serve`, no daemon, no earlier hand-over), start one in the
+    background, one per database however many commands end at once, that exits once nothing is
+    due within a minute or its database is gone. True when a deliverer was started."""
+    if dispatcher.counts().get("pending", 0) == 0 or not dispatcher.outbox.claim_hand_over():
         return False
     settings.home.mkdir(parents=True, exist_ok=True)
     env = os.environ | {

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, func, insert, select, update
@@ -75,6 +76,15 @@ def engine_for(url: str) -> Engine:
             ensure_schema(engine)
             _engines[url] = engine
         return engine
+
+
+def database_exists(engine: Engine) -> bool:
+    """False once a SQLite database's file was deleted (an open connection would go on using
+    the deleted file unnoticed); other databases are taken to exist."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return True
+    return Path(url.database).exists()
 
 
 def dispose_engine(url: str) -> None:

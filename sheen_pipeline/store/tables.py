@@ -68,6 +68,8 @@ webhook_deliveries = Table(
     Column("leased_until", Float, nullable=False, default=0.0),
     Column("last_error", Text),
     Column("delivered_at", Float),
+    Column("quick_retries", Integer, nullable=False, default=0, server_default="0"),
+    Column("queued_at", Float),  # when the event was stored: the lag runs from here
 )
 
 webhook_endpoints = Table(

@@ -35,7 +35,7 @@ def all_settled(service: BuildService) -> bool:
     return dispatcher.counts().get("pending", 0) == 0
 
 
-def test_unreliable_receiver_gets_every_event_once_in_order(
+def test_unreliable_receiver_gets_every_event_once_and_orders_them_by_seq(
     webhook_env: pytest.MonkeyPatch, instance: DagsterInstance
 ) -> None:
     def flaky(number: int) -> int:
@@ -60,9 +60,9 @@ def test_unreliable_receiver_gets_every_event_once_in_order(
         assert verify_webhook(record.body, record.headers, SECRET) == payload["id"]
         first_seen.setdefault(payload["id"], payload["seq"])
     assert set(first_seen) == {event.id for event in events}  # each id processed once after dedup
-    seqs = list(first_seen.values())
-    assert seqs == sorted(seqs)  # delivered in event order
-    assert json.loads(accepted[-1].body)["type"] == EventType.BUILD_COMPLETED
+    by_seq = sorted(first_seen, key=first_seen.__getitem__)  # what the README tells receivers
+    assert by_seq == [event.id for event in events]
+    assert events[-1].type is EventType.BUILD_COMPLETED
 
 
 def test_a_stuck_receiver_does_not_hold_up_the_build(
@@ -80,8 +80,9 @@ def test_a_stuck_receiver_does_not_hold_up_the_build(
         service = BuildService.from_env()
         outcome, _ = build(instance, service)
         assert outcome.status == "succeeded"
-        wait_for(lambda: len(receiver.received) == 1, 30, "the first delivery to arrive")
-        assert not release.is_set()  # the build finished while the receiver held it
+        room = service.settings.webhooks.max_in_flight
+        wait_for(lambda: len(receiver.received) == room, 30, "the endpoint's room to fill")
+        assert not release.is_set()  # the build finished while the receiver held them
         release.set()
         wait_for(lambda: all_settled(service), 60, "the held deliveries to go out")
         assert len(receiver.accepted()) == len(service.events.after(outcome.build_id))
@@ -111,8 +112,8 @@ def test_dead_deliveries_are_kept_and_redelivered_by_the_cli(
         assert result.returncode == 0, result.stderr
         assert "3 deliveries queued again" in result.stdout
         assert "pending: 0, delivered: 3, dead: 0" in result.stdout
-        delivered = [json.loads(r.body)["id"] for r in receiver.accepted()]
-        assert delivered == [event.id for event in emitted]
+        delivered = sorted(json.loads(r.body)["id"] for r in receiver.accepted())
+        assert delivered == sorted(event.id for event in emitted)
 
 
 def webhook_env_vars(settings: Settings) -> dict[str, str]:
@@ -161,4 +162,4 @@ def test_the_daemons_sensor_hands_what_any_process_left_pending_to_one_deliverer
     assert isinstance(second, SkipReason)
     assert second.skip_message == "1 pending deliveries; a deliverer is alive"
     ids = [json.loads(r.body)["id"] for r in receiver.accepted()]
-    assert ids[:3] == [e.id for e in emitted]
+    assert set(ids[:3]) == {e.id for e in emitted}
