@@ -1,4 +1,6 @@
-"""The pipeline's data: what a user asks for, the plan made of it, and what each task produced."""
+"""The pipeline's data: what a user asks for, the plan made of it, and what each task produced.
+Past 350 lines because these validated models refer to one another; one module keeps each
+rule (ids, paths, limits) next to the field it guards."""
 
 from __future__ import annotations
 

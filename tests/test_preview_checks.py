@@ -153,12 +153,11 @@ def test_a_blocking_failure_fails_the_build_naming_the_check(
     assert "notDefinedAnywhere" in (outcome.error or "")
 
 
-def test_a_react_app_that_builds_but_throws_is_caught_by_the_browser(
+def test_a_react_app_that_builds_but_throws_is_caught_and_its_repair_told_the_source_line(
     checks_on: pytest.MonkeyPatch, instance: DagsterInstance, npm_cache: Path
 ) -> None:
     checks_on.setenv("SHEEN_NPM_CACHE", str(npm_cache))
     checks_on.setenv("SHEEN_TEST_PROVIDER", "tests.support.providers:ReactRuntimeErrorProvider")
-    checks_on.setenv("SHEEN_REPAIR_ROUNDS", "0")
     service = BuildService.from_env()
     outcome, lines = build(instance, service, framework="react")
     assert outcome.status == "failed"
@@ -171,6 +170,11 @@ def test_a_react_app_that_builds_but_throws_is_caught_by_the_browser(
     lines_of_app = service.files.read(app).decode().splitlines()
     thrown_at = next(n for n, text in enumerate(lines_of_app, 1) if "notAFunction" in text)
     assert f"(at src/App.jsx:{thrown_at}:" in error  # the bundle's frame, mapped to the source
+    events = service.events.after(outcome.build_id)
+    (started,) = [e for e in events if e.type == EventType.REPAIR_STARTED]
+    assert any(f"(at src/App.jsx:{thrown_at}:" in line for line in started.data["failures"])
+    (repaired,) = [e for e in events if e.type == EventType.REPAIR_COMPLETED]
+    assert [f["path"] for f in repaired.data["files"]] == ["src/App.jsx"]  # the file it names
     maps = service.files.stage_files(outcome.build_id, Stage.SOURCE_MAPS)
     assert maps and all(m.path.endswith(".js.map") for m in maps)
     deployed = {a.path for a in service.files.stage_files(outcome.build_id, Stage.DIST)}

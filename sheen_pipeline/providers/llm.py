@@ -1,5 +1,7 @@
 """What every LLM provider shares: prompts, streamed plans, healing and pricing. A transport
-(Anthropic SDK, OpenAI-compatible HTTP) only moves messages and reports token counts."""
+(Anthropic SDK, OpenAI-compatible HTTP) only moves messages and reports token counts. Past 350
+lines because the streamed plan's parsing, its healing and the pricing of each call share the
+provider's state; split, each part would reach into the others."""
 
 from __future__ import annotations
 
