@@ -47,6 +47,7 @@ def reject(service: BuildService, build_id: str, reason: str) -> None:
     message = f"plan rejected: {reason}"
     if not service.store.decide(build_id, Approval.REJECTED, error=message):
         raise ApprovalError(f"build {build_id} was decided by someone else meanwhile")
+    service.budgets.release(build_id)
     service.events.emit(build_id, BuildFailed(reason=message))
 
 
@@ -58,6 +59,7 @@ def expire_stale(service: BuildService, now: datetime | None = None) -> list[str
     for build_id in service.store.awaiting_approval_since(cutoff):
         message = f"plan approval expired after {ttl}s"
         if service.store.decide(build_id, Approval.EXPIRED, error=message):
+            service.budgets.release(build_id)
             service.events.emit(build_id, BuildFailed(reason=message))
             expired.append(build_id)
     return expired

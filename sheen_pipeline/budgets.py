@@ -1,8 +1,11 @@
-"""Budgets checked before money is spent. Every provider call first reserves its worst case
-(prompt tokens + max_tokens at the model's price) against the budgets of its user and project
-(per day and per month); a call that would go over is not made. After the call, the reservation
-becomes a ledger entry of the exact cost, in one transaction, so concurrent builds of one user
-cannot overshoot together.
+"""Budgets checked before money is spent. A build is admitted only when its whole estimate fits
+the budgets of its user and project (per day and per month), and then holds it: concurrent builds
+of one user are either admitted with their money set aside or refused before they spend on tasks.
+Every provider call reserves its worst case (prompt tokens + max_tokens at the model's price),
+drawing first on its build's hold; a call that would go over is not made. After the call, the
+reservation becomes a ledger entry of the exact cost, in one transaction. Whatever a build holds
+is released when it ends (a killed build's, when its heartbeat check ends it). Under a budget, a
+model without a price is refused: its cost could not be bounded.
 
 The limits are SHEEN_BUDGETS (config/budget_limits.py), read when the settings load.
 """
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from sheen_pipeline.config.budget_limits import Budget, Budgets
 from sheen_pipeline.models import TokenUsage
@@ -25,7 +28,8 @@ from sheen_pipeline.store.ledger import Entry, from_nano, ledger_row, to_nano
 from sheen_pipeline.store.locks import advisory_lock, file_lock
 from sheen_pipeline.store.tables import budget_reservations, provider_calls
 
-RESERVATION_TTL = timedelta(hours=1)  # a reservation of a process that died stops counting
+RESERVATION_TTL = timedelta(hours=1)  # the last resort for a hold no build end released
+ADMISSION = "admit-"  # the reservation id of a build's admission hold: ADMISSION + build_id
 
 
 class BudgetExceeded(RuntimeError):
@@ -45,6 +49,19 @@ class BudgetExceeded(RuntimeError):
             "spent_usd": f"{self.spent_usd:.6f}",
             "needed_usd": f"{self.needed_usd:.6f}",
         }
+
+
+class UnpricedUnderBudget(BudgetExceeded):
+    """A call or build whose model has no price, for an owner with a budget: its cost could not
+    be bounded, so it is refused like one that does not fit."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget, self.spent_usd, self.needed_usd = budget, Decimal(0), Decimal(0)
+        RuntimeError.__init__(
+            self,
+            f"budget {budget.name} applies, and the model has no price, so what it would cost "
+            "cannot be bounded: give the model a price in SHEEN_PRICES",
+        )
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,7 @@ def paying(payer: Payer) -> Iterator[None]:
 class Reservation:
     reservation_id: str | None  # None: nothing was held (no budget applies)
     payer: Payer
+    drawn_nusd: int = 0  # the part of it taken from the build's admission hold
 
 
 class BudgetBook:
@@ -83,37 +101,91 @@ class BudgetBook:
     def __init__(self, engine: Engine, budgets: Budgets) -> None:
         self.engine, self.budgets = engine, budgets
 
-    def reserve(self, payer: Payer, worst_case_usd: Decimal | None) -> Reservation:
-        """Hold worst_case_usd against payer's budgets, or raise BudgetExceeded."""
-        budgets = self.budgets.for_owner(payer.project_id, payer.user_id)
-        if not budgets or worst_case_usd is None:
-            return Reservation(None, payer)
-        reservation_id = secrets.token_hex(8)
-        with file_lock(self.engine, "budgets"), self.engine.begin() as conn:
-            advisory_lock(conn, "sheen-budgets")
+    def admit(self, build_id: str, project_id: str, user_id: str, estimate: Decimal | None) -> None:
+        """Hold the build's whole estimate against its owner's budgets, or raise
+        BudgetExceeded (UnpricedUnderBudget without an estimate) having held nothing."""
+        budgets = self.budgets.for_owner(project_id, user_id)
+        if not budgets:
+            return
+        if estimate is None:
+            raise UnpricedUnderBudget(budgets[0])
+        with self._locked() as conn:
+            admission = budget_reservations.c.reservation_id == ADMISSION + build_id
+            conn.execute(delete(budget_reservations).where(admission))  # planned again: anew
             now = datetime.now(UTC)
             for budget in budgets:
                 spent = spent_or_reserved(conn, budget, now)
-                if spent + worst_case_usd > budget.limit_usd:
-                    raise BudgetExceeded(budget, spent, worst_case_usd)
-            row = {
-                "reservation_id": reservation_id,
-                "project_id": payer.project_id,
-                "user_id": payer.user_id,
-                "amount_nusd": to_nano(worst_case_usd),
-                "created_at": now,
-            }
-            conn.execute(insert(budget_reservations).values(**row))
-        return Reservation(reservation_id, payer)
+                if spent + estimate > budget.limit_usd:
+                    raise BudgetExceeded(budget, spent, estimate)
+            conn.execute(
+                insert(budget_reservations).values(
+                    reservation_id=ADMISSION + build_id,
+                    build_id=build_id,
+                    project_id=project_id,
+                    user_id=user_id,
+                    amount_nusd=to_nano(estimate),
+                    created_at=now,
+                )
+            )
+
+    def reserve(self, payer: Payer, worst_case_usd: Decimal | None) -> Reservation:
+        """Hold worst_case_usd against payer's budgets, drawing first on the build's admission
+        hold (only the rest is checked against the limits), or raise BudgetExceeded."""
+        budgets = self.budgets.for_owner(payer.project_id, payer.user_id)
+        if not budgets:
+            return Reservation(None, payer)
+        if worst_case_usd is None:
+            raise UnpricedUnderBudget(budgets[0])
+        reservation_id = secrets.token_hex(8)
+        worst_nusd = to_nano(worst_case_usd)
+        with self._locked() as conn:
+            now = datetime.now(UTC)
+            drawn = min(worst_nusd, self._held_for(conn, payer.build_id))
+            extra = from_nano(worst_nusd - drawn)
+            for budget in budgets:
+                spent = spent_or_reserved(conn, budget, now)
+                if extra > 0 and spent + extra > budget.limit_usd:
+                    raise BudgetExceeded(budget, spent, extra)
+            self._draw(conn, payer.build_id, drawn)
+            conn.execute(
+                insert(budget_reservations).values(
+                    reservation_id=reservation_id,
+                    build_id=payer.build_id,
+                    project_id=payer.project_id,
+                    user_id=payer.user_id,
+                    amount_nusd=worst_nusd,
+                    created_at=now,
+                )
+            )
+        return Reservation(reservation_id, payer, drawn)
+
+    def settle(self, conn: Connection, reservation: Reservation, cost_nusd: int) -> None:
+        """The call is in the ledger: drop its reservation, and give back to the build's hold
+        what it drew and did not spend."""
+        conn.execute(
+            delete(budget_reservations).where(
+                budget_reservations.c.reservation_id == reservation.reservation_id
+            )
+        )
+        self._draw(conn, reservation.payer.build_id, -max(reservation.drawn_nusd - cost_nusd, 0))
+
+    def release(self, build_id: str) -> None:
+        """The build ended: nothing it held counts any more."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(budget_reservations).where(budget_reservations.c.build_id == build_id)
+            )
 
     def over(
-        self, project_id: str, user_id: str, needed_usd: Decimal = Decimal(0)
+        self, project_id: str, user_id: str, needed_usd: Decimal | None = Decimal(0)
     ) -> BudgetExceeded | None:
         """The first budget of this owner that is used up, or that needed_usd would take over
-        its limit; None when every budget has room."""
+        its limit (any, when needed_usd is None: an unpriced model); None when all have room."""
         budgets = self.budgets.for_owner(project_id, user_id)
         if not budgets:
             return None  # no query at all when no budget applies (the default)
+        if needed_usd is None:
+            return UnpricedUnderBudget(budgets[0])
         with self.engine.connect() as conn:
             now = datetime.now(UTC)
             for budget in budgets:
@@ -121,6 +193,31 @@ class BudgetBook:
                 if spent >= budget.limit_usd or spent + needed_usd > budget.limit_usd:
                     return BudgetExceeded(budget, spent, needed_usd)
         return None
+
+    @contextmanager
+    def _locked(self) -> Iterator[Connection]:
+        """One transaction at a time across processes, so holds never overshoot together."""
+        with file_lock(self.engine, "budgets"), self.engine.begin() as conn:
+            advisory_lock(conn, "sheen-budgets")
+            yield conn
+
+    @staticmethod
+    def _held_for(conn: Connection, build_id: str) -> int:
+        held = conn.execute(
+            select(budget_reservations.c.amount_nusd).where(
+                budget_reservations.c.reservation_id == ADMISSION + build_id
+            )
+        ).scalar()
+        return int(held or 0)
+
+    @staticmethod
+    def _draw(conn: Connection, build_id: str, amount_nusd: int) -> None:
+        if amount_nusd:
+            conn.execute(
+                update(budget_reservations)
+                .where(budget_reservations.c.reservation_id == ADMISSION + build_id)
+                .values(amount_nusd=budget_reservations.c.amount_nusd - amount_nusd)
+            )
 
 
 class Meter:
@@ -151,14 +248,11 @@ class Meter:
             usage=usage.model_copy(update={"calls": 1}),
             task_id=payer.task_id,
         )
+        cost = usage.cost_usd
         with self.book.engine.begin() as conn:
             conn.execute(insert(provider_calls).values(**ledger_row(entry)))
             if reservation.reservation_id is not None:
-                conn.execute(
-                    delete(budget_reservations).where(
-                        budget_reservations.c.reservation_id == reservation.reservation_id
-                    )
-                )
+                self.book.settle(conn, reservation, 0 if cost is None else to_nano(cost))
 
 
 def spent_or_reserved(conn: Connection, budget: Budget, now: datetime) -> Decimal:

@@ -180,7 +180,7 @@ def test_planning_refuses_a_build_whose_estimate_does_not_fit(
     monkeypatch.setenv("SHEEN_BUDGETS", json.dumps({"default": {"user": {"day": 0.05}}}))
     outcome, _ = build(instance)
     assert outcome.status == "failed"
-    assert outcome.error is not None and "planning refused: budget exceeded" in outcome.error
+    assert outcome.error is not None and "admission refused: budget exceeded" in outcome.error
     assert [r.schema_title for r in priced_server.requests] == ["PlanSpec"]  # no task call
     events = BuildService.from_env().events.after(outcome.build_id)
     generated = next(e for e in events if e.type is EventType.PLAN_GENERATED)
@@ -195,23 +195,24 @@ def long_answer(request: Recorded) -> Reply:
     return replace(offline_answer(request), usage=Usage(input=1000, output=1000))
 
 
-def test_two_builds_of_one_user_racing_stay_within_the_budget(
+def test_four_builds_of_one_user_under_a_budget_for_two_two_finish_two_are_refused_unpaid(
     priced_server: FakeLLMServer, tmp_path: Path
 ) -> None:
-    """Two `sheen build` processes at once, as two run workers would be."""
+    """Four `sheen build` processes at once, as four run workers would be. Each plan call costs
+    $0.018 and each build's 5 tasks are estimated at $0.16875 (held at admission) and cost
+    $0.09; $0.45 holds four plans and two builds' estimates, not three."""
     priced_server.default = long_answer
     env = sheen_cli_env(
         tmp_path,
         **llm_env("anthropic", priced_server),
         SHEEN_MAX_TOKENS="1000",
         SHEEN_TASK_RETRIES="0",
-        SHEEN_BUDGETS=json.dumps({"users": {"ann": {"day": 0.2}}}),
+        SHEEN_BUDGETS=json.dumps({"users": {"ann": {"day": 0.45}}}),
     )
     assert sheen(env, "init").returncode == 0  # storage made once, before the race
-    # Each build fits alone (six calls, $0.108); both together ($0.216) would not.
     outcomes: list[dict[str, object]] = []
     crashed: list[str] = []
-    start = threading.Barrier(2)
+    start = threading.Barrier(4)
 
     def race(prompt: str) -> None:
         start.wait(timeout=30)
@@ -222,16 +223,44 @@ def test_two_builds_of_one_user_racing_stay_within_the_budget(
         else:
             crashed.append(result.stderr[-2000:])
 
-    threads = [threading.Thread(target=race, args=(p,)) for p in (PROMPT, "a blog about tea")]
+    prompts = (PROMPT, "a blog about tea", "a todo app", "a dashboard of monthly sales")
+    threads = [threading.Thread(target=race, args=(p,)) for p in prompts]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=300)
     assert crashed == []
-    stopped = [o for o in outcomes if o["status"] == "failed"]
-    assert len(outcomes) == 2 and stopped  # at least one of them was stopped
-    assert all("budget exceeded: user ann per day" in str(o["error"]) for o in stopped)
+    statuses = sorted(str(o["status"]) for o in outcomes)
+    assert statuses == ["failed", "failed", "succeeded", "succeeded"], outcomes
+    refused = [o for o in outcomes if o["status"] == "failed"]
+    assert all("budget exceeded: user ann per day" in str(o["error"]) for o in refused)
+    task_calls = [r for r in priced_server.requests if r.schema_title != "PlanSpec"]
+    assert len(task_calls) == 2 * 5  # the refused builds never called for a task
     settings = Settings.from_env(env)
-    report = BuildService(settings).cost_report(START_OF_TIME, datetime.now(UTC))
-    assert report.totals.cost_usd <= Decimal("0.2")
+    service = BuildService(settings)
+    for o in refused:
+        kinds = [e.type for e in service.events.after(str(o["build_id"]))]
+        assert EventType.BUDGET_EXCEEDED in kinds  # every refusal is an event
+    report = service.cost_report(START_OF_TIME, datetime.now(UTC))
+    assert report.totals.cost_usd <= Decimal("0.45")
     assert report.totals.calls == len(priced_server.requests)  # every call made is billed
+    assert service.budgets.over("default", "ann") is None  # nothing is held once they ended
+
+
+def test_a_builds_hold_counts_until_it_ends_however_it_ends(
+    sheen_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Held at admission, drawn on by its calls, released when the build fails (as the
+    heartbeat check fails a killed build) or succeeds; not an hour later."""
+    monkeypatch.setenv("SHEEN_BUDGETS", json.dumps({"users": {"ann": {"day": 1}}}))
+    service = BuildService.from_env()
+    service.store.create_build("bheld", parse_build_request(prompt="a site", user_id="ann"))
+    service.budgets.admit("bheld", "default", "ann", Decimal("0.7"))
+    assert service.budgets.over("default", "ann", Decimal("0.4")) is not None  # 0.7 is held
+    payer = Payer("bheld", "default", "ann", "task", "t1")
+    call = service.budgets.reserve(payer, Decimal("0.5"))  # drawn from the hold: no new check
+    assert call.drawn_nusd == 500_000_000
+    with pytest.raises(BudgetExceeded):  # another build cannot take what this one holds
+        service.budgets.admit("bother", "default", "ann", Decimal("0.4"))
+    service.fail("bheld", "the process running the build stopped")
+    assert service.budgets.over("default", "ann", Decimal("1")) is None  # all of it released

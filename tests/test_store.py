@@ -20,7 +20,7 @@ from sheen_pipeline.store.tables import builds, metadata
 def test_schema_is_created_once_and_safe_to_ensure_again(database_url: str) -> None:
     engine = engine_for(database_url)
     assert set(metadata.tables) <= set(inspect(engine).get_table_names())
-    assert current_revision(engine) == "0010"
+    assert current_revision(engine) == "0011"
     BuildStore(database_url).create_build("b1", parse_build_request(prompt="a site"))
     for _ in range(2):
         ensure_schema(engine)
@@ -43,7 +43,7 @@ def test_concurrent_starts_on_a_fresh_database(database_url: str) -> None:
     for thread in threads:
         thread.join(timeout=60)
     assert errors == []
-    assert current_revision(engines[0]) == "0010"
+    assert current_revision(engines[0]) == "0011"
     for engine in engines:
         engine.dispose()
 
@@ -85,7 +85,7 @@ def test_an_early_database_is_stamped_then_migrated(database_url: str) -> None:
             )
         )
     ensure_schema(engine)
-    assert current_revision(engine) == "0010"
+    assert current_revision(engine) == "0011"
     assert "result_cache" in inspect(engine).get_table_names()
     assert {"run_started_at", "base_build_id"} <= {
         c["name"] for c in inspect(engine).get_columns("builds")

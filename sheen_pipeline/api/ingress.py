@@ -16,6 +16,7 @@ from sheen_pipeline.config import Settings
 from sheen_pipeline.events.signing import SignatureError, verify_webhook
 from sheen_pipeline.logs import get_logger
 from sheen_pipeline.models import BuildRequest, InvalidRequest, new_build_id, parse_build_request
+from sheen_pipeline.providers import select_provider
 from sheen_pipeline.store.builds import BuildStore, engine_for
 from sheen_pipeline.store.deployments import DeploymentStore
 from sheen_pipeline.store.rate import take
@@ -54,6 +55,7 @@ def make_ingress(settings: Settings) -> Callable[[Request], Awaitable[JSONRespon
     requests = RequestStore(url)
     engine = engine_for(url)
     budgets = BudgetBook(engine, settings.budgets)
+    provider = select_provider(settings)
     builds, versions, deployments = BuildStore(url), VersionStore(url), DeploymentStore(url)
 
     def accept(build_request: BuildRequest) -> BuildRequest:
@@ -93,7 +95,8 @@ def make_ingress(settings: Settings) -> Callable[[Request], Awaitable[JSONRespon
         except InvalidRequest as error:
             return _error(422, str(error))
         owner = (build_request.project_id, build_request.user_id)
-        over = await run_in_threadpool(budgets.over, *owner)
+        planning = provider.estimate_plan_usd(build_request)  # the least a build must afford
+        over = await run_in_threadpool(budgets.over, *owner, planning)
         if over is not None:
             return JSONResponse({"error": str(over), **over.figures()}, status_code=402)
         name = f"ingress:{build_request.user_id}"

@@ -100,6 +100,11 @@ class Provider(Protocol):
         """The most the plan's tasks may cost (None when the model has no price)."""
         ...
 
+    def estimate_plan_usd(self, request: BuildRequest) -> Decimal | None:
+        """The most planning the request may cost: its plan call and re-asks at their worst
+        (None when the model has no price); the ingress refuses what cannot afford it."""
+        ...
+
 
 class ImageProvider(Provider, Protocol):
     """A provider whose models look at images: a repair round shows it the screenshots."""

@@ -37,7 +37,14 @@ from sheen_pipeline.providers.base import (
     PlanDraft,
     ProviderError,
 )
-from sheen_pipeline.providers.healing import Completion, Healed, Reask, heal, heal_async
+from sheen_pipeline.providers.healing import (
+    MAX_REASKS,
+    Completion,
+    Healed,
+    Reask,
+    heal,
+    heal_async,
+)
 from sheen_pipeline.providers.partial_json import StreamedTaskReader
 from sheen_pipeline.providers.pricing import MILLION, priced
 from sheen_pipeline.providers.prompts import Message, SystemBlock
@@ -224,6 +231,16 @@ class LLMProvider:
         approval, and refused up front when a budget cannot cover it."""
         per_task = self.worst_case_usd(plan.planning_usage.input_tokens + PROMPT_ALLOWANCE)
         return None if per_task is None else per_task * len(plan.tasks)
+
+    def estimate_plan_usd(self, request: BuildRequest) -> Decimal | None:
+        """The plan call with its prompt, and each re-ask, which repeats it with the rejected
+        answer (at most max_tokens) added, all at their worst."""
+        prompt = estimate_tokens(prompts.plan_system(), prompts.plan_request(request))
+        calls = [
+            self.worst_case_usd(prompt + n * self.transport.max_tokens)
+            for n in range(MAX_REASKS + 1)
+        ]
+        return None if None in calls else sum((c for c in calls if c is not None), Decimal(0))
 
     @contextmanager
     def _metering(self, system: list[SystemBlock], messages: list[Message]) -> Iterator[Bill]:

@@ -85,6 +85,8 @@ class Accounting(BuildParts):
         With stalled_before, only a build still running whose heartbeat stopped before it."""
         reason = redact(reason, self.settings.secrets)
         newly_failed = self.store.mark_failed(build_id, reason, stalled_before)
+        if newly_failed:
+            self.budgets.release(build_id)
         spent = self.store.get_build(build_id).usage
         if newly_failed:
             self.events.emit(build_id, BuildFailed(reason=reason, usage=spent))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sheen_pipeline.budgets import Payer, paying
+from sheen_pipeline.budgets import BudgetExceeded, Payer, paying
 from sheen_pipeline.events.payloads import (
     BudgetExceededEvent,
     BuildStarted,
@@ -99,6 +99,8 @@ class Planning(Accounting):
             raise
         except Exception as error:
             self._pay(build_id, error)
+            if isinstance(error, BudgetExceeded):  # every refusal is an event (and a webhook)
+                self.events.emit(build_id, BudgetExceededEvent(**error.figures()))
             self.fail(build_id, f"planning failed: {error}")
             raise
         plan = outcome.plan
@@ -121,11 +123,12 @@ class Planning(Accounting):
                 estimated_cost_usd=estimate,
             ),
         )
-        over = None if estimate is None else self.budgets.over(*owner_of(request), estimate)
-        if over is not None:
-            self.events.emit(build_id, BudgetExceededEvent(**over.figures()))
-            self.fail(build_id, f"planning refused: {over}")
-            raise over
+        try:  # the whole estimate is held before any task call, or the build ends here
+            self.budgets.admit(build_id, *owner_of(request), estimate)
+        except BudgetExceeded as refused:
+            self.events.emit(build_id, BudgetExceededEvent(**refused.figures()))
+            self.fail(build_id, f"admission refused: {refused}")
+            raise
         if saved is None:  # only a plan that was stored and is built from is ever reused
             self.cache.put_plan(
                 request,

@@ -293,6 +293,7 @@ class Site(Accounting):
             return Deployment(deployed.url, deployed.files, 0.0, deployed, failed=named)
         url, files = deployed.url, deployed.files
         self.store.set_status(build_id, BuildStatus.SUCCEEDED, preview_url=url, usage=summary.usage)
+        self.budgets.release(build_id)
         started = self.store.get_build(build_id).created_at
         if started.tzinfo is None:
             started = started.replace(tzinfo=UTC)

@@ -166,6 +166,7 @@ budget_reservations = Table(
     Column("user_id", String(64), nullable=False, index=True),
     Column("amount_nusd", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("build_id", String(64), index=True),  # released, all of them, when the build ends
 )
 
 result_cache = Table(

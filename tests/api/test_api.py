@@ -8,6 +8,7 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -276,6 +277,28 @@ def test_a_request_over_budget_is_refused_with_402_and_the_figures(
     assert (refused.json()["limit_usd"], refused.json()["spent_usd"]) == ("0.5", "0.500000")
     assert allowed.status_code == 202
     assert api.queued() == 1
+
+
+def test_402_predicts_a_request_whose_planning_would_not_fit(
+    sheen_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spent is under the limit, but not by what planning may cost at its worst (a priced
+    model: Sonnet's price, 4096-token answers, a plan call and two re-asks); a model without a
+    price is refused under a budget, naming SHEEN_PRICES."""
+    monkeypatch.setenv("SHEEN_INGRESS_SECRET", SECRET)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key")
+    monkeypatch.setenv("SHEEN_BUDGETS", json.dumps({"users": {"ann": {"day": 0.5}}}))
+    settings = Settings.from_env()
+    spend(settings, user_id="ann", usd="0.4")
+    with serving(create_app(settings)) as base:
+        refused = Api(base).post({"prompt": "a site", "user_id": "ann"})
+    assert refused.status_code == 402
+    needed = Decimal(refused.json()["needed_usd"])
+    assert Decimal("0.1") < needed and refused.json()["spent_usd"] == "0.400000"
+    monkeypatch.setenv("SHEEN_MODEL", "claude-unpriced-1")
+    with serving(create_app(Settings.from_env())) as base:
+        unpriced = Api(base).post({"prompt": "a site", "user_id": "ann"})
+    assert unpriced.status_code == 402 and "SHEEN_PRICES" in unpriced.json()["error"]
 
 
 def test_a_repeated_request_returns_the_first_answer_and_makes_no_second_build(

@@ -101,6 +101,9 @@ class OfflineProvider:
     def estimate_build_usd(self, plan: Plan) -> Decimal:
         return Decimal(0)  # templates cost nothing
 
+    def estimate_plan_usd(self, request: BuildRequest) -> Decimal:
+        return Decimal(0)
+
     def repair_dependencies(
         self, tasks: tuple[Task, ...], cycles: list[list[str]]
     ) -> DependencyRepair:
