@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sheen_pipeline.config.prices import Price
+from sheen_pipeline.config.prices import Price, price_of
 from sheen_pipeline.providers.pricing import MILLION
 from sheen_pipeline.store.builds import BuildStatus, BuildStore
 from sheen_pipeline.store.ledger import Entry, Ledger
@@ -132,7 +132,7 @@ def summarize(
 ) -> CostReport:
     report = CostReport(since, until)
     for entry in entries:
-        price, failed = prices.get(entry.model), entry.build_id in failed_builds
+        price, failed = price_of(prices, entry.model), entry.build_id in failed_builds
         report.totals.add(entry, price, failed)
         for name, key_of in GROUPINGS.items():
             report.groups[name].setdefault(key_of(entry), Figures()).add(entry, price, failed)

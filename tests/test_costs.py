@@ -14,6 +14,8 @@ from click.testing import CliRunner
 from dagster import AssetKey, DagsterInstance, materialize
 
 from sheen_pipeline.cli import main
+from sheen_pipeline.cli.operations import parse_since
+from sheen_pipeline.config.prices import DEFAULT_PRICES, price_of
 from sheen_pipeline.defs.costs import DAILY_COSTS, daily_costs
 from tests.providers.conftest import llm_env
 from tests.support.builds import build
@@ -110,3 +112,15 @@ def test_a_costly_build_is_flagged_on_its_preview_asset(
 
 def ten_times_the_tokens(request: Recorded) -> Reply:
     return replace(offline_answer(request), usage=Usage(input=10_000, output=5_000))
+
+
+def test_since_keeps_an_offset_and_reads_a_bare_date_as_utc_midnight() -> None:
+    assert parse_since("2026-12-04T13:47:00+05:00") == datetime(2026, 12, 4, 8, 47, tzinfo=UTC)
+    assert parse_since("2026-11-01") == datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def test_a_dated_model_id_is_priced_as_its_family() -> None:
+    sonnet = price_of(DEFAULT_PRICES, "claude-sonnet-5-5")
+    assert sonnet is not None
+    assert price_of(DEFAULT_PRICES, "claude-sonnet-5-5-20261001") == sonnet
+    assert price_of(DEFAULT_PRICES, "claude-unknown-1-20261001") is None

@@ -151,3 +151,22 @@ def test_a_build_five_times_its_projects_median_is_an_anomaly(
     anomalies = [e for e in service.events.after("bcostly") if e.type is EventType.COST_ANOMALY]
     assert [e.data["median_usd"] for e in anomalies] == ["0.01"]
     assert _types(service, "busual").count(EventType.COST_ANOMALY) == 0
+
+
+def test_a_failed_build_far_over_the_median_is_an_anomaly_and_free_rebuilds_do_not_count(
+    sheen_home: Path,
+) -> None:
+    service = BuildService(Settings.from_env(), provider=PricedOfflineProvider())
+    costs = ["0.01", "0.01", "0.01", "0", "0", "0"]  # three paid builds, three $0 cache hits
+    for number, cost in enumerate(costs):
+        service.store.create_build(
+            f"bpast{number}", parse_build_request(prompt="x", project_id="p")
+        )
+        usage = TokenUsage(cost_usd=Decimal(cost), calls=1)
+        service.store.set_status(f"bpast{number}", BuildStatus.SUCCEEDED, usage=usage)
+    service.store.create_build("bdear", parse_build_request(prompt="x", project_id="p"))
+    service.store.add_usage("bdear", TokenUsage(cost_usd=Decimal("0.083"), calls=5))
+    service.fail("bdear", "preview checks failed")
+    (anomaly,) = [e for e in service.events.after("bdear") if e.type is EventType.COST_ANOMALY]
+    assert anomaly.data["median_usd"] == "0.01"  # not pulled down by the $0 rebuilds
+    assert anomaly.data["builds_compared"] == 3

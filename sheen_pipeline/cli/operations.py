@@ -27,16 +27,18 @@ def init() -> None:
     echo("pools: " + ", ".join(f"{pool}={limit}" for pool, limit in applied.items()))
 
 
-def _since(value: str) -> datetime:
-    """`7d` (days back from now) or a date (`2026-11-01`, UTC midnight)."""
+def parse_since(value: str) -> datetime:
+    """`7d` (days back from now) or a date or time (`2026-11-01`, UTC midnight; an offset,
+    `2026-12-04T13:47:00+05:00`, is kept)."""
     from datetime import UTC, timedelta
 
     if value.endswith("d") and value[:-1].isdigit():
         return datetime.now(UTC) - timedelta(days=int(value[:-1]))
     try:
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        moment = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r}: use a number of days (7d) or a date") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @main.command()
@@ -60,7 +62,7 @@ def costs(since: str, by: str, as_json: bool) -> None:
     settings = load_settings()  # only reads: no service, so no webhook dispatcher starts
     url = settings.database_url
     report = cost_report(
-        Ledger(url), BuildStore(url), settings.prices, _since(since), datetime.now(UTC)
+        Ledger(url), BuildStore(url), settings.prices, parse_since(since), datetime.now(UTC)
     )
     if as_json:
         echo(json.dumps(report.as_json()))

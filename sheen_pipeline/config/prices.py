@@ -4,6 +4,7 @@ load, so a malformed table stops a process before it spends anything."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -31,6 +32,18 @@ DEFAULT_PRICES: Mapping[str, Price] = {
     "claude-haiku-5-5": Price.from_input_output("1", "5"),
     "offline": Price(Decimal(0), Decimal(0), Decimal(0), Decimal(0)),
 }
+
+
+DATED_ID = re.compile(r"^(?P<family>.+)-\d{8}$")  # claude-sonnet-5-5-20261001
+
+
+def price_of(prices: Mapping[str, Price], model: str) -> Price | None:
+    """The model's own price, else its family's for a dated id (a snapshot of a model is priced
+    as the model); None when neither is known."""
+    if model in prices:
+        return prices[model]
+    dated = DATED_ID.match(model)
+    return prices.get(dated["family"]) if dated else None
 
 
 def load_prices(override: str) -> dict[str, Price]:

@@ -8,6 +8,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from sheen_pipeline.config import ConfigError, Settings
+from sheen_pipeline.config.prices import price_of
 from sheen_pipeline.providers.base import Provider
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def select_provider(settings: Settings) -> Provider:
     _announce(f"Using the {name} provider with model {transport.model}.")
     book = BudgetBook(engine_for(settings.database_url), settings.budgets)
     meter = Meter(book, transport.name, transport.model)
-    return LLMProvider(transport, settings.prices.get(transport.model), meter)
+    return LLMProvider(transport, price_of(settings.prices, transport.model), meter)
 
 
 def _test_provider(factory_path: str) -> Provider:

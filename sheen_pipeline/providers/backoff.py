@@ -19,12 +19,15 @@ BACKOFF_MAX_S = 8.0
 
 
 def backoff_s(attempt: int, retry_after: str | None) -> float:
-    """The server's Retry-After when it gave one (capped), else exponential; with jitter."""
+    """The server's Retry-After when it gave one (capped), else exponential; with jitter that
+    only ever lengthens the server's wait (a retry sent early is refused again, and may be
+    paid for) and spreads our own waits."""
     try:
-        delay = min(float(retry_after or ""), BACKOFF_MAX_S)
+        asked = min(float(retry_after or ""), BACKOFF_MAX_S)
     except ValueError:
-        delay = min(BACKOFF_BASE_S * 2**attempt, BACKOFF_MAX_S)
-    return delay * (1 - 0.25 * random.random())
+        ours = min(BACKOFF_BASE_S * 2.0**attempt, BACKOFF_MAX_S)
+        return ours * (1 - 0.25 * random.random())
+    return min(asked * (1 + 0.25 * random.random()), BACKOFF_MAX_S)  # never below asked
 
 
 def with_retries(call: Callable[[], T], max_retries: int) -> T:

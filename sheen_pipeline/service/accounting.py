@@ -14,7 +14,6 @@ from sheen_pipeline.events.payloads import (
 )
 from sheen_pipeline.models import (
     BuildRequest,
-    Plan,
     TokenUsage,
 )
 from sheen_pipeline.providers.base import ProviderError
@@ -30,10 +29,12 @@ ANOMALY_MIN_BUILDS = 3
 class Accounting(BuildParts):
     """Usage, failure and cost figures, shared by every step."""
 
-    def _cost_anomaly(self, plan: Plan, cost: Decimal | None) -> CostAnomaly | None:
-        """A build that cost over SHEEN_COST_ANOMALY_FACTOR times its project's median of
-        recent builds (at least ANOMALY_MIN_BUILDS of them, so one cheap build is no median)."""
-        recent = self.store.recent_costs(plan.request.project_id, plan.build_id, ANOMALY_WINDOW)
+    def _cost_anomaly(self, build_id: str, cost: Decimal | None) -> CostAnomaly | None:
+        """A build (succeeded or failed) that cost over SHEEN_COST_ANOMALY_FACTOR times the
+        median of its project's recent builds that did paid work (at least ANOMALY_MIN_BUILDS
+        of them, so one cheap build is no median; $0 cache-hit rebuilds do not count)."""
+        project_id = self.store.get_build(build_id).request.project_id
+        recent = self.store.recent_costs(project_id, build_id, ANOMALY_WINDOW)
         if cost is None or len(recent) < ANOMALY_MIN_BUILDS:
             return None
         median, factor = median_of(recent), self.settings.cost_anomaly_factor
@@ -89,6 +90,9 @@ class Accounting(BuildParts):
             self.budgets.release(build_id)
         spent = self.store.get_build(build_id).usage
         if newly_failed:
+            anomaly = self._cost_anomaly(build_id, spent.cost_usd)
+            if anomaly is not None:  # a failed build that cost far too much says so too
+                self.events.emit(build_id, anomaly)
             self.events.emit(build_id, BuildFailed(reason=reason, usage=spent))
         return spent
 

@@ -313,7 +313,7 @@ class Site(Accounting):
                 },
             ),
         )
-        anomaly = self._cost_anomaly(plan, summary.usage.cost_usd)
+        anomaly = self._cost_anomaly(build_id, summary.usage.cost_usd)
         if anomaly is not None:
             self.events.emit(build_id, anomaly)
         return Deployment(url, tuple(files), round(duration, 3), deployed, anomaly=anomaly)

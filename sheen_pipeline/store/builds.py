@@ -279,13 +279,14 @@ class BuildStore:
             return {build_id: BuildStatus(status) for build_id, status in conn.execute(query)}
 
     def recent_costs(self, project_id: str, before: str, limit: int) -> list[Decimal]:
-        """The costs of the project's latest succeeded builds other than `before` (priced
-        ones only), newest first."""
+        """What the project's latest ended builds other than `before` cost, those that did
+        paid work only (priced, over $0), newest first."""
+        ended = (BuildStatus.SUCCEEDED.value, BuildStatus.FAILED.value)
         query = (
             select(builds.c.usage_json)
             .where(
                 builds.c.project_id == project_id,
-                builds.c.status == BuildStatus.SUCCEEDED.value,
+                builds.c.status.in_(ended),
                 builds.c.build_id != before,
                 builds.c.usage_json.is_not(None),
             )
@@ -294,7 +295,7 @@ class BuildStore:
         )
         with self.engine.connect() as conn:
             usages = [TokenUsage.model_validate_json(raw) for raw in conn.execute(query).scalars()]
-        return [u.cost_usd for u in usages if u.cost_usd is not None]
+        return [u.cost_usd for u in usages if u.cost_usd is not None and u.cost_usd > 0]
 
     def finished_between(self, since: datetime, until: datetime) -> dict[BuildStatus, int]:
         """How many builds ended (succeeded or failed) in [since, until), by status."""

@@ -370,3 +370,5 @@ def test_retry_after_is_read_on_both_paths_and_capped(
         generate(llm, plan.task("styles"), plan, {})
     assert failure.value.retryable and failure.value.retry_after == "20"
     assert backoff_s(0, "20") <= BACKOFF_MAX_S  # a 20 s Retry-After waits 8 s at most
+    waits = [backoff_s(0, "1") for _ in range(200)]
+    assert min(waits) >= 1.0 and max(waits) <= 1.25  # jitter never shortens the server's wait
