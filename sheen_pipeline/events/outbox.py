@@ -217,21 +217,31 @@ class Outbox:
             if outcome.error is None:
                 state = "delivered"
                 values |= {"status": state, "delivered_at": now, "attempts": attempts + 1}
-                endpoint |= {"failing_since": None, "last_success_at": now}
-                if health.failing_since is not None:
-                    self._send_waiting_now(conn, now)  # the receiver is back: catch up at once
+                endpoint |= {"last_success_at": now}
             elif outcome.gone:
                 values |= {"attempts": attempts + 1}
                 endpoint |= {"disabled_at": now, "disabled_reason": outcome.error}
-            else:
-                endpoint |= {"failing_since": health.failing_since or now}
+            else:  # decided by the row as it is when written: attempts in flight race
+                endpoint |= {"failing_since": func.coalesce(endpoints.c.failing_since, now)}
                 values |= self._retry(claim, attempts, quick, health, now)
                 state = values.get("status", state)
             conn.execute(
                 update(deliveries).where(deliveries.c.event_seq == claim.seq).values(**values)
             )
             self._set_endpoint(conn, **endpoint)
+            if outcome.error is None and self._recovered(conn):
+                self._send_waiting_now(conn, now)  # the receiver is back: catch up at once
         return state
+
+    def _recovered(self, conn: Connection) -> bool:
+        """Clear failing_since if it is set, as the row is now (not as this attempt first read
+        it: another attempt's failure may have been written since), and say whether it was."""
+        cleared = conn.execute(
+            update(endpoints)
+            .where(self._mine, endpoints.c.failing_since.is_not(None))
+            .values(failing_since=None)
+        )
+        return cleared.rowcount == 1
 
     def _retry(
         self, claim: Claim, attempts: int, quick: int, health: EndpointHealth, now: float
@@ -262,10 +272,12 @@ class Outbox:
         }
 
     def _send_waiting_now(self, conn: Connection, now: float) -> None:
+        """Everything waiting goes now, with its quick retries back: a failure right after a
+        recovery spends no attempt of the schedule until those are used up again."""
         conn.execute(
             update(deliveries)
             .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at > now)
-            .values(next_attempt_at=now)
+            .values(next_attempt_at=now, quick_retries=0)
         )
 
     # -- waiting and reporting -----------------------------------------------------------------
