@@ -12,6 +12,7 @@ The limits are SHEEN_BUDGETS (config/budget_limits.py), read when the settings l
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +30,12 @@ from sheen_pipeline.store.locks import advisory_lock, file_lock
 from sheen_pipeline.store.tables import budget_reservations, provider_calls
 
 RESERVATION_TTL = timedelta(hours=1)  # the last resort for a hold no build end released
-ADMISSION = "admit-"  # the reservation id of a build's admission hold: ADMISSION + build_id
+
+
+def admission_id(build_id: str) -> str:
+    """The reservation id of a build's admission hold (reservation ids are at most 32
+    characters; build ids may be longer)."""
+    return "admit-" + hashlib.sha256(build_id.encode()).hexdigest()[:26]
 
 
 class BudgetExceeded(RuntimeError):
@@ -110,7 +116,7 @@ class BudgetBook:
         if estimate is None:
             raise UnpricedUnderBudget(budgets[0])
         with self._locked() as conn:
-            admission = budget_reservations.c.reservation_id == ADMISSION + build_id
+            admission = budget_reservations.c.reservation_id == admission_id(build_id)
             conn.execute(delete(budget_reservations).where(admission))  # planned again: anew
             now = datetime.now(UTC)
             for budget in budgets:
@@ -119,7 +125,7 @@ class BudgetBook:
                     raise BudgetExceeded(budget, spent, estimate)
             conn.execute(
                 insert(budget_reservations).values(
-                    reservation_id=ADMISSION + build_id,
+                    reservation_id=admission_id(build_id),
                     build_id=build_id,
                     project_id=project_id,
                     user_id=user_id,
@@ -205,7 +211,7 @@ class BudgetBook:
     def _held_for(conn: Connection, build_id: str) -> int:
         held = conn.execute(
             select(budget_reservations.c.amount_nusd).where(
-                budget_reservations.c.reservation_id == ADMISSION + build_id
+                budget_reservations.c.reservation_id == admission_id(build_id)
             )
         ).scalar()
         return int(held or 0)
@@ -215,7 +221,7 @@ class BudgetBook:
         if amount_nusd:
             conn.execute(
                 update(budget_reservations)
-                .where(budget_reservations.c.reservation_id == ADMISSION + build_id)
+                .where(budget_reservations.c.reservation_id == admission_id(build_id))
                 .values(amount_nusd=budget_reservations.c.amount_nusd - amount_nusd)
             )
 

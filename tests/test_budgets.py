@@ -248,19 +248,21 @@ def test_four_builds_of_one_user_under_a_budget_for_two_two_finish_two_are_refus
 
 
 def test_a_builds_hold_counts_until_it_ends_however_it_ends(
-    sheen_home: Path, monkeypatch: pytest.MonkeyPatch
+    database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Held at admission, drawn on by its calls, released when the build fails (as the
-    heartbeat check fails a killed build) or succeeds; not an hour later."""
+    heartbeat check fails a killed build) or succeeds; not an hour later. The build id is the
+    main app's kind (a UUID, longer than a reservation id)."""
     monkeypatch.setenv("SHEEN_BUDGETS", json.dumps({"users": {"ann": {"day": 1}}}))
     service = BuildService.from_env()
-    service.store.create_build("bheld", parse_build_request(prompt="a site", user_id="ann"))
-    service.budgets.admit("bheld", "default", "ann", Decimal("0.7"))
+    held = "0b9f6a4e-8d2c-4f3a-9e71-5c6d7e8f9a0b"
+    service.store.create_build(held, parse_build_request(prompt="a site", user_id="ann"))
+    service.budgets.admit(held, "default", "ann", Decimal("0.7"))
     assert service.budgets.over("default", "ann", Decimal("0.4")) is not None  # 0.7 is held
-    payer = Payer("bheld", "default", "ann", "task", "t1")
+    payer = Payer(held, "default", "ann", "task", "t1")
     call = service.budgets.reserve(payer, Decimal("0.5"))  # drawn from the hold: no new check
     assert call.drawn_nusd == 500_000_000
     with pytest.raises(BudgetExceeded):  # another build cannot take what this one holds
         service.budgets.admit("bother", "default", "ann", Decimal("0.4"))
-    service.fail("bheld", "the process running the build stopped")
+    service.fail(held, "the process running the build stopped")
     assert service.budgets.over("default", "ann", Decimal("1")) is None  # all of it released
