@@ -103,9 +103,6 @@ class Outbox:
         with self._begin() as conn:
             self._set_endpoint(conn, deliverer_seen_at=0.0)
 
-    def deliverer_alive(self) -> bool:
-        return time.time() - self.health().deliverer_seen_at < DELIVERER_ALIVE_S
-
     def claim_hand_over(self) -> bool:
         """True for the one caller that may start a hand-over deliverer: none was seen alive,
         and this caller marked one as seen, atomically, so concurrent commands start one."""

@@ -154,7 +154,7 @@ def test_the_daemons_sensor_hands_what_any_process_left_pending_to_one_deliverer
         assert first.skip_message == "handed 3 pending deliveries to a new deliverer"
         outbox = dispatcher_for(settings).outbox
         wait_for(lambda: len(receiver.accepted()) == 3 or None, 60, "3 deliveries")
-        wait_for(lambda: not outbox.deliverer_alive() or None, 60, "the deliverer to leave")
+        wait_for(lambda: outbox.health().deliverer_seen_at == 0.0, 60, "the deliverer to leave")
         outbox.mark_deliverer_alive()  # as `sheen serve` does
         log.emit("bleft", BuildStarted(prompt="one more"))
         with build_sensor_context(resources=resources()) as context:
