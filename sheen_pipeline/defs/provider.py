@@ -1,6 +1,7 @@
 """The `provider` resource: the model provider the settings choose (SHEEN_PROVIDER, the API key,
-SHEEN_MODEL). A test hands in its own provider object under the same key, as Dagster's examples
-do: `execute_in_process(resources={"provider": FakeProvider()})`."""
+SHEEN_MODEL), nested in the `sheen` resource. Dagster resolves a nested resource by the object
+itself, not by its key, so a test hands in a fake the way nested resources are swapped:
+`resources={"sheen": BuildServiceResource(settings=SettingsResource(), provider=Fake())}`."""
 
 from dagster import ConfigurableResource, InitResourceContext
 
