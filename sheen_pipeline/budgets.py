@@ -113,8 +113,7 @@ class BudgetBook:
         budgets = self.budgets.for_owner(project_id, user_id)
         if not budgets:
             return
-        if estimate is None:
-            raise UnpricedUnderBudget(budgets[0])
+        estimate = self._priced(estimate, budgets)
         with self._locked() as conn:
             admission = budget_reservations.c.reservation_id == admission_id(build_id)
             conn.execute(delete(budget_reservations).where(admission))  # planned again: anew
@@ -140,10 +139,8 @@ class BudgetBook:
         budgets = self.budgets.for_owner(payer.project_id, payer.user_id)
         if not budgets:
             return Reservation(None, payer)
-        if worst_case_usd is None:
-            raise UnpricedUnderBudget(budgets[0])
         reservation_id = secrets.token_hex(8)
-        worst_nusd = to_nano(worst_case_usd)
+        worst_nusd = to_nano(self._priced(worst_case_usd, budgets))
         with self._locked() as conn:
             now = datetime.now(UTC)
             drawn = min(worst_nusd, self._held_for(conn, payer.build_id))
@@ -190,8 +187,10 @@ class BudgetBook:
         budgets = self.budgets.for_owner(project_id, user_id)
         if not budgets:
             return None  # no query at all when no budget applies (the default)
-        if needed_usd is None:
-            return UnpricedUnderBudget(budgets[0])
+        try:
+            needed_usd = self._priced(needed_usd, budgets)
+        except UnpricedUnderBudget as refused:
+            return refused
         with self.engine.connect() as conn:
             now = datetime.now(UTC)
             for budget in budgets:
@@ -199,6 +198,15 @@ class BudgetBook:
                 if spent >= budget.limit_usd or spent + needed_usd > budget.limit_usd:
                     return BudgetExceeded(budget, spent, needed_usd)
         return None
+
+    def _priced(self, amount_usd: Decimal | None, budgets: list[Budget]) -> Decimal:
+        """A priced amount as it is; an unpriced model's (None) as nothing when SHEEN_BUDGETS
+        says `"allow_unpriced": true`, else refused (UnpricedUnderBudget)."""
+        if amount_usd is not None:
+            return amount_usd
+        if self.budgets.allow_unpriced:
+            return Decimal(0)
+        raise UnpricedUnderBudget(budgets[0])
 
     @contextmanager
     def _locked(self) -> Iterator[Connection]:

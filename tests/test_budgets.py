@@ -4,7 +4,10 @@ calls of one user under the limit, and a plan whose estimate does not fit is ref
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -14,11 +17,13 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
+from sqlalchemy import func, select
 
 from sheen_pipeline.budgets import (
     BudgetBook,
     BudgetExceeded,
     Payer,
+    UnpricedUnderBudget,
     paying,
     spent_or_reserved,
 )
@@ -27,9 +32,12 @@ from sheen_pipeline.config.budget_limits import Budgets, load_budgets
 from sheen_pipeline.events.types import EventType
 from sheen_pipeline.models import parse_build_request
 from sheen_pipeline.providers import select_provider
+from sheen_pipeline.providers.llm import estimate_tokens
 from sheen_pipeline.providers.offline import OfflineProvider
+from sheen_pipeline.providers.prompts import SystemBlock
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import engine_for
+from sheen_pipeline.store.tables import build_events, provider_calls
 from tests.providers.conftest import llm_env
 from tests.support.builds import PROMPT, build
 from tests.support.fake_llm import (
@@ -40,8 +48,9 @@ from tests.support.fake_llm import (
     Usage,
     offline_answer,
 )
-from tests.support.processes import sheen, sheen_cli_env
+from tests.support.processes import SHEEN, running, sheen, sheen_cli_env
 from tests.support.spending import spend
+from tests.support.waiting import wait_for
 
 START_OF_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 ANN = Payer("bann", "default", "ann", "task", "styles")
@@ -69,10 +78,11 @@ def test_budgets_read_defaults_and_specific_limits() -> None:
     ("text", "named"),
     [
         ("{", "not JSON"),
-        ('{"teams": {}}', "'default', 'users' and 'projects'"),
+        ('{"teams": {}}', "'default', 'users', 'projects' and 'allow_unpriced'"),
         ('{"users": {"ann": {"week": 1}}}', "user ann"),
         ('{"default": {"user": {"day": -1}}}', "negative"),
         ('{"users": {"ann": {"day": "lots"}}}', "user ann has a limit that is not a number"),
+        ('{"allow_unpriced": "yes"}', "'allow_unpriced' must be true or false"),
     ],
 )
 def test_a_bad_budget_table_is_refused_at_load_naming_the_problem(text: str, named: str) -> None:
@@ -117,11 +127,11 @@ def budget_now():
 
 @pytest.fixture
 def priced_server(sheen_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
-    """A Messages API whose every answer costs $0.0105; calls may ask for 1000 tokens."""
+    """A Messages API whose every answer costs $0.0105; calls may ask for 2000 tokens."""
     with FakeLLMServer(AnthropicWire()) as server:
         for name, value in llm_env("anthropic", server).items():
             monkeypatch.setenv(name, value)
-        monkeypatch.setenv("SHEEN_MAX_TOKENS", "1000")
+        monkeypatch.setenv("SHEEN_MAX_TOKENS", "2000")
         monkeypatch.setenv("SHEEN_TASK_RETRIES", "0")
         yield server
 
@@ -175,6 +185,49 @@ def test_two_racing_callers_of_one_user_stay_within_the_budget(
     assert report.totals.calls == len(priced_server.requests)  # every call made is billed
 
 
+def test_an_unpriced_model_under_a_budget_is_refused_unless_the_budgets_allow_it(
+    priced_server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHEEN_MODEL", "claude-unpriced-1")
+    limits = {"users": {"ann": {"day": 0}}}
+    monkeypatch.setenv("SHEEN_BUDGETS", json.dumps(limits))
+    settings = Settings.from_env()
+    request = parse_build_request(prompt=PROMPT, user_id="ann")
+    plan = BuildService(settings, provider=OfflineProvider()).plan("bann", request).plan
+    with paying(ANN), pytest.raises(UnpricedUnderBudget, match="price in SHEEN_PRICES"):
+        asyncio.run(select_provider(settings).generate_files(plan.tasks[0], plan, {}))
+    assert priced_server.requests == []  # refused before it was sent
+    monkeypatch.setenv("SHEEN_BUDGETS", json.dumps({**limits, "allow_unpriced": True}))
+    settings = Settings.from_env()
+    with paying(ANN):
+        asyncio.run(select_provider(settings).generate_files(plan.tasks[0], plan, {}))
+    report = BuildService(settings).cost_report(START_OF_TIME, datetime.now(UTC))
+    assert len(priced_server.requests) == 1 and report.totals.unpriced == 1
+
+
+def test_calls_whose_answers_were_asked_again_are_recorded_as_rejected(
+    priced_server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An invalid answer, then one longer than a 2000-token answer can be (8 characters a
+    token), then a good one: all three paid, the first two `rejected`; the over-long answer is
+    not sent back (a build's estimate counts on prompts that never carry one)."""
+    monkeypatch.setenv("SHEEN_BUDGETS", json.dumps({"users": {"ann": {"day": 1}}}))
+    settings = Settings.from_env()
+    request = parse_build_request(prompt=PROMPT, user_id="ann")
+    plan = BuildService(settings, provider=OfflineProvider()).plan("bann", request).plan
+    over_long = json.dumps({"files": [{"path": "styles.css", "content": "a" * 16_000}]})
+    priced_server.then(Reply('{"files": []}'), Reply(over_long))
+    with paying(ANN):
+        asyncio.run(select_provider(settings).generate_files(plan.tasks[0], plan, {}))
+    third = json.dumps(priced_server.requests[2].body["messages"])
+    assert "aaaa" not in third and "characters long, over 16000" in third
+    with engine_for(settings.database_url).connect() as conn:
+        outcomes = conn.execute(
+            select(provider_calls.c.outcome).order_by(provider_calls.c.created_at)
+        ).scalars()
+        assert list(outcomes) == ["rejected", "rejected", "ok"]
+
+
 def test_planning_refuses_a_build_whose_estimate_does_not_fit(
     priced_server: FakeLLMServer, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -192,24 +245,89 @@ def test_planning_refuses_a_build_whose_estimate_does_not_fit(
 
 
 def long_answer(request: Recorded) -> Reply:
-    """A well-behaved answer that uses its whole 1000-token allowance: $0.018 a call."""
+    """A well-behaved answer of 1000 tokens in and out: $0.018 a call."""
     return replace(offline_answer(request), usage=Usage(input=1000, output=1000))
 
 
+def as_metered(request: Recorded) -> int:
+    """The request's tokens as the meter counts them before sending it."""
+    system = [SystemBlock(block["text"]) for block in request.body.get("system", [])]
+    messages = [
+        {"role": m["role"], "content": m["content"]}
+        if isinstance(m["content"], str)
+        else {"role": m["role"], "content": "".join(p.get("text", "") for p in m["content"])}
+        for m in request.body["messages"]
+    ]
+    return estimate_tokens(system, messages)
+
+
+def test_a_builds_calls_at_their_worst_stay_within_the_estimate_held_at_admission(
+    priced_server: FakeLLMServer, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each task's first answer is rejected (its re-ask carries it back), and its second is
+    nearly as long as an answer may be (15,000 characters, of 2000 tokens at 8 characters each;
+    room is left for the task that rewrites a page it is shown), so prompts grow as large as a
+    build's can. The calls' worst cases, as the meter reserves them, add up to no more than the
+    estimate: the build is never starved of what it was admitted with."""
+    monkeypatch.setenv("SHEEN_BUDGETS", json.dumps({"default": {"user": {"day": 100}}}))
+    rejected: set[str] = set()
+
+    def longest(request: Recorded) -> Reply:
+        if request.schema_title == "PlanSpec":
+            return long_answer(request)
+        task = request.body["messages"][0]["content"]
+        task = task if isinstance(task, str) else json.dumps(task)
+        if task not in rejected:
+            rejected.add(task)
+            return Reply("not an answer", usage=Usage(input=1000, output=1000))
+        files = json.loads(offline_answer(request).text)
+        padding = 15_000 - len(json.dumps(files))
+        files["files"][0]["content"] += " " * padding
+        return Reply(json.dumps(files), usage=Usage(input=1000, output=1000))
+
+    priced_server.default = longest
+    outcome, _ = build(instance)
+    assert outcome.status == "succeeded", outcome.error
+    events = BuildService.from_env().events.after(outcome.build_id)
+    generated = next(e for e in events if e.type is EventType.PLAN_GENERATED)
+    estimate = Decimal(generated.data["estimated_cost_usd"])
+    provider = select_provider(Settings.from_env())
+    task_calls = [r for r in priced_server.requests if r.schema_title != "PlanSpec"]
+    assert len(task_calls) == 2 * len(generated.data["tasks"])
+    worst = sum(provider.worst_case_usd(as_metered(r)) or Decimal(0) for r in task_calls)
+    assert worst <= estimate
+
+
 def test_four_builds_of_one_user_under_a_budget_for_two_two_finish_two_are_refused_unpaid(
-    priced_server: FakeLLMServer, tmp_path: Path
+    priced_server: FakeLLMServer, database_url: str, tmp_path: Path
 ) -> None:
     """Four `sheen build` processes at once, as four run workers would be. Each plan call costs
-    $0.018 and each build's 5 tasks are estimated at $0.16875 (held at admission) and cost
-    $0.09; $0.45 holds four plans and two builds' estimates, not three."""
-    priced_server.default = long_answer
+    $0.018; each build's 5 tasks cost $0.09 and are estimated at $1.66 to $2.03 (held at
+    admission: each call and its two re-asks at their worst, with the dependencies' answers
+    shown at their longest); $4 holds four plans and any two builds' estimates, not three.
+    Task answers wait until two builds were refused, so that no admitted build ends (giving its
+    hold back) before the last admission."""
     env = sheen_cli_env(
         tmp_path,
         **llm_env("anthropic", priced_server),
-        SHEEN_MAX_TOKENS="1000",
+        SHEEN_DATABASE_URL=database_url,
+        SHEEN_MAX_TOKENS="2000",
         SHEEN_TASK_RETRIES="0",
-        SHEEN_BUDGETS=json.dumps({"users": {"ann": {"day": 0.45}}}),
+        SHEEN_BUDGETS=json.dumps({"users": {"ann": {"day": 4}}}),
     )
+
+    def refusals() -> int:
+        kind = build_events.c.type == EventType.BUDGET_EXCEEDED.value
+        with engine_for(database_url).connect() as conn:
+            return int(conn.execute(select(func.count()).where(kind)).scalar_one())
+
+    def after_every_admission(request: Recorded) -> Reply:
+        if request.schema_title != "PlanSpec":
+            with contextlib.suppress(AssertionError):  # then the statuses tell what went wrong
+                wait_for(lambda: refusals() >= 2, 120, "two admissions refused")
+        return long_answer(request)
+
+    priced_server.default = after_every_admission
     outcomes: list[dict[str, object]] = []  # on a fresh DAGSTER_HOME: made once, under a lock
     crashed: list[str] = []
     start = threading.Barrier(4)
@@ -242,7 +360,7 @@ def test_four_builds_of_one_user_under_a_budget_for_two_two_finish_two_are_refus
         kinds = [e.type for e in service.events.after(str(o["build_id"]))]
         assert EventType.BUDGET_EXCEEDED in kinds  # every refusal is an event
     report = service.cost_report(START_OF_TIME, datetime.now(UTC))
-    assert report.totals.cost_usd <= Decimal("0.45")
+    assert report.totals.cost_usd <= Decimal(4)
     assert report.totals.calls == len(priced_server.requests)  # every call made is billed
     assert service.budgets.over("default", "ann") is None  # nothing is held once they ended
 
@@ -266,3 +384,41 @@ def test_a_builds_hold_counts_until_it_ends_however_it_ends(
         service.budgets.admit("bother", "default", "ann", Decimal("0.4"))
     service.fail(held, "the process running the build stopped")
     assert service.budgets.over("default", "ann", Decimal("1")) is None  # all of it released
+
+
+def test_a_killed_builds_hold_is_released_when_the_heartbeat_check_ends_it(
+    priced_server: FakeLLMServer, tmp_path: Path
+) -> None:
+    """SIGKILLed with a task call in flight, a build holds its estimate until the heartbeat check
+    fails it (SHEEN_BUILD_HEARTBEAT_TIMEOUT_S after its last beat), then nothing: not an hour
+    later. The landing page's estimate is $1.67; $4.50 more fits a $5 budget only without it."""
+    in_flight, answer = threading.Event(), threading.Event()
+
+    def held_task(request: Recorded) -> Reply:
+        if request.schema_title != "PlanSpec":
+            in_flight.set()
+            answer.wait(timeout=120)
+        return long_answer(request)
+
+    priced_server.default = held_task
+    env = sheen_cli_env(
+        tmp_path,
+        **llm_env("anthropic", priced_server),
+        SHEEN_MAX_TOKENS="2000",
+        SHEEN_BUDGETS=json.dumps({"users": {"ann": {"day": 5}}}),
+        SHEEN_BUILD_HEARTBEAT_TIMEOUT_S="3",
+    )
+    service = BuildService(Settings.from_env(env))
+    try:
+        with running([SHEEN, "build", PROMPT, "--user-id", "ann"], env, tmp_path / "log") as cli:
+            wait_for(in_flight.is_set, 60, "a task call of the build")
+            assert service.budgets.over("default", "ann", Decimal("4.5")) is not None  # held
+            os.killpg(cli.pid, signal.SIGKILL)
+            cli.wait(10)
+    finally:
+        answer.set()
+    ((build_id, _plan),) = service.store.recent_plans(10)
+    followed = sheen(env, "events", build_id, "--follow", "--json")  # the heartbeat check ends it
+    last = json.loads(followed.stdout.splitlines()[-1])
+    assert last["type"] == "build_failed" and "no heartbeat since" in last["data"]["reason"]
+    assert service.budgets.over("default", "ann", Decimal("4.9")) is None  # nothing is held

@@ -11,6 +11,10 @@ from sheen_pipeline.models import Task, TaskInput, TaskType
 
 ENTRY_PAGE = "index.html"
 MAX_DETAIL_ITEMS = 20
+MAX_FAILURE_CHARS = (
+    4000  # of the failures listed to a repair round (a build's estimate counts on it)
+)
+MAX_REPAIR_IMAGES = 4  # screenshots shown to a repair round, likewise
 
 
 def failure_lines(report: CheckReport, preview_url: str = PREVIEW_URL) -> list[str]:
@@ -44,7 +48,7 @@ def repair_target(failures: list[str], sources: list[str]) -> str:
 
 def repair_task(round_number: int, failures: list[str], sources: list[str]) -> Task:
     """A task that modifies the implicated file (and may rewrite the other files it was shown)."""
-    listed = "\n".join(f"- {line}" for line in failures)
+    listed = "\n".join(f"- {line}" for line in failures)[:MAX_FAILURE_CHARS]
     return Task(
         id=f"repair_{round_number}",
         type=TaskType.MODIFY_FILE,

@@ -4,6 +4,8 @@
      "users": {"ann": {"day": 1}}, "projects": {"coffee": {"day": 20}}}
 
 A user or project named under "users"/"projects" has those limits instead of the default ones.
+`"allow_unpriced": true` lets calls to a model without a price through, counted as $0 (by
+default they are refused for an owner with a budget: their cost cannot be bounded).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from decimal import Decimal
 
 SCOPES = ("user", "project")
 PERIODS = ("day", "month")
+KEYS = {"default", "users", "projects", "allow_unpriced"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Budget:
 class Budgets:
     default: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)
     specific: Mapping[str, Mapping[str, Mapping[str, Decimal]]] = field(default_factory=dict)
+    allow_unpriced: bool = False  # calls to a model without a price pass, counted as $0
 
     def for_owner(self, project_id: str, user_id: str) -> list[Budget]:
         found = []
@@ -70,8 +74,11 @@ def load_budgets(text: str) -> Budgets:
         table = json.loads(text)
     except ValueError as error:
         raise ValueError(f"is not JSON: {error}") from None
-    if not isinstance(table, dict) or not set(table) <= {"default", "users", "projects"}:
-        raise ValueError("must use the keys 'default', 'users' and 'projects'")
+    if not isinstance(table, dict) or not set(table) <= KEYS:
+        raise ValueError("must use the keys 'default', 'users', 'projects' and 'allow_unpriced'")
+    allow_unpriced = table.get("allow_unpriced", False)
+    if not isinstance(allow_unpriced, bool):
+        raise ValueError("'allow_unpriced' must be true or false")
     default = table.get("default", {})
     if not isinstance(default, dict) or not set(default) <= set(SCOPES):
         raise ValueError("'default' must map 'user' and/or 'project' to limits")
@@ -81,4 +88,5 @@ def load_budgets(text: str) -> Budgets:
         if not isinstance(owners, dict):
             raise ValueError(f"'{scope}s' must map ids to limits")
         specific[scope] = {owner: _limits(v, f"{scope} {owner}") for owner, v in owners.items()}
-    return Budgets({s: _limits(v, f"default {s}") for s, v in default.items()}, specific)
+    limits = {s: _limits(v, f"default {s}") for s, v in default.items()}
+    return Budgets(limits, specific, allow_unpriced)

@@ -1,7 +1,6 @@
 """The static `plan_build` job, launchable from the UI: validate, plan, submit the build's own run."""
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from dagster import (
     Config,
@@ -97,7 +96,7 @@ def validate_request(context: OpExecutionContext, sheen: BuildServiceResource) -
     return BuildTicket(build_id, request)
 
 
-def _plan_metadata(outcome: PlanOutcome, estimate_usd: Decimal | None) -> dict[str, object]:
+def _plan_metadata(outcome: PlanOutcome) -> dict[str, object]:
     plan = outcome.plan
     rows = "\n".join(
         f"| {t.id} | {t.type.value} | {t.input.target_path} | {t.priority} | "
@@ -116,7 +115,7 @@ def _plan_metadata(outcome: PlanOutcome, estimate_usd: Decimal | None) -> dict[s
         "model": plan.model,
         "total_tokens": outcome.usage.total_tokens,
         "cost_usd": cost_metadata(outcome.usage.cost_usd),
-        "estimated_cost_usd": cost_metadata(estimate_usd),
+        "estimated_cost_usd": cost_metadata(outcome.estimate_usd),
         "heals": plan.planning_heals,
     }
 
@@ -150,8 +149,7 @@ def generate_plan(
     for warning in outcome.warnings:
         context.log.warning(f"plan_warning: {warning}")
     context.log.info(f"plan ready with {len(outcome.plan.tasks)} tasks for build {build_id}")
-    estimate = service.provider.estimate_build_usd(outcome.plan)
-    context.add_output_metadata(_plan_metadata(outcome, estimate))
+    context.add_output_metadata(_plan_metadata(outcome))
     return build_id
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sheen_pipeline.models import (
     BuildRequest,
@@ -24,6 +25,7 @@ EDITING_TYPES = frozenset({TaskType.MODIFY_FILE, TaskType.DELETE_FILE})
 @dataclass(frozen=True)
 class PlanOutcome:
     plan: Plan
+    estimate_usd: Decimal | None = None  # the most its calls may cost, held at admission
 
     @property
     def usage(self) -> TokenUsage:

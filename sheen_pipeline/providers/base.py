@@ -34,6 +34,14 @@ class BaseVersion:
 
 
 @dataclass(frozen=True)
+class CallBound:
+    """One call at its largest: its prompt's characters and the images it shows."""
+
+    chars: int
+    images: int = 0
+
+
+@dataclass(frozen=True)
 class GeneratedFiles:
     files: Mapping[str, str]
     usage: TokenUsage
@@ -96,8 +104,9 @@ class Provider(Protocol):
         self, tasks: tuple[Task, ...], cycles: list[list[str]]
     ) -> DependencyRepair: ...
 
-    def estimate_build_usd(self, plan: Plan) -> Decimal | None:
-        """The most the plan's tasks may cost (None when the model has no price)."""
+    def estimate_calls_usd(self, calls: Sequence[CallBound]) -> Decimal | None:
+        """The most these calls may cost, each with a whole answer (None when the model has no
+        price): a build's estimate, held at its admission."""
         ...
 
     def estimate_plan_usd(self, request: BuildRequest) -> Decimal | None:

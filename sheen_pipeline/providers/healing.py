@@ -60,6 +60,20 @@ class Reask:
     cut_off: bool
 
 
+def accepts(answer: Completion, validate: Callable[[str], object]) -> bool:
+    """Whether healing takes the answer as it is or repaired locally; a call whose answer it
+    does not is recorded as `rejected` (it is asked again, or the step fails)."""
+    if answer.refused or answer.cut_off:
+        return False
+    for text in (answer.text, repair_json(answer.text)):
+        try:
+            validate(text)
+        except ValueError:
+            continue
+        return True
+    return False
+
+
 def _healing(
     first: Completion, validate: Callable[[str], T], what: str
 ) -> Generator[Reask, Completion, Healed[T]]:

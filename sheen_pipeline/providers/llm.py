@@ -5,7 +5,6 @@ provider's state; split, each part would reach into the others."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from sheen_pipeline.providers import prompts
 from sheen_pipeline.providers.backoff import backoff_s, with_retries, with_retries_async
 from sheen_pipeline.providers.base import (
     BaseVersion,
+    CallBound,
     DependencyRepair,
     GeneratedFiles,
     PlanDraft,
@@ -42,6 +42,7 @@ from sheen_pipeline.providers.healing import (
     Completion,
     Healed,
     Reask,
+    accepts,
     heal,
     heal_async,
 )
@@ -60,7 +61,8 @@ from sheen_pipeline.providers.schemas import (
 T = TypeVar("T")
 CHARS_PER_TOKEN = 3  # fewer than the usual 4, so estimates err on the high side
 IMAGE_TOKENS = 1600  # Anthropic's most for an image it has scaled to about 1.15 megapixels
-PROMPT_ALLOWANCE = 4000  # the builder's instructions and upstream files a task prompt adds
+MESSAGE_CHARS = 20  # a message's role and framing
+ANSWER_CHARS_PER_TOKEN = 8  # the most characters a token of an answer may stand for (code: 3-4)
 
 
 @dataclass
@@ -68,17 +70,23 @@ class Bill:
     """What a metered call cost, set by the caller once it has the answer."""
 
     usage: TokenUsage = field(default_factory=TokenUsage)
+    accepted: bool = True  # False: the answer is asked again (recorded as `rejected`)
 
 
 def estimate_tokens(system: list[SystemBlock], messages: list[Message]) -> int:
     """A high estimate of a prompt's tokens, from its length (and a fixed cost per image)."""
-    text = [{k: v for k, v in m.items() if k != "images"} for m in messages]
-    chars = sum(len(block.text) for block in system) + len(json.dumps(text))
+    chars = sum(len(block.text) for block in system)
+    chars += sum(len(m["content"]) + MESSAGE_CHARS for m in messages)
     images = sum(len(m.get("images", ())) for m in messages)
-    return chars // CHARS_PER_TOKEN + 1 + images * IMAGE_TOKENS
+    return bound_tokens(CallBound(chars, images))
+
+
+def bound_tokens(call: CallBound) -> int:
+    return call.chars // CHARS_PER_TOKEN + 1 + call.images * IMAGE_TOKENS
 
 
 Schema = dict[str, Any]
+Validator = Callable[[str], object]
 
 
 class ChatTransport(Protocol):
@@ -125,11 +133,16 @@ def validate_plan(text: str) -> Draft:
     return spec.summary, tasks, tuple(spec.acceptance)
 
 
-def files_validator(current: Mapping[str, str]) -> Callable[[str], dict[str, str]]:
+def files_validator(
+    current: Mapping[str, str], max_chars: int | None = None
+) -> Callable[[str], dict[str, str]]:
     """Checks an answer of whole files and edits; an edit must apply exactly (its search text
-    found once in the current file), or the model is asked again, told to send the file whole."""
+    found once in the current file), or the model is asked again, told to send the file whole.
+    An answer longer than max_chars is refused unread: a build's estimate counts on it."""
 
     def validate(text: str) -> dict[str, str]:
+        if max_chars is not None and len(text) > max_chars:
+            raise ValueError(f"the answer is {len(text)} characters long, over {max_chars}")
         spec: FilesSpec = _parse(FilesSpec, text)
         if not spec.files and not spec.edits:
             raise ValueError("files: at least one file (or one edit) is required")
@@ -188,13 +201,16 @@ def _streamed_task(raw: dict[str, Any]) -> Task | None:
         return None  # the final answer is healed as a whole
 
 
-def repair_conversation(messages: list[Message], reask: Reask) -> list[Message]:
+def repair_conversation(
+    messages: list[Message], reask: Reask, max_chars: int | None = None
+) -> list[Message]:
     """The request again, with the invalid answer and what was wrong with it; a cut-off
-    answer is left out and asked for anew, and an empty one is not sent back (an empty
-    assistant turn is refused by the API)."""
+    answer is left out and asked for anew, and an empty one (an empty assistant turn is
+    refused by the API) or one over max_chars (a build's estimate counts on it) is not sent
+    back."""
     if reask.cut_off:
         return [*messages, prompts.cut_off_request()]
-    if not reask.invalid.strip():
+    if not reask.invalid.strip() or (max_chars is not None and len(reask.invalid) > max_chars):
         return [*messages, prompts.repair_request(reask.problem)]
     return [
         *messages,
@@ -226,11 +242,10 @@ class LLMProvider:
         output = self.transport.max_tokens * self.price.output
         return (prompt_tokens * prompt_price + output) / MILLION
 
-    def estimate_build_usd(self, plan: Plan) -> Decimal | None:
-        """Each task's worst case, with a prompt as long as the plan's was: shown before
-        approval, and refused up front when a budget cannot cover it."""
-        per_task = self.worst_case_usd(plan.planning_usage.input_tokens + PROMPT_ALLOWANCE)
-        return None if per_task is None else per_task * len(plan.tasks)
+    def estimate_calls_usd(self, calls: Sequence[CallBound]) -> Decimal | None:
+        if self.price is None:
+            return None
+        return sum((self.worst_case_usd(bound_tokens(c)) or Decimal(0) for c in calls), Decimal(0))
 
     def estimate_plan_usd(self, request: BuildRequest) -> Decimal | None:
         """The plan call with its prompt, and each re-ask, which repeats it with the rejected
@@ -259,18 +274,22 @@ class LLMProvider:
         except BaseException:
             self._settle(reservation, TokenUsage(), "error")
             raise
-        self._settle(reservation, bill.usage, "ok")
+        self._settle(reservation, bill.usage, "ok" if bill.accepted else "rejected")
 
     def _settle(self, reservation: Reservation | None, usage: TokenUsage, outcome: str) -> None:
         if self.meter is not None:
             self.meter.settle(reservation, usage, outcome)
 
     def _metered(
-        self, system: list[SystemBlock], messages: list[Message], call: Callable[[], Completion]
+        self,
+        system: list[SystemBlock],
+        messages: list[Message],
+        call: Callable[[], Completion],
+        validate: Validator,
     ) -> Completion:
         with self._metering(system, messages) as bill:
             completion = self._priced(call())
-            bill.usage = completion.usage
+            bill.usage, bill.accepted = completion.usage, accepts(completion, validate)
         return completion
 
     async def _metered_async(
@@ -278,28 +297,43 @@ class LLMProvider:
         system: list[SystemBlock],
         messages: list[Message],
         call: Callable[[], Awaitable[Completion]],
+        validate: Validator,
     ) -> Completion:
         with self._metering(system, messages) as bill:
             completion = self._priced(await call())
-            bill.usage = completion.usage
+            bill.usage, bill.accepted = completion.usage, accepts(completion, validate)
         return completion
 
     def _ask(
-        self, system: list[SystemBlock], messages: list[Message], schema: Schema
+        self,
+        system: list[SystemBlock],
+        messages: list[Message],
+        schema: Schema,
+        validate: Validator,
     ) -> Completion:
         return with_retries(
             lambda: self._metered(
-                system, messages, lambda: self.transport.complete(system, messages, schema)
+                system,
+                messages,
+                lambda: self.transport.complete(system, messages, schema),
+                validate,
             ),
             self.transport.max_retries,
         )
 
     async def _ask_async(
-        self, system: list[SystemBlock], messages: list[Message], schema: Schema
+        self,
+        system: list[SystemBlock],
+        messages: list[Message],
+        schema: Schema,
+        validate: Validator,
     ) -> Completion:
         return await with_retries_async(
             lambda: self._metered_async(
-                system, messages, lambda: self.transport.complete_async(system, messages, schema)
+                system,
+                messages,
+                lambda: self.transport.complete_async(system, messages, schema),
+                validate,
             ),
             self.transport.max_retries,
         )
@@ -314,7 +348,7 @@ class LLMProvider:
         what: str,
     ) -> Healed[T]:
         def reask(request: Reask) -> Completion:
-            return self._ask(system, repair_conversation(messages, request), schema)
+            return self._ask(system, repair_conversation(messages, request), schema, validate)
 
         return heal(first, validate, reask, what)
 
@@ -341,7 +375,7 @@ class LLMProvider:
         final: Completion | None = None
         for attempt in range(self.transport.max_retries + 1):
             try:
-                final = yield from self._stream_tasks(system, messages, schema, shown)
+                final = yield from self._stream_tasks(system, messages, schema, shown, validate)
                 break
             except ProviderError as error:
                 if not error.retryable or attempt == self.transport.max_retries:
@@ -354,7 +388,12 @@ class LLMProvider:
         yield PlanDraft(summary, tasks, healed.usage, healed.heals, steps)
 
     def _stream_tasks(
-        self, system: list[SystemBlock], messages: list[Message], schema: Schema, shown: set[str]
+        self,
+        system: list[SystemBlock],
+        messages: list[Message],
+        schema: Schema,
+        shown: set[str],
+        validate: Validator,
     ) -> Generator[Task, None, Completion | None]:
         """One streamed answer: each task not shown yet as soon as it is complete, then the
         answer. A stream that breaks with a transient error is started again by the caller."""
@@ -364,7 +403,7 @@ class LLMProvider:
             for item in self.transport.stream(system, messages, schema):
                 if isinstance(item, Completion):
                     final = self._priced(item)
-                    bill.usage = final.usage
+                    bill.usage, bill.accepted = final.usage, accepts(final, validate)
                     continue
                 for raw in reader.feed(item):
                     task = _streamed_task(raw)
@@ -388,12 +427,14 @@ class LLMProvider:
         messages = prompts.task_request(task, context_files, images)
         schema = json_schema(FilesSpec)
 
-        async def reask(request: Reask) -> Completion:
-            conversation = repair_conversation(messages, request)
-            return await self._ask_async(system, conversation, schema)
+        longest = self.transport.max_tokens * ANSWER_CHARS_PER_TOKEN
+        validate = files_validator(context_files, longest)
 
-        first = await self._ask_async(system, messages, schema)
-        validate = files_validator(context_files)
+        async def reask(request: Reask) -> Completion:
+            conversation = repair_conversation(messages, request, longest)
+            return await self._ask_async(system, conversation, schema, validate)
+
+        first = await self._ask_async(system, messages, schema, validate)
         healed = await heal_async(first, validate, reask, f"task {task.id}")
         return GeneratedFiles(healed.value, healed.usage, healed.heals)
 
@@ -402,8 +443,7 @@ class LLMProvider:
     ) -> DependencyRepair:
         system, messages = prompts.plan_system(), prompts.dependency_request(tasks, cycles)
         schema = json_schema(DependenciesSpec)
-        first = self._ask(system, messages, schema)
-        healed = self._healed(
-            first, system, messages, schema, _validate_dependencies(tasks), "dependency repair"
-        )
+        validate = _validate_dependencies(tasks)
+        first = self._ask(system, messages, schema, validate)
+        healed = self._healed(first, system, messages, schema, validate, "dependency repair")
         return DependencyRepair(healed.value, healed.usage)

@@ -3,9 +3,11 @@ provider for a plan (of a change, from the base's files), making it acyclic and 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from sheen_pipeline.budgets import BudgetExceeded, Payer, paying
+from sheen_pipeline.checks.repair import MAX_REPAIR_IMAGES
 from sheen_pipeline.events.payloads import (
     BudgetExceededEvent,
     BuildStarted,
@@ -17,6 +19,7 @@ from sheen_pipeline.events.payloads import (
 )
 from sheen_pipeline.models import (
     BuildRequest,
+    Plan,
     Task,
     TokenUsage,
 )
@@ -30,6 +33,7 @@ from sheen_pipeline.planning.planner import (
 )
 from sheen_pipeline.providers.base import BaseVersion, PlanDraft
 from sheen_pipeline.service.accounting import Accounting
+from sheen_pipeline.service.estimate import BuildScope, build_calls
 from sheen_pipeline.service.parts import owner_of
 from sheen_pipeline.store.builds import BuildStatus
 from sheen_pipeline.store.files import Stage
@@ -106,7 +110,7 @@ class Planning(Accounting):
         plan = outcome.plan
         cache_hit = saved is not None
         self._spend(build_id, request, plan.planning_usage, hit_saved=saved)
-        estimate = self.provider.estimate_build_usd(plan)
+        estimate = self.estimate(plan, base)
         self.store.save_plan(plan)
         for warning in outcome.warnings:
             self.events.emit(build_id, PlanWarning(warning=warning))
@@ -139,7 +143,18 @@ class Planning(Accounting):
                 digest,
                 draft.acceptance,
             )
-        return outcome
+        return replace(outcome, estimate_usd=estimate)
+
+    def estimate(self, plan: Plan, base: BaseVersion | None) -> Decimal | None:
+        """The most the build's calls may cost after planning: every task with its re-asks,
+        and every repair round (see service.estimate)."""
+        scope = BuildScope(
+            base_sizes={} if base is None else base.tree,
+            repair_rounds=self.settings.repair_rounds if self.settings.preview_checks else 0,
+            repair_images=MAX_REPAIR_IMAGES if self.provider.takes_images else 0,
+        )
+        calls = build_calls(plan, scope, self.settings.model_calls.max_tokens)
+        return self.provider.estimate_calls_usd(calls)
 
     def _start_from_base(
         self, build_id: str, request: BuildRequest

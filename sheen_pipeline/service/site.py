@@ -13,7 +13,7 @@ from sheen_pipeline.build.npm import NpmRegistry, build_npm, is_npm_project
 from sheen_pipeline.build.sandbox import CommandFailed, Sandbox
 from sheen_pipeline.build.static import BuildError, build_static
 from sheen_pipeline.checks.browser import check_preview
-from sheen_pipeline.checks.repair import repair_task
+from sheen_pipeline.checks.repair import MAX_REPAIR_IMAGES, repair_task
 from sheen_pipeline.checks.results import CheckReport
 from sheen_pipeline.events.payloads import (
     BuildCompleted,
@@ -255,7 +255,8 @@ class Site(Accounting):
         workspace = self._workspace(build_id, prune=BUILD_TOOL_FOLDERS)
         context = {artifact.path: self._read_text(artifact) for artifact in sources}
         shots = self.files.stage_files(build_id, Stage.SCREENSHOTS)  # the latest round's
-        images = [self.files.read(s) for s in shots if "/" not in s.path and s.size < MAX_IMAGE]
+        shown = [s for s in shots if "/" not in s.path and s.size < MAX_IMAGE][:MAX_REPAIR_IMAGES]
+        images = [self.files.read(s) for s in shown]
         timeout = min(
             self.settings.task_timeout_for(task.type.value), self.check_time_left(build_id)
         )

@@ -147,7 +147,7 @@ provider_calls = Table(
     Column("model", String(128), nullable=False),
     Column("kind", String(16), nullable=False),  # plan | task
     Column("task_id", String(64)),
-    Column("outcome", String(16), nullable=False),  # ok | failed | cache_hit
+    Column("outcome", String(16), nullable=False),  # ok | rejected | error | cache_hit
     Column("calls", Integer, nullable=False),
     Column("input_tokens", Integer, nullable=False),
     Column("output_tokens", Integer, nullable=False),

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 
 from sheen_pipeline.models import BuildRequest, Plan, Task, TaskType, TokenUsage
 from sheen_pipeline.providers.base import (
     BaseVersion,
+    CallBound,
     DependencyRepair,
     GeneratedFiles,
     PlanDraft,
@@ -98,7 +99,7 @@ class OfflineProvider:
             raise ProviderError(f"the offline provider has no template for {target!r}")
         return GeneratedFiles({target: renderer(brief)}, _FREE)
 
-    def estimate_build_usd(self, plan: Plan) -> Decimal:
+    def estimate_calls_usd(self, calls: Sequence[CallBound]) -> Decimal:
         return Decimal(0)  # templates cost nothing
 
     def estimate_plan_usd(self, request: BuildRequest) -> Decimal:
