@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sheen_pipeline.config.budget_limits import Budget, Budgets
 from sheen_pipeline.models import TokenUsage
 from sheen_pipeline.store.ledger import Entry, from_nano, ledger_row, to_nano
-from sheen_pipeline.store.locks import advisory_lock, file_lock
+from sheen_pipeline.store.locks import held
 from sheen_pipeline.store.tables import budget_reservations, provider_calls
 
 RESERVATION_TTL = timedelta(hours=1)  # the last resort for a hold no build end released
@@ -211,8 +211,7 @@ class BudgetBook:
     @contextmanager
     def _locked(self) -> Iterator[Connection]:
         """One transaction at a time across processes, so holds never overshoot together."""
-        with file_lock(self.engine, "budgets"), self.engine.begin() as conn:
-            advisory_lock(conn, "sheen-budgets")
+        with held(self.engine, "budgets") as conn:
             yield conn
 
     @staticmethod

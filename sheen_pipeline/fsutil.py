@@ -206,15 +206,6 @@ def write_new_tree(root: Path, files: Mapping[str, bytes]) -> None:
         put_file(root, path, data)
 
 
-def replace_tree(
-    source: Path, destination: Path, limits: FileLimits, skip: frozenset[str] = frozenset()
-) -> list[FileArtifact]:
-    """Copy source's regular files (but the top-level folders in skip) to destination, swapping
-    it in only once complete; refused before anything is copied when they are over the
-    deploy limits. Nothing under source is trusted."""
-    return swap_in(destination, read_tree(source, limits, skip).files)
-
-
 def swap_in(destination: Path, files: Mapping[str, bytes]) -> list[FileArtifact]:
     """Make destination (a folder of this process's) hold exactly files, all at once."""
     destination.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ deployed to; promoting an older build is the rollback."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 from sheen_pipeline.events.payloads import Promoted
@@ -10,6 +11,7 @@ from sheen_pipeline.events.types import EventType
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import BuildStatus
 from sheen_pipeline.store.deployments import Production
+from sheen_pipeline.store.locks import held
 
 
 class PromotionRefused(ValueError):
@@ -32,8 +34,9 @@ def promote(
     service: BuildService, build_id: str, promoted_by: str, force: bool = False
 ) -> Production:
     """Make build_id its project's production; the production record (what is live, since
-    when, by whom). Production is only changed once the target has switched. A build whose
-    preview was never checked in a browser goes live only with force."""
+    when, by whom). Production is only changed once the target has switched, and promotions of a
+    project take turns from the switch to the record, so the record always names what the target
+    serves. A build whose preview was never checked in a browser goes live only with force."""
     record = service.store.get_build(build_id)
     if record.status is not BuildStatus.SUCCEEDED:
         raise PromotionRefused(
@@ -54,10 +57,14 @@ def promote(
             f"{service.target.name}: rebuild it there first"
         )
     project_id = record.request.project_id
-    previous = service.deployments.production(project_id)
-    url = service.target.promote(project_id, deployed)  # a DeployError changes nothing here
-    live = Production(project_id, build_id, deployed.target, url, promoted_by, datetime.now(UTC))
-    service.deployments.set_production(live)
+    digest = hashlib.sha256(project_id.encode()).hexdigest()[:16]
+    with held(service.store.engine, f"promotion-{digest}"):  # the record is what is live
+        previous = service.deployments.production(project_id)
+        url = service.target.promote(project_id, deployed)  # a DeployError changes nothing
+        live = Production(
+            project_id, build_id, deployed.target, url, promoted_by, datetime.now(UTC)
+        )
+        service.deployments.set_production(live)
     service.events.emit(
         build_id,
         Promoted(

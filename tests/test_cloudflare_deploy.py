@@ -3,9 +3,11 @@ local server that speaks the API's wire format; and promotion on both targets.""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,11 +20,13 @@ from sheen_pipeline.config import Settings
 from sheen_pipeline.deploy.cloudflare import CloudflareTarget, script_name
 from sheen_pipeline.deploy.target import DeployError, asset_hash
 from sheen_pipeline.events.types import EventType
+from sheen_pipeline.promotion import promote
 from sheen_pipeline.service import BuildService
 from tests.support.builds import build
 from tests.support.fake_cloudflare import ACCOUNT, TOKEN, FakeCloudflare, fake_cloudflare
-from tests.support.processes import sheen_cli_env, sheen_here
+from tests.support.processes import sheen, sheen_cli_env, sheen_here
 from tests.support.server import serving
+from tests.support.waiting import wait_for
 
 PREVIEW = re.compile(r"https://[0-9a-f]{8}-sheen-default-[0-9a-f]{6}\.sheen-test\.workers\.dev/")
 
@@ -100,6 +104,76 @@ def test_a_rebuild_that_changed_one_file_uploads_one_file(
     assert first.url != second.url  # a preview URL per build
 
 
+def settings_calls(cloudflare: FakeCloudflare, method: str) -> list[str]:
+    """The calls of the Worker's workers.dev settings, by method."""
+    return [
+        p
+        for m, p, _ in cloudflare.requests
+        if m == method and re.search(r"/scripts/.+/subdomain$", p)
+    ]
+
+
+def test_a_worker_left_half_made_is_repaired_by_the_next_deploy(
+    cloudflare: FakeCloudflare, tmp_path: Path
+) -> None:
+    """The first deploy made the Worker, then failed to put it on workers.dev (every attempt of
+    the settings call answered 500); the next deploy reads the settings and sets them."""
+    cloudflare.faults["POST /subdomain"] = [500] * 5  # the first attempt and the SDK's retries
+    with pytest.raises(DeployError, match="HTTP 500"):
+        target().deploy("default", "b1", site(tmp_path / "one", **{"index.html": "one"}))
+    worker = cloudflare.scripts[script_name("default")]
+    assert (worker.enabled, worker.previews_enabled) == (False, False)  # left half-made
+    target().deploy("default", "b2", site(tmp_path / "two", **{"index.html": "two"}))
+    assert (worker.enabled, worker.previews_enabled) == (True, True)
+    settings_set = len(settings_calls(cloudflare, "POST"))
+    target().deploy("default", "b3", site(tmp_path / "three", **{"index.html": "three"}))
+    assert len(settings_calls(cloudflare, "POST")) == settings_set  # converged: only read
+    assert len(settings_calls(cloudflare, "GET")) == 3
+
+
+def test_empty_files_and_duplicate_contents_deploy_and_are_counted_once(
+    cloudflare: FakeCloudflare, tmp_path: Path
+) -> None:
+    files = {"index.html": "<h1>hi</h1>", "empty.css": "", "a.txt": "same", "b.txt": "same"}
+    files |= {"c.txt": "same", "d.txt": ""}
+    cf = target()
+    deployed = cf.deploy("default", "b1", site(tmp_path / "s", **files))
+    assert (deployed.uploaded_files, deployed.reused_files) == (4, 0)  # same content: one asset
+    assert (deployed.uploaded_bytes, deployed.reused_bytes) == (11 + 0 + 4, 0)
+    assert len(deployed.files) == 6  # every path is served
+    cf.promote("default", deployed)
+    worker = script_name("default")
+    assert cloudflare.live_content(worker, "/empty.css") == b""
+    assert cloudflare.live_content(worker, "/c.txt") == b"same"
+
+
+def test_each_asset_is_a_file_part_typed_by_its_extension(
+    cloudflare: FakeCloudflare, tmp_path: Path
+) -> None:
+    files = {"index.html": "<p>", "styles.css": "p{}", "js__app.js": "1;", "logo.svg": "<svg/>"}
+    target().deploy("default", "b1", site(tmp_path / "s", **files))
+    worker = cloudflare.scripts[script_name("default")]
+    served = {path: worker.types[digest] for path, digest in worker.versions[-1].manifest.items()}
+    assert served == {
+        "/index.html": "text/html",
+        "/styles.css": "text/css",
+        "/js/app.js": "text/javascript",
+        "/logo.svg": "image/svg+xml",
+    }
+
+
+def test_what_a_deploy_costs_in_requests(cloudflare: FakeCloudflare, tmp_path: Path) -> None:
+    """As docs/deployment.md says: 4, plus a bucket of missing files each (2 files a bucket
+    here); a project's first deploy adds 4 (the placeholder Worker and its workers.dev
+    setting)."""
+    files = site(tmp_path / "s", **{"index.html": "<p>", "a.css": "p{}", "b.js": "1"})
+    target().deploy("default", "b1", files)
+    first = len(cloudflare.requests)
+    target().deploy("default", "b2", files)
+    assert len(cloudflare.requests) - first == 4  # nothing changed: no bucket
+    assert first == 4 + 2 + 4
+
+
 def test_promotion_and_rollback(cloudflare: FakeCloudflare, tmp_path: Path) -> None:
     cf = target()
     old = cf.deploy("default", "b1", site(tmp_path / "one", **{"index.html": "old"}))
@@ -110,6 +184,41 @@ def test_promotion_and_rollback(cloudflare: FakeCloudflare, tmp_path: Path) -> N
     assert cloudflare.live_content(worker, "/index.html") == b"new"
     cf.promote("default", old)  # the rollback
     assert cloudflare.live_content(worker, "/index.html") == b"old"
+
+
+def test_two_promotions_at_once_take_turns_so_the_record_is_what_is_live(
+    cloudflare: FakeCloudflare, instance: DagsterInstance
+) -> None:
+    """Promotion x is held by Cloudflare between its switch and its answer; promotion y, started
+    meanwhile, waits for x to be recorded instead of switching inside that window (the held
+    answer is released when y's switch arrives, or after 3 s when it rightly does not)."""
+    service = BuildService.from_env()
+    x, _ = build(instance, service)
+    y, _ = build(instance, service, prompt="a site for a florist")
+    versions = {b.build_id: service.deployments.get(b.build_id) for b in (x, y)}
+    x_held, y_switched = threading.Event(), threading.Event()
+
+    def hold_x(version_id: str) -> None:
+        if version_id == versions[x.build_id].version_id:  # type: ignore[union-attr]
+            x_held.set()
+            with contextlib.suppress(AssertionError):
+                wait_for(y_switched.is_set, 3, "promotion y to switch Cloudflare")
+        else:
+            y_switched.set()
+
+    cloudflare.on_deploy = hold_x
+    promotions = [
+        threading.Thread(target=promote, args=(service, b.build_id, "ann", True)) for b in (x, y)
+    ]
+    promotions[0].start()
+    wait_for(x_held.is_set, 30, "promotion x to switch Cloudflare")
+    promotions[1].start()
+    for thread in promotions:
+        thread.join(timeout=60)
+    record = service.deployments.production("default")
+    assert record is not None and record.build_id == y.build_id  # y went second
+    live = cloudflare.scripts[script_name("default")].live
+    assert live == versions[y.build_id].version_id  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -191,6 +300,13 @@ def test_cloudflare_end_to_end_from_the_cli(cloudflare: FakeCloudflare, tmp_path
         recorded = event.asset_materialization.metadata
         assert recorded["build_id"].value == first["build_id"]  # the rollback is what is live
         assert recorded["promoted_by"].value == "ann"
+    cloudflare.read_only = True
+    refused = sheen(env, "promote", second["build_id"], "--force")  # a process: its real stderr
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines() == [
+        "Error: Cloudflare refused the promotion (HTTP 403): CLOUDFLARE_API_TOKEN needs the "
+        f"permission Account > Workers Scripts > Edit on account {ACCOUNT}"
+    ]
 
 
 def test_local_promotion_and_rollback_at_prod(
@@ -205,12 +321,13 @@ def test_local_promotion_and_rollback_at_prod(
     )
     failed = sheen_here(env, "promote", "bnothere")
     assert failed.returncode == 1 and "no build bnothere" in failed.stderr
-    unchecked = sheen_here(env, "promote", second["build_id"])  # the tests turn the checks off
+    unchecked = sheen(env, "promote", second["build_id"])  # the tests turn the checks off
     assert unchecked.returncode == 1
-    assert (
-        f"build {second['build_id']} is not promoted: its browser checks did not run "
-        "(SHEEN_PREVIEW_CHECKS=off); check it, or promote it with --force"
-    ) in unchecked.stderr
+    assert unchecked.stderr.splitlines() == [  # one line, no stack trace
+        f"Error: build {second['build_id']} is not promoted: its browser checks did not run "
+        "(SHEEN_PREVIEW_CHECKS=off); check it, or promote it with --force (force in the "
+        "Launchpad) to put it in production unchecked"
+    ]
     with serving(create_app(Settings.from_env(env))) as base:
         assert requests.get(f"{base}/prod/default/", timeout=10).status_code == 404
         for build_id, word in ((second["build_id"], "florist"), (first["build_id"], "bakery")):

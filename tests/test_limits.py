@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
+from sheen_pipeline.build.published import published
 from sheen_pipeline.build.static import build_static
 from sheen_pipeline.config import FileLimits
 from sheen_pipeline.events.types import EventType
-from sheen_pipeline.fsutil import TreeTooLarge, replace_tree
+from sheen_pipeline.fsutil import TreeTooLarge
 from sheen_pipeline.service import BuildService
 from tests.support.builds import build
 from tests.support.providers import calls_by_task
@@ -70,17 +71,35 @@ def test_build_tool_output_is_never_deployed(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == ["index.html"]
 
 
+def test_dotfiles_and_tool_folders_are_never_deployed_at_any_depth(tmp_path: Path) -> None:
+    workspace = tmp_path / "workspace"
+    hidden = [".env", "js/.env.local", ".git/config", "lib/node_modules/x.js", "a/.cache/b.css"]
+    for path in [*hidden, "index.html", "js/app.js", ".well-known/security.txt"]:
+        (workspace / path).parent.mkdir(parents=True, exist_ok=True)
+        (workspace / path).write_text("x")
+    files = build_static(workspace, tmp_path / "dist", FileLimits())
+    assert sorted(f.path for f in files) == ["index.html", "js/app.js"]
+
+
+def test_a_dotfile_is_published_when_the_frameworks_public_folder_holds_it() -> None:
+    """Vite copies public/ into the site as it is: public/.well-known/security.txt is meant."""
+    built = {"index.html": b"", ".well-known/security.txt": b"", "assets/.DS_Store": b""}
+    kept, withheld = published(built, public={".well-known/security.txt"})
+    assert sorted(kept) == [".well-known/security.txt", "index.html"]
+    assert withheld == ["assets/.DS_Store"]
+
+
 def test_what_is_deployed_is_counted_against_its_own_limit(tmp_path: Path) -> None:
     source, destination = tmp_path / "dist", tmp_path / "preview"
     source.mkdir()
     destination.mkdir()
     (destination / "index.html").write_text("the live version")
-    for n in range(3):
-        (source / f"{n}.html").write_bytes(b"x" * 100)
+    for name in ("index.html", "0.html", "1.html"):
+        (source / name).write_bytes(b"x" * 100)
     with pytest.raises(TreeTooLarge, match="3 files to deploy, over the limit of 2"):
-        replace_tree(source, destination, FileLimits(max_deploy_files=2))
+        build_static(source, destination, FileLimits(max_deploy_files=2))
     with pytest.raises(TreeTooLarge, match="300 bytes to deploy, over the limit of 299"):
-        replace_tree(source, destination, FileLimits(max_deploy_bytes=299))
+        build_static(source, destination, FileLimits(max_deploy_bytes=299))
     assert (destination / "index.html").read_text() == "the live version"  # untouched
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from sheen_pipeline.build.manifests import check_manifests
+from sheen_pipeline.build.published import published
 from sheen_pipeline.build.registry import BRIDGE_NAME, SOCKET_NAME, registry_socket
 from sheen_pipeline.build.sandbox import WORKSPACE, Bind, CommandOutput, Sandbox
 from sheen_pipeline.build.static import BuildError
@@ -102,7 +103,12 @@ def build_npm(
                 if site.left_out:  # links and special files are never deployed: say so
                     outputs.append(CommandOutput(f"left out of {name}/", "\n".join(site.left_out)))
                 maps = {path: data for path, data in site.files.items() if path.endswith(".map")}
-                served = {path: data for path, data in site.files.items() if path not in maps}
+                public = {p.removeprefix("public/") for p in source if p.startswith("public/")}
+                served, withheld = published(
+                    {path: data for path, data in site.files.items() if path not in maps}, public
+                )
+                if withheld:  # dotfiles and tool folders are never deployed: say so
+                    outputs.append(CommandOutput(f"withheld from {name}/", "\n".join(withheld)))
                 return NpmBuild(swap_in(dist, served), outputs, maps)
     finally:
         shutil.rmtree(scratch)  # descriptor-based: never follows a link the build left

@@ -5,6 +5,7 @@ the rollback)."""
 from dagster import (
     AssetMaterialization,
     Config,
+    Failure,
     MetadataValue,
     OpExecutionContext,
     in_process_executor,
@@ -14,7 +15,8 @@ from dagster import (
 from pydantic import Field
 
 from sheen_pipeline.defs.resources import BuildServiceResource, pipeline_resources
-from sheen_pipeline.promotion import promote
+from sheen_pipeline.deploy.target import DeployError
+from sheen_pipeline.promotion import PromotionRefused, promote
 from sheen_pipeline.runs.names import PROMOTE_JOB_NAME
 
 
@@ -30,7 +32,10 @@ class PromotionConfig(Config):
 def promote_to_production(
     context: OpExecutionContext, config: PromotionConfig, sheen: BuildServiceResource
 ) -> str:
-    live = promote(sheen.service, config.build_id, config.promoted_by, config.force)
+    try:
+        live = promote(sheen.service, config.build_id, config.promoted_by, config.force)
+    except (PromotionRefused, DeployError) as refused:  # says what to do: no stack trace
+        raise Failure(description=str(refused), allow_retries=False) from None
     context.log_event(
         AssetMaterialization(
             asset_key=["sheen", live.project_id, "production"],

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import mimetypes
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, cast
 
 import cloudflare
+import httpx
 from cloudflare import Cloudflare
 from cloudflare.types.workers.scripts.assets.upload_create_params import Manifest
 
@@ -27,6 +29,16 @@ PLACEHOLDER = (
     b"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Not promoted yet</title></head>"
     b"<body><h1>No build of this project is in production yet</h1></body></html>"
 )
+WEB_TYPES = {  # fixed, whatever the host's mime table says
+    ".html": "text/html",
+    ".css": "text/css",
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".wasm": "application/wasm",
+    ".webmanifest": "application/manifest+json",
+}
 MAX_RETRIES = 4  # the SDK retries 408, 409, 429 and 5xx with exponential backoff
 PERMISSION = "Account > Workers Scripts > Edit"
 
@@ -74,17 +86,17 @@ class CloudflareTarget:
             subdomain = self._workers_subdomain()
         if not version_id:
             raise DeployError("Cloudflare accepted the version but returned no id")
-        hashes = {path: asset_hash(path, data) for path, data in files.items()}
-        sent = [data for path, data in files.items() if hashes[path] in uploaded]
+        contents = {asset_hash(path, data): data for path, data in files.items()}
+        sent = [data for digest, data in contents.items() if digest in uploaded]
         return Deployed(
             target=self.name,
             url=f"https://{version_id[:8]}-{script}.{subdomain}.workers.dev/",
             files=tuple(FileArtifact.of(p.removeprefix("/"), d) for p, d in files.items()),
             version_id=version_id,
             uploaded_files=len(sent),
-            reused_files=len(files) - len(sent),
+            reused_files=len(contents) - len(sent),
             uploaded_bytes=sum(map(len, sent)),
-            reused_bytes=sum(map(len, files.values())) - sum(map(len, sent)),
+            reused_bytes=sum(map(len, contents.values())) - sum(map(len, sent)),
         )
 
     def promote(self, project_id: str, deployed: Deployed) -> str:
@@ -101,28 +113,31 @@ class CloudflareTarget:
             return f"https://{script}.{self._workers_subdomain()}.workers.dev/"
 
     def _ensure_script(self, script: str) -> None:
-        """A project's Worker is made on its first deploy, serving a placeholder until a build
-        is promoted; its versions get preview URLs on workers.dev."""
+        """Converge the project's Worker to what a deploy needs, whatever an earlier deploy left:
+        it exists (made on the first deploy, serving a placeholder until a build is promoted),
+        and it is on workers.dev with preview URLs (read, and set when it is not)."""
         try:
-            self.client.workers.scripts.subdomain.get(script, account_id=self.account_id)
-            return
+            settings = self.client.workers.scripts.subdomain.get(script, account_id=self.account_id)
         except cloudflare.NotFoundError:
-            pass
-        completion, _ = self._upload(script, {"/index.html": PLACEHOLDER})
-        self.client.workers.scripts.update(
-            script,
-            account_id=self.account_id,
-            metadata=_metadata(completion, "sheen: placeholder until a build is promoted"),
-            files=[(WORKER_MODULE, WORKER_SOURCE, "application/javascript+module")],
-        )
-        self.client.workers.scripts.subdomain.create(
-            script, account_id=self.account_id, enabled=True, previews_enabled=True
-        )
+            settings = None
+            completion, _ = self._upload(script, {"/index.html": PLACEHOLDER})
+            self.client.workers.scripts.update(
+                script,
+                account_id=self.account_id,
+                metadata=_metadata(completion, "sheen: placeholder until a build is promoted"),
+                files=[(WORKER_MODULE, WORKER_SOURCE, "application/javascript+module")],
+            )
+        if settings is None or not (settings.enabled and settings.previews_enabled):
+            self.client.workers.scripts.subdomain.create(
+                script, account_id=self.account_id, enabled=True, previews_enabled=True
+            )
 
     def _upload(self, script: str, files: dict[str, bytes]) -> tuple[str, set[str]]:
         """Register the manifest, upload the buckets of files Cloudflare lacks; the completion
-        token and the hashes that were uploaded."""
-        by_hash = {asset_hash(path, data): data for path, data in files.items()}
+        token and the hashes that were uploaded. Each file goes as a file part typed by its
+        extension (what the type of a part is, Cloudflare serves), so an empty file is sent
+        too (the SDK's form fields drop an empty value)."""
+        by_hash = {asset_hash(path, data): (path, data) for path, data in files.items()}
         manifest = {
             path: Manifest(hash=asset_hash(path, data), size=len(data))
             for path, data in files.items()
@@ -132,18 +147,32 @@ class CloudflareTarget:
         )
         if session is None or not session.jwt:
             raise DeployError("Cloudflare opened no upload session")
-        completion, uploaded = session.jwt, set()
-        for bucket in session.buckets or []:
-            answer = self.client.workers.assets.upload.create(
-                account_id=self.account_id,
-                base64=True,
-                body={h: base64.b64encode(by_hash[h]).decode() for h in bucket},
-                extra_headers={"Authorization": f"Bearer {session.jwt}"},
+        buckets = session.buckets or []
+        if not buckets:
+            return session.jwt, set()  # Cloudflare has every file: the token completes it
+        completion, uploaded = None, set()
+        for bucket in buckets:
+            answer = self.client.post(
+                f"/accounts/{self.account_id}/workers/assets/upload",
+                cast_to=httpx.Response,
+                body={},
+                files=[(digest, _file_part(digest, *by_hash[digest])) for digest in bucket],
+                options={
+                    "params": {"base64": "true"},
+                    "headers": {
+                        "Authorization": f"Bearer {session.jwt}",
+                        "Content-Type": "multipart/form-data",
+                    },
+                },
             )
             uploaded |= set(bucket)
-            if answer is not None and answer.jwt:
-                completion = answer.jwt
-        return completion, uploaded
+            completion = _result(answer).get("jwt") or completion
+        if not completion:
+            raise DeployError(
+                "Cloudflare took every asset bucket but returned no completion token, so the "
+                "upload cannot be finished; deploy again"
+            )
+        return str(completion), uploaded
 
     def _workers_subdomain(self) -> str:
         if self._subdomain is None:
@@ -181,6 +210,24 @@ def _metadata(completion_jwt: str, message: str) -> Any:
         "assets": {"jwt": completion_jwt, "config": {"html_handling": "auto-trailing-slash"}},
         "annotations": {"workers/message": message},
     }
+
+
+def content_type(path: str) -> str:
+    """The type a file is served as, from its extension."""
+    suffix = PurePosixPath(path).suffix.lower()
+    return WEB_TYPES.get(suffix) or mimetypes.guess_type(path)[0] or "application/octet-stream"
+
+
+def _file_part(digest: str, path: str, data: bytes) -> tuple[str, bytes, str]:
+    """An asset as Cloudflare's direct upload takes it: a file named by its hash, its content
+    base64-encoded, typed by its extension."""
+    return (digest, base64.b64encode(data), content_type(path))
+
+
+def _result(answer: httpx.Response) -> dict[str, Any]:
+    envelope = answer.json()
+    result = envelope.get("result") if isinstance(envelope, dict) else None
+    return result if isinstance(result, dict) else {}
 
 
 def _messages(body: object) -> str:

@@ -33,3 +33,12 @@ def advisory_lock(conn: Connection, name: str) -> None:
     """On Postgres, held until the connection's transaction ends."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({zlib.crc32(name.encode())})")
+
+
+@contextmanager
+def held(engine: Engine, name: str) -> Iterator[Connection]:
+    """`name` held by one process at a time until the block ends, on either database; the
+    connection's transaction (which holds Postgres's advisory lock) is the block's to use."""
+    with file_lock(engine, name), engine.begin() as conn:
+        advisory_lock(conn, f"sheen-{name}")
+        yield conn

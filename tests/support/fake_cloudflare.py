@@ -1,7 +1,9 @@
 """A local server speaking the documented wire format of Cloudflare's Workers API for static
 assets: the `{success, errors, messages, result}` envelope, bearer tokens (401 for a wrong one,
 403 for one without the permission), upload sessions with buckets of missing hashes and JWTs,
-multipart asset and version uploads, versions and deployments. Faults can be injected per path."""
+multipart asset and version uploads (each asset a file part whose type is what is served),
+versions and deployments. Faults can be injected per path fragment, optionally after a method
+(`"POST /subdomain"`); `on_deploy` runs when a deployment has switched, before it answers."""
 
 from __future__ import annotations
 
@@ -9,13 +11,15 @@ import base64
 import json
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -41,6 +45,7 @@ class Script:
     versions: list[Version] = field(default_factory=list)
     live: str | None = None  # the version of the newest 100 % deployment
     assets: dict[str, bytes] = field(default_factory=dict)  # hash -> content
+    types: dict[str, str] = field(default_factory=dict)  # hash -> the type it is served as
     enabled: bool = False
     previews_enabled: bool = False
 
@@ -61,6 +66,7 @@ class FakeCloudflare:
         self.requests: list[tuple[str, str, str]] = []  # method, path, authorization
         self.faults: dict[str, list[int]] = {}  # path fragment -> statuses to answer next
         self.read_only = False  # the token authenticates, but may not edit Workers
+        self.on_deploy: Callable[[str], None] = lambda _version_id: None
 
     def live_manifest(self, script: str) -> dict[str, str] | None:
         found = self.scripts.get(script)
@@ -131,11 +137,17 @@ class FakeCloudflare:
         if session is None:
             return fail(401, 10000, "Authentication error: not an upload session token")
         form = await request.form()
-        for asset_hash, value in form.items():
+        for asset_hash, value in form.multi_items():
             if asset_hash not in session.missing:
                 return fail(400, 10023, f"{asset_hash} was not asked for")
-            content = base64.b64decode(str(value), validate=True)
-            self.scripts.setdefault(session.script, Script()).assets[asset_hash] = content
+            if not isinstance(value, UploadFile) or value.filename != asset_hash:
+                return fail(
+                    400, 10027, f"{asset_hash}: each asset is a file part named by its hash"
+                )
+            content = base64.b64decode(await value.read(), validate=True)
+            script = self.scripts.setdefault(session.script, Script())
+            script.assets[asset_hash] = content
+            script.types[asset_hash] = value.content_type or "application/octet-stream"
             session.missing.discard(asset_hash)
             self.uploaded.append(asset_hash)
         if session.missing:
@@ -176,6 +188,7 @@ class FakeCloudflare:
         if {v["version_id"] for v in wanted} - {v.id for v in script.versions}:
             return fail(404, 10025, "no such version")
         script.live = wanted[0]["version_id"]
+        await run_in_threadpool(self.on_deploy, script.live)  # may wait: other requests go on
         created = datetime.now(UTC).isoformat()
         return ok(
             {
@@ -222,8 +235,9 @@ class _Gate:
             await answer(scope, receive, send)
 
     def _refusal(self, path: str, method: str, authorization: str) -> JSONResponse | None:
-        for fragment, statuses in self.fake.faults.items():
-            if fragment in path and statuses:
+        for where, statuses in self.fake.faults.items():
+            wanted, _, fragment = where.rpartition(" ")
+            if fragment in path and wanted in ("", method) and statuses:
                 return fail(statuses.pop(0), 10013, "An unknown error has occurred")
         if path.endswith("/assets/upload"):
             return None  # authenticated by its upload session JWT
