@@ -1,7 +1,7 @@
 """The Celery app of a worker: `dagster-celery worker start -A sheen_pipeline.celery_worker`.
 dagster-celery's own app and tasks (a worker takes a build's steps from the queue and runs them
 against the run's Dagster instance), plus /healthz and /metrics served by the worker's main
-process on SHEEN_PREVIEW_HOST:SHEEN_WORKER_METRICS_PORT (0: not served)."""
+process on SHEEN_WORKER_METRICS_HOST:SHEEN_WORKER_METRICS_PORT (0: not served)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def serve_operations(**_signal: Any) -> None:
         return
     config = uvicorn.Config(
         operations_app(settings),
-        host=settings.preview_host,
+        host=settings.metrics_host,
         port=settings.metrics_port,
         log_level="warning",
     )

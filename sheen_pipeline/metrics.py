@@ -200,14 +200,21 @@ def webhook_lag_histogram(conn: Connection) -> Histogram:
     return histogram
 
 
+FAILED_OUTCOMES = ("error", "rejected")
+
+
 def _ledger_families(rows: Sequence[Any]) -> Iterator[Metric]:
-    """Provider calls by outcome (ok, failed, cache_hit); tokens by kind and cost, by model."""
+    """Provider calls by outcome (ok, rejected, error, cache_hit); the failed ones (an error, or
+    an answer asked again) as errors; tokens by kind and cost, by model. Sums are converted as
+    they come: Postgres hands them back as Decimals."""
     labels = ["provider", "model"]
     calls = CounterMetricFamily(
         "sheen_provider_calls", "Provider calls by outcome", labels=[*labels, "outcome"]
     )
     errors = CounterMetricFamily(
-        "sheen_provider_errors", "Provider calls that failed", labels=labels
+        "sheen_provider_errors",
+        "Provider calls that failed or were answered unusably",
+        labels=labels,
     )
     tokens = CounterMetricFamily("sheen_tokens", "Tokens used", labels=[*labels, "kind"])
     cost = CounterMetricFamily(
@@ -215,15 +222,16 @@ def _ledger_families(rows: Sequence[Any]) -> Iterator[Metric]:
     )
     kinds = ("input", "output", "cache_read", "cache_write")
     totals: dict[tuple[str, str], list[float]] = {}
+    failed: dict[tuple[str, str], float] = {}
     for provider, model, outcome, n, *counts, nusd in rows:
         who = (str(provider), str(model))
         calls.add_metric([*who, str(outcome)], float(n or 0))
-        if outcome == "failed":
-            errors.add_metric(list(who), float(n or 0))
+        failed[who] = failed.get(who, 0.0) + (float(n or 0) if outcome in FAILED_OUTCOMES else 0)
         summed = totals.setdefault(who, [0.0] * (len(kinds) + 1))
-        for index, value in enumerate((*counts, (nusd or 0) / 1e9)):
+        for index, value in enumerate((*counts, float(nusd or 0) / 1e9)):
             summed[index] += float(value or 0)
     for who, (*counts, dollars) in totals.items():
+        errors.add_metric(list(who), failed[who])
         for kind, count in zip(kinds, counts, strict=True):
             tokens.add_metric([*who, kind], count)
         cost.add_metric(list(who), dollars)

@@ -167,11 +167,14 @@ def test_bad_store_and_executor_settings_are_refused(name: str, value: str) -> N
         Settings.from_env({name: value})
 
 
-def test_healthz_and_metrics_after_a_build(instance: object, sheen_home: Path) -> None:
+def test_healthz_and_metrics_after_a_build(
+    instance: object, sheen_home: Path, database_url: str
+) -> None:
+    """On either database (Postgres sums come back as Decimals), priced calls included."""
     outcome, _ = build(instance)  # type: ignore[arg-type]
     assert outcome.status == "succeeded"
     ledger = Ledger(Settings.from_env().database_url)
-    for outcome_name, calls in (("ok", 3), ("failed", 1)):
+    for outcome_name, calls in (("ok", 3), ("error", 1), ("rejected", 2)):
         usage = TokenUsage(
             input_tokens=100, output_tokens=50, cost_usd=Decimal("0.25"), calls=calls
         )
@@ -193,6 +196,6 @@ def test_healthz_and_metrics_after_a_build(instance: object, sheen_home: Path) -
     assert 'sheen_provider_calls_total{model="m",outcome="ok",provider="anthropic"} 3.0' in (
         metrics.text
     )
-    assert f"sheen_provider_errors_total{{{labels}}} 1.0" in metrics.text
-    assert f'sheen_tokens_total{{kind="input",{labels}}} 200.0' in metrics.text
-    assert f"sheen_cost_usd_total{{{labels}}} 0.5" in metrics.text
+    assert f"sheen_provider_errors_total{{{labels}}} 3.0" in metrics.text  # error and rejected
+    assert f'sheen_tokens_total{{kind="input",{labels}}} 300.0' in metrics.text
+    assert f"sheen_cost_usd_total{{{labels}}} 0.75" in metrics.text

@@ -30,13 +30,14 @@ from sheen_pipeline.budgets import (
 from sheen_pipeline.config import ConfigError, Settings
 from sheen_pipeline.config.budget_limits import Budgets, load_budgets
 from sheen_pipeline.events.types import EventType
-from sheen_pipeline.models import parse_build_request
+from sheen_pipeline.models import TokenUsage, parse_build_request
 from sheen_pipeline.providers import select_provider
 from sheen_pipeline.providers.llm import estimate_tokens
 from sheen_pipeline.providers.offline import OfflineProvider
 from sheen_pipeline.providers.prompts import SystemBlock
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import engine_for
+from sheen_pipeline.store.ledger import Entry, Ledger
 from sheen_pipeline.store.tables import build_events, provider_calls
 from tests.providers.conftest import llm_env
 from tests.support.builds import PROMPT, build
@@ -247,6 +248,35 @@ def test_planning_refuses_a_build_whose_estimate_does_not_fit(
 def long_answer(request: Recorded) -> Reply:
     """A well-behaved answer of 1000 tokens in and out: $0.018 a call."""
     return replace(offline_answer(request), usage=Usage(input=1000, output=1000))
+
+
+def test_a_call_paid_by_a_worker_killed_before_it_reported_is_in_the_builds_total(
+    priced_server: FakeLLMServer, instance: DagsterInstance
+) -> None:
+    """At-least-once delivery: a worker's meter wrote a task call to the ledger, then the worker
+    was killed before its step reported, and the task ran again elsewhere. The build's total
+    (record, `sheen build --json`, build_completed) is the ledger's sum, that call included."""
+    settings = Settings.from_env()
+    lost = TokenUsage(input_tokens=1000, output_tokens=1000, cost_usd=Decimal("0.018"), calls=1)
+    killed: list[str] = []
+
+    def paid_once_more(request: Recorded) -> Reply:
+        if request.schema_title != "PlanSpec" and not killed:
+            ((build_id, _plan),) = BuildService(settings).store.recent_plans(1)
+            entry = Entry(build_id, "default", "anonymous", "anthropic", "m", "task", "ok", lost)
+            Ledger(settings.database_url).record(entry)
+            killed.append(build_id)
+        return long_answer(request)
+
+    priced_server.default = paid_once_more
+    outcome, _ = build(instance)
+    assert outcome.status == "succeeded", outcome.error
+    total = Ledger(settings.database_url).usage_of(outcome.build_id)
+    assert total is not None and total.calls == len(priced_server.requests) + 1
+    assert outcome.usage == total
+    events = BuildService(settings).events.after(outcome.build_id)
+    completed = next(e for e in events if e.type is EventType.BUILD_COMPLETED)
+    assert Decimal(completed.data["usage"]["cost_usd"]) == total.cost_usd
 
 
 def as_metered(request: Recorded) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from dagster import DagsterInstance
 from sqlalchemy import select
 
 from sheen_pipeline.config import Settings
@@ -34,7 +35,7 @@ from tests.support.cluster import (
     shared_services,
 )
 from tests.support.processes import SHEEN, running, sheen
-from tests.support.waiting import wait_for
+from tests.support.waiting import free_port, wait_for
 
 
 @pytest.fixture
@@ -196,3 +197,23 @@ def test_a_failed_build_re_executes_from_failure_on_a_worker_that_never_saw_it(
         # outputs of the tasks before it from the shared store.
         assert sorted(e.data["task_id"] for e in again) == ["index_page", "page_metadata"]
         assert all(c.owns(e.data["worker"]) for e in again)
+
+
+def test_a_build_whose_broker_is_away_ends_failed_naming_it_and_frees_its_pool_slots(
+    tmp_path: Path, cluster_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan is made, then the build run cannot send its first steps: the build ends failed
+    with the reason, and the `llm` pool's slots its ready tasks claimed are free again."""
+    away = {**cluster_env, "SHEEN_CELERY_BROKER": f"amqp://guest:guest@127.0.0.1:{free_port()}//"}
+    client = client_env(tmp_path, away)
+    assert sheen(client, "init").returncode == 0
+    log = tmp_path / "build.log"
+    summary = _summary(_launch(client, log, "build", PROMPT), log)
+    assert summary["status"] == "failed", summary
+    assert "the Celery broker (SHEEN_CELERY_BROKER) could not be reached" in str(summary["error"])
+    build = BuildStore(cluster_env["SHEEN_DATABASE_URL"]).get_build(str(summary["build_id"]))
+    assert build.status.value == "failed"
+    monkeypatch.setenv("SHEEN_DAGSTER_POSTGRES_URL", client["SHEEN_DAGSTER_POSTGRES_URL"])
+    with DagsterInstance.from_config(client["DAGSTER_HOME"]) as instance:
+        info = instance.event_log_storage.get_concurrency_info("llm")
+        assert info.active_slot_count == 0 and info.pending_step_count == 0

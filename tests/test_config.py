@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import pytest
 
 from sheen_pipeline.config import ConfigError, Settings
 from tests.conftest import REPO_ROOT
-from tests.support.processes import sheen, sheen_cli_env
+from tests.support.processes import sheen, sheen_cli_env, sheen_here
 
 CONFIG = REPO_ROOT / "sheen_pipeline" / "config"
 CONFIGURATION_DOC = REPO_ROOT / "docs" / "configuration.md"
@@ -23,6 +24,7 @@ CONFIGURATION_DOC = REPO_ROOT / "docs" / "configuration.md"
         ("SHEEN_PROVIDER", "mine:Factory", "SHEEN_PROVIDER must be one of '', 'anthropic'"),
         ("SHEEN_PROVIDER", "anthropic", "^SHEEN_PROVIDER=anthropic needs ANTHROPIC_API_KEY$"),
         ("SHEEN_PROVIDER", "openai", "^SHEEN_PROVIDER=openai needs SHEEN_OPENAI_BASE_URL"),
+        ("SHEEN_PUBLIC_URL", "previews.example.com", "SHEEN_PUBLIC_URL must be an http"),
     ],
 )
 def test_bad_values_are_named(
@@ -72,3 +74,33 @@ def test_every_setting_is_in_the_configuration_table() -> None:
     table = CONFIGURATION_DOC.read_text().split("## Production back ends", 1)[0]
     missing = sorted(name for name in read if f"`{name}`" not in table)
     assert read and missing == []
+
+
+def test_celery_mode_refuses_what_other_machines_cannot_share(
+    database_url: str, tmp_path: Path
+) -> None:
+    """With SQLite as the app database, the settings are refused; with Postgres, a Dagster
+    instance stored in SQLite on this disk (DAGSTER_HOME without the shared dagster.yaml) is
+    refused before any run, each naming the setting."""
+    env = sheen_cli_env(tmp_path, SHEEN_EXECUTOR="celery", SHEEN_DATABASE_URL=database_url)
+    refused = sheen_here(env, "build", "a site for a bakery")
+    assert refused.returncode == 2
+    if database_url.startswith("sqlite"):
+        assert "SHEEN_DATABASE_URL must be a database they share (Postgres)" in refused.stderr
+    else:
+        assert "DAGSTER_HOME" in refused.stderr and "stores them in SQLite" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_preview_urls_come_from_the_public_base_not_the_bind_address(tmp_path: Path) -> None:
+    """A worker binds to 0.0.0.0 and is reached through a proxy's name: what it reports is
+    the public address."""
+    env = sheen_cli_env(
+        tmp_path, SHEEN_PREVIEW_HOST="0.0.0.0", SHEEN_PUBLIC_URL="https://previews.example.com"
+    )
+    built = json.loads(
+        sheen_here(env, "build", "a site for a bakery", "--json").stdout.splitlines()[-1]
+    )
+    assert built["preview_url"] == f"https://previews.example.com/p/{built['build_id']}/"
+    settings = Settings.from_env(env)
+    assert settings.production_url("coffee") == "https://previews.example.com/prod/coffee/"

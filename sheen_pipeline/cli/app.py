@@ -44,6 +44,24 @@ def ensure_dagster_home(settings: Settings) -> None:
         instance_config.write_text("telemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home)
     _initialise_storage_once(home)
+    if settings.executor == "celery":
+        _refuse_a_local_instance(home)
+
+
+def _refuse_a_local_instance(home: Path) -> None:
+    """Celery workers on other machines record their steps in this instance: one stored in
+    SQLite on this disk would work on one machine and lose every run on two."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        storage = type(instance.run_storage).__name__
+    if storage.startswith("Sqlite"):
+        raise click.UsageError(
+            "SHEEN_EXECUTOR=celery needs the Dagster instance the workers share: "
+            f"DAGSTER_HOME ({home}) must hold a dagster.yaml storing runs in Postgres (as "
+            "deploy/celery/dagster.yaml does, with SHEEN_DAGSTER_POSTGRES_URL); this one stores "
+            "them in SQLite on this disk"
+        )
 
 
 def _initialise_storage_once(home: Path) -> None:

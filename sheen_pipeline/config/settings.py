@@ -55,7 +55,11 @@ def parse_schedule(raw: str) -> tuple[float, ...]:
     return tuple(delays)
 
 
-def _registry_url(raw: str) -> str:
+def _optional_http_url(raw: str) -> str:
+    return raw and _http_url(raw)
+
+
+def _http_url(raw: str) -> str:
     """An http(s) URL without credentials, ending in '/'."""
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
@@ -194,6 +198,9 @@ class Settings(BaseSettings):
     test_provider: str = env("SHEEN_TEST_PROVIDER", "")
     preview_host: str = env("SHEEN_PREVIEW_HOST", "127.0.0.1")
     preview_port: int = env("SHEEN_PREVIEW_PORT", 8787, ge=1)
+    # Where people reach `sheen serve` (a proxy's https://previews.example.com/): the base of
+    # preview, screenshot and production URLs; empty, http://SHEEN_PREVIEW_HOST:PORT/.
+    public_url: Annotated[str, _parsed_by(_optional_http_url)] = env("SHEEN_PUBLIC_URL", "")
     file_limits: FileLimits = FileLimits()
     max_tasks: int = env("SHEEN_MAX_TASKS", 40, ge=1)
     sandbox: SandboxSettings = SandboxSettings()
@@ -201,7 +208,7 @@ class Settings(BaseSettings):
     preview_checks: bool = env("SHEEN_PREVIEW_CHECKS", True)
     check_settle_ms: int = env("SHEEN_CHECK_SETTLE_MS", 1500, ge=0)
     npm_cache: str = env("SHEEN_NPM_CACHE", "")
-    npm_registry: Annotated[str, _parsed_by(_registry_url)] = env(
+    npm_registry: Annotated[str, _parsed_by(_http_url)] = env(
         "SHEEN_NPM_REGISTRY", DEFAULT_NPM_REGISTRY
     )
     repair_rounds: int = env("SHEEN_REPAIR_ROUNDS", 1, ge=0)
@@ -237,6 +244,7 @@ class Settings(BaseSettings):
     )
     celery_broker: str = env("SHEEN_CELERY_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
     celery_backend: str = env("SHEEN_CELERY_BACKEND", "rpc://")
+    metrics_host: str = env("SHEEN_WORKER_METRICS_HOST", "127.0.0.1")
     metrics_port: int = env("SHEEN_WORKER_METRICS_PORT", 9108, ge=0)
     dagster_webserver_url: str = env("SHEEN_DAGSTER_WEBSERVER_URL", "")
     ui_reload_interval_s: float = env("SHEEN_UI_RELOAD_INTERVAL_S", 30.0, ge=0.001)
@@ -289,6 +297,16 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _shared_when_distributed(self) -> Settings:
+        """Celery steps run on other machines: what they read and write must be shared."""
+        if self.executor == "celery" and self.database_url.startswith("sqlite"):
+            raise ValueError(
+                "SHEEN_EXECUTOR=celery runs steps on other machines, so SHEEN_DATABASE_URL must "
+                "be a database they share (Postgres), not SQLite on this disk"
+            )
+        return self
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """From `environ` (the process environment by default); a bad value is a ConfigError."""
@@ -306,8 +324,13 @@ class Settings(BaseSettings):
     def dist_dir(self) -> Path:
         return self.home / "dist"
 
+    @property
+    def public_base(self) -> str:
+        """The base of the URLs people open: SHEEN_PUBLIC_URL, else where `sheen serve` binds."""
+        return self.public_url or f"http://{self.preview_host}:{self.preview_port}/"
+
     def preview_url(self, build_id: str) -> str:
-        return f"http://{self.preview_host}:{self.preview_port}/p/{build_id}/"
+        return f"{self.public_base}p/{build_id}/"
 
     @property
     def npm_cache_dir(self) -> Path:
@@ -322,11 +345,11 @@ class Settings(BaseSettings):
     def screenshot_url(self, build_id: str, name: str, round_number: int | None = None) -> str:
         """A check round's screenshot; without a round, the latest round's."""
         folder = "" if round_number is None else f"{round_number}/"
-        return f"http://{self.preview_host}:{self.preview_port}/s/{build_id}/{folder}{name}.png"
+        return f"{self.public_base}s/{build_id}/{folder}{name}.png"
 
     def production_url(self, project_id: str) -> str:
         """Where `sheen serve` serves a project's promoted build (the local target)."""
-        return f"http://{self.preview_host}:{self.preview_port}/prod/{project_id}/"
+        return f"{self.public_base}prod/{project_id}/"
 
     @property
     def secrets(self) -> tuple[str, ...]:

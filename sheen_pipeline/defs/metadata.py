@@ -47,7 +47,7 @@ def preview_metadata(
 ) -> dict[str, Any]:
     """The preview's record; `ending` is None when a repair round follows. Screenshots are
     links to `sheen serve` (/s/<build_id>/), shown as images in the UI when it runs."""
-    usage = summary.usage
+    usage = summary.usage if ending is None else ending.usage
     screenshots: dict[str, Any] = {
         f"screenshot_{name}": MetadataValue.url(url) for name, url in screenshot_urls.items()
     }

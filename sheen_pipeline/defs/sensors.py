@@ -25,6 +25,7 @@ from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.resources import BuildServiceResource
 from sheen_pipeline.defs.settings import SettingsResource
 from sheen_pipeline.events.runtime import dispatcher_for, hand_over
+from sheen_pipeline.runs.ended import free_pool_slots
 from sheen_pipeline.runs.launch import will_be_retried
 from sheen_pipeline.runs.requests import BATCH_SIZE, pending_run_requests
 from sheen_pipeline.runs.stalled import end_stalled_builds
@@ -59,6 +60,7 @@ def build_requests_sensor(
 )
 def failed_run_sensor(context: RunFailureSensorContext, sheen: BuildServiceResource) -> None:
     failed = context.dagster_run
+    free_pool_slots(context.instance, failed.run_id)
     if will_be_retried(failed):
         context.log.info(f"run {failed.run_id} failed before its steps; Dagster retries it")
         return
@@ -77,6 +79,7 @@ def failed_run_sensor(context: RunFailureSensorContext, sheen: BuildServiceResou
 )
 def canceled_run_sensor(context: RunStatusSensorContext, sheen: BuildServiceResource) -> None:
     canceled = context.dagster_run
+    free_pool_slots(context.instance, canceled.run_id)
     if BUILD_ID in canceled.tags:
         reason = f"{canceled.job_name} run {canceled.run_id} was canceled"
         sheen.service.fail_build_or_request(

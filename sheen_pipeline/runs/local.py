@@ -13,6 +13,7 @@ from dagster._core.execution.api import execute_run_iterator
 from sheen_pipeline.background import repeating
 from sheen_pipeline.events.payloads import describe
 from sheen_pipeline.models import BuildRequest, Plan, TokenUsage, new_build_id
+from sheen_pipeline.runs.ended import failure_reason, free_pool_slots
 from sheen_pipeline.runs.launch import create_build_run, create_retry_run, plan_run_of
 from sheen_pipeline.runs.names import PLAN_JOB_NAME, build_job_name
 from sheen_pipeline.runs.origins import job_named, local_origins, reconstructable_job
@@ -72,9 +73,13 @@ def _planning_outcome(service: BuildService, outcome: BuildOutcome) -> BuildOutc
 
 
 def execute_here(instance: DagsterInstance, run: DagsterRun) -> None:
-    """Execute the run in this process, to its end."""
-    for _event in execute_run_iterator(reconstructable_job(run.job_name), run, instance):
-        pass
+    """Execute the run in this process, to its end; whatever its steps claimed of the pools is
+    free afterwards, however it ended."""
+    try:
+        for _event in execute_run_iterator(reconstructable_job(run.job_name), run, instance):
+            pass
+    finally:
+        free_pool_slots(instance, run.run_id)
 
 
 @contextmanager
@@ -183,6 +188,10 @@ def _finish_build_run(
     outcome.dagster_run_ids.append(build_run.run_id)
     execute_here(instance, build_run)
     record = service.store.get_build(plan.build_id)
+    if record.status not in ENDED:  # the run died before its steps could end the build
+        reason = failure_reason(instance, build_run.run_id)
+        service.fail(plan.build_id, f"the build run stopped: {_named(service, reason)}")
+        record = service.store.get_build(plan.build_id)
     outcome.status = record.status.value
     outcome.error = record.error
     outcome.usage = record.usage
@@ -190,3 +199,13 @@ def _finish_build_run(
         outcome.preview_url = record.preview_url
         outcome.files = [f.path for f in service.files.stage_files(plan.build_id, Stage.DIST)]
     return outcome
+
+
+ENDED = {BuildStatus.SUCCEEDED, BuildStatus.FAILED, BuildStatus.BLOCKED}
+
+
+def _named(service: BuildService, reason: str) -> str:
+    """A broker error names the setting to look at."""
+    if service.settings.executor == "celery" and reason.startswith(("kombu.", "amqp.")):
+        return f"the Celery broker (SHEEN_CELERY_BROKER) could not be reached: {reason}"
+    return reason

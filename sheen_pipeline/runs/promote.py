@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dagster import DagsterInstance, DagsterRunStatus
 
+from sheen_pipeline.runs.ended import failure_reason
 from sheen_pipeline.runs.local import execute_here
 from sheen_pipeline.runs.names import PROMOTE_JOB_NAME
 from sheen_pipeline.runs.origins import job_named, local_origins
@@ -32,21 +33,4 @@ def run_promotion(
     execute_here(instance, run)
     finished = instance.get_run_by_id(run.run_id)
     if finished is None or finished.status != DagsterRunStatus.SUCCESS:
-        raise PromotionFailed(_step_error(instance, run.run_id))
-
-
-def _step_error(instance: DagsterInstance, run_id: str) -> str:
-    """The step's own words: a refusal's description, else the innermost error's message."""
-    for entry in instance.all_logs(run_id):
-        event = entry.dagster_event
-        if event is None or not event.is_step_failure:
-            continue
-        failure = event.step_failure_data
-        if failure.user_failure_data is not None and failure.user_failure_data.description:
-            return failure.user_failure_data.description
-        error = failure.error
-        while error is not None and error.cause is not None:
-            error = error.cause
-        if error is not None:
-            return error.message.strip().splitlines()[0]
-    return f"the promotion run {run_id} failed"
+        raise PromotionFailed(failure_reason(instance, run.run_id))

@@ -68,6 +68,7 @@ class Deployment:
     files: tuple[FileArtifact, ...]
     duration_s: float
     deployed: Deployed
+    usage: TokenUsage  # what the whole build cost (the ledger's sum when metered)
     anomaly: CostAnomaly | None = None
     failed: str | None = None
 
@@ -290,10 +291,11 @@ class Site(Accounting):
         failures = report.blocking_failures
         if failures:
             named = "; ".join(f"{r.name}: {r.message}" for r in failures)
-            self.fail(build_id, f"preview checks failed: {named}")
-            return Deployment(deployed.url, deployed.files, 0.0, deployed, failed=named)
+            spent = self.fail(build_id, f"preview checks failed: {named}")
+            return Deployment(deployed.url, deployed.files, 0.0, deployed, spent, failed=named)
         url, files = deployed.url, deployed.files
-        self.store.set_status(build_id, BuildStatus.SUCCEEDED, preview_url=url, usage=summary.usage)
+        usage = self.build_total(build_id, summary.usage)
+        self.store.set_status(build_id, BuildStatus.SUCCEEDED, preview_url=url, usage=usage)
         self.budgets.release(build_id)
         started = self.store.get_build(build_id).created_at
         if started.tzinfo is None:
@@ -304,7 +306,7 @@ class Site(Accounting):
             BuildCompleted(
                 preview_url=url,
                 files=[f.path for f in files],
-                usage=summary.usage,
+                usage=usage,
                 duration_s=round(duration, 3),
                 checks_passed=[r.name for r in report.results if r.passed],
                 checks_warned=[r.name for r in report.results if not r.passed],
@@ -314,7 +316,7 @@ class Site(Accounting):
                 },
             ),
         )
-        anomaly = self._cost_anomaly(build_id, summary.usage.cost_usd)
+        anomaly = self._cost_anomaly(build_id, usage.cost_usd)
         if anomaly is not None:
             self.events.emit(build_id, anomaly)
-        return Deployment(url, tuple(files), round(duration, 3), deployed, anomaly=anomaly)
+        return Deployment(url, tuple(files), round(duration, 3), deployed, usage, anomaly=anomaly)

@@ -166,6 +166,15 @@ class BuildStore:
             )
         return total
 
+    def set_usage(self, build_id: str, usage: TokenUsage) -> None:
+        """The build's total, settled from the ledger."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(builds)
+                .where(builds.c.build_id == build_id)
+                .values(usage_json=usage.model_dump_json())
+            )
+
     def start_run(self, build_id: str, run_id: str) -> BuildStatus | None:
         """Mark the build as building when a new run of it starts, returning the status it had;
         None for later steps of the same run, which leave a failure they recorded alone."""

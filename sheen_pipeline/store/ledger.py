@@ -35,7 +35,7 @@ class Entry:
     provider: str
     model: str
     kind: str  # plan | task
-    outcome: str  # ok | failed | cache_hit
+    outcome: str  # ok | rejected | error | cache_hit
     usage: TokenUsage
     task_id: str | None = None
     saved_usd: Decimal = Decimal(0)
@@ -71,6 +71,14 @@ class Ledger:
     def record(self, entry: Entry) -> None:
         with self.engine.begin() as conn:
             conn.execute(insert(provider_calls).values(**ledger_row(entry)))
+
+    def usage_of(self, build_id: str) -> TokenUsage | None:
+        """What the build's ledger entries add up to (None when it has none: its provider is
+        not metered); a cost is None when any entry's is."""
+        query = select(provider_calls).where(provider_calls.c.build_id == build_id)
+        with self.engine.connect() as conn:
+            entries = [_entry(row) for row in conn.execute(query)]
+        return sum((e.usage for e in entries[1:]), entries[0].usage) if entries else None
 
     def entries(self, since: datetime, until: datetime) -> list[Entry]:
         """Entries recorded in [since, until), oldest first."""
