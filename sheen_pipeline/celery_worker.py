@@ -1,7 +1,9 @@
 """The Celery app of a worker: `dagster-celery worker start -A sheen_pipeline.celery_worker`.
 dagster-celery's own app and tasks (a worker takes a build's steps from the queue and runs them
 against the run's Dagster instance), plus /healthz and /metrics served by the worker's main
-process on SHEEN_WORKER_METRICS_HOST:SHEEN_WORKER_METRICS_PORT (0: not served)."""
+process on SHEEN_WORKER_METRICS_HOST:SHEEN_WORKER_METRICS_PORT (0: not served). The code location
+is imported here, in the main process, so every pool process (forked from it, also one started
+after a kill) runs its first step without importing Dagster and the pipeline again."""
 
 from __future__ import annotations
 
@@ -9,13 +11,30 @@ import threading
 from typing import Any
 
 import uvicorn
-from celery.signals import worker_ready
+from amqp.exceptions import AccessRefused, NotAllowed  # type: ignore[import-untyped]
+from celery.signals import worker_init, worker_ready
 from dagster_celery.app import app, execute_job, execute_plan, resume_job
 
+import sheen_pipeline.defs  # noqa: F401  the code location, imported once before the pool forks
 from sheen_pipeline.api.operations import operations_app
 from sheen_pipeline.config import Settings
 
 __all__ = ["app", "execute_job", "execute_plan", "resume_job"]
+
+
+@worker_init.connect  # type: ignore[untyped-decorator]
+def refuse_a_broker_that_refuses(**_signal: Any) -> None:
+    """A broker that refuses this worker for good (a wrong virtual host, user or password) ends
+    it at once, non-zero, saying why; without this the consumer retries, gives up and the process
+    sits forever serving nothing. A broker not up yet is still waited for."""
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1)
+    except (AccessRefused, NotAllowed) as refused:
+        reason = f"the Celery broker (SHEEN_CELERY_BROKER) refused this worker: {refused}"
+        raise SystemExit(reason) from None
+    except Exception:  # not reachable yet: the consumer keeps trying, as configured
+        return
 
 
 @worker_ready.connect  # type: ignore[untyped-decorator]

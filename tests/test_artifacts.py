@@ -126,6 +126,10 @@ def test_a_build_on_s3_is_served_after_its_local_folders_are_gone(
             assert client.get(f"/p/{build_id}/missing.html").status_code == 404
             assert client.get("/p/bnotdeployed/").status_code == 404
         assert "<h1>Blue Fern Coffee</h1>" in deployed_page(build_id)
+    with TestClient(create_app(Settings.from_env())) as client:  # S3 is away now
+        away = client.get(f"/p/{build_id}/")
+    assert away.status_code == 503 and away.headers["retry-after"] == "10"
+    assert away.text == "the artifact store is unavailable; try again shortly"
 
 
 def test_an_unreachable_artifact_store_fails_health_without_leaking(

@@ -33,6 +33,7 @@ from tests.support.cluster import (
     client_env,
     machine_env,
     shared_services,
+    worker_command,
 )
 from tests.support.processes import SHEEN, running, sheen
 from tests.support.waiting import free_port, wait_for
@@ -217,3 +218,19 @@ def test_a_build_whose_broker_is_away_ends_failed_naming_it_and_frees_its_pool_s
     with DagsterInstance.from_config(client["DAGSTER_HOME"]) as instance:
         info = instance.event_log_storage.get_concurrency_info("llm")
         assert info.active_slot_count == 0 and info.pending_step_count == 0
+
+
+def test_a_worker_its_broker_refuses_exits_non_zero_saying_why(
+    tmp_path: Path, cluster_env: dict[str, str]
+) -> None:
+    """A wrong virtual host is refused for good: the worker ends at once instead of retrying,
+    giving up, and sitting forever without a consumer."""
+    wrong = cluster_env["SHEEN_CELERY_BROKER"].rsplit("/", 1)[0] + "/no-such-vhost"
+    env = machine_env(tmp_path, "refused", {**cluster_env, "SHEEN_CELERY_BROKER": wrong})
+    ended = subprocess.run(
+        worker_command("refused"), env=env, capture_output=True, text=True, timeout=120
+    )
+    assert ended.returncode != 0
+    said = ended.stdout + ended.stderr
+    assert "the Celery broker (SHEEN_CELERY_BROKER) refused this worker" in said
+    assert "vhost no-such-vhost not found" in said

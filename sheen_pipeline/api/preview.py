@@ -13,10 +13,14 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import BaseRoute, Route
 
 from sheen_pipeline.models import FileArtifact
+from sheen_pipeline.store.blobs import ArtifactStoreError
 from sheen_pipeline.store.deployments import DeploymentStore
 from sheen_pipeline.store.files import BuildFiles, Stage
 
 NOT_FOUND = PlainTextResponse("not found", 404)
+STORE_AWAY = PlainTextResponse(
+    "the artifact store is unavailable; try again shortly", 503, headers={"Retry-After": "10"}
+)
 
 
 class StoredSites:
@@ -48,7 +52,11 @@ class StoredSites:
             return RedirectResponse(f"{prefix}{found}")
         media_type = mimetypes.guess_type(found.path)[0] or "application/octet-stream"
         headers = {"ETag": f'"{found.sha256}"', "Cache-Control": "no-cache"}
-        return Response(self.files.read(found), media_type=media_type, headers=headers)
+        try:
+            content = self.files.read(found)
+        except ArtifactStoreError:  # S3 away: say so, and when to try again (no details)
+            return STORE_AWAY
+        return Response(content, media_type=media_type, headers=headers)
 
 
 def preview_routes(files: BuildFiles, deployments: DeploymentStore) -> list[BaseRoute]:

@@ -98,14 +98,9 @@ def answers(url: str) -> bool:
         return False
 
 
-@contextmanager
-def celery_worker(
-    root: Path, name: str, shared: dict[str, str], concurrency: int = 1
-) -> Iterator[Worker]:
-    """`dagster-celery worker start` as docs/deployment.md runs it, ready once its /healthz answers."""
-    port = free_port()
-    env = machine_env(root, name, shared, SHEEN_WORKER_METRICS_PORT=str(port))
-    args = [
+def worker_command(name: str, concurrency: int = 1) -> list[str]:
+    """The worker command of docs/deployment.md."""
+    return [
         str(BIN / "dagster-celery"),
         "worker",
         "start",
@@ -119,7 +114,16 @@ def celery_worker(
         "--concurrency",
         str(concurrency),
     ]
-    with running(args, env, root / f"{name}.log") as process:
+
+
+@contextmanager
+def celery_worker(
+    root: Path, name: str, shared: dict[str, str], concurrency: int = 1
+) -> Iterator[Worker]:
+    """`dagster-celery worker start` as docs/deployment.md runs it, ready once its /healthz answers."""
+    port = free_port()
+    env = machine_env(root, name, shared, SHEEN_WORKER_METRICS_PORT=str(port))
+    with running(worker_command(name, concurrency), env, root / f"{name}.log") as process:
         worker = Worker(name, process, f"http://127.0.0.1:{port}")
         wait_for(lambda: answers(f"{worker.metrics_url}/healthz"), 90, f"worker {name} to start")
         yield worker
