@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {"cache", "events", "budgets"},
     {"planning", "providers"},
     {"execution", "build", "deploy", "checks", "versions"},
-    {"service", "approval", "costs", "promotion", "health", "metrics", "steps"},
+    {"service", "approval", "costs", "promotion", "health", "metrics", "steps", "evals"},
     {"liveness"},
     {"runs"},
     {"defs"},

@@ -17,10 +17,10 @@ import shlex
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
 
 from sheen_pipeline.build.sandbox import Sandbox, SandboxUnavailable, base_env
@@ -30,6 +30,7 @@ from sheen_pipeline.checks.results import CHECKS, SCREENSHOTS, CheckReport, Chec
 from sheen_pipeline.checks.source_maps import SourceMaps
 from sheen_pipeline.models import AcceptanceStep
 
+T = TypeVar("T")
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 DESKTOP_SHOT, PHONE_SHOT = SCREENSHOTS
@@ -56,31 +57,61 @@ def check_preview(
     acceptance: Sequence[AcceptanceStep] = (),
     source_maps: Mapping[str, bytes] | None = None,
 ) -> CheckReport:
-    """Every check of the site (its files by path); runs in a thread of its own, so it works
-    from inside an event loop (the build job's executor) too. After loading, the page is watched
+    """Every check of the site (its files by path). After loading, the page is watched
     until the network is idle and then settle_ms more, so late errors and late rendering count.
     An uncaught error names the source file and line its stack maps to (`source_maps`)."""
     maps = SourceMaps(source_maps or {})
+
+    def check(executable: str) -> CheckReport:
+        return _check(executable, site, forms_expected, screenshots, settle_ms, acceptance, maps)
+
+    return _in_browser(check, sandbox, CheckReport.not_run)
+
+
+def run_steps(
+    site: Mapping[str, bytes],
+    steps: Sequence[AcceptanceStep],
+    screenshots: Path,
+    sandbox: Sandbox,
+) -> CheckResult:
+    """Only the steps, on a first visit of the site, in the same confined browser as the checks:
+    how an evaluation's hidden steps (never shown to the model) judge a build."""
+
+    def use(executable: str) -> CheckResult:
+        from playwright.sync_api import sync_playwright
+
+        screenshots.mkdir(parents=True, exist_ok=True)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=executable, args=BROWSER_ARGS)
+            try:
+                page = _watched_page(browser, site, [], [], SourceMaps({}))
+                page.goto(PREVIEW_URL, wait_until="load")
+                return run_acceptance(page, steps, PREVIEW_URL, screenshots)
+            finally:
+                browser.close()
+
+    return _in_browser(use, sandbox, lambda why: CheckResult.not_run("acceptance", why))
+
+
+def _in_browser(work: Callable[[str], T], sandbox: Sandbox, not_run: Callable[[str], T]) -> T:
+    """work(the browser's executable), in a thread of its own, so it works from inside an event
+    loop (the build job's executor) too; not_run(why) without a browser or its sandbox."""
     browser = chromium_path()
     if browser is None:
-        return CheckReport.not_run(f"no browser ({INSTALL_HINT})")
-    outcome: list[CheckReport] = []
+        return not_run(f"no browser ({INSTALL_HINT})")
+    outcome: list[T] = []
     failure: list[BaseException] = []
 
-    def work() -> None:
+    def run() -> None:
         try:
             with _confined_browser(browser, sandbox) as executable:
-                outcome.append(
-                    _check(
-                        executable, site, forms_expected, screenshots, settle_ms, acceptance, maps
-                    )
-                )
+                outcome.append(work(executable))
         except SandboxUnavailable as unavailable:
-            outcome.append(CheckReport.not_run(f"the browser runs only sandboxed; {unavailable}"))
+            outcome.append(not_run(f"the browser runs only sandboxed; {unavailable}"))
         except BaseException as error:  # reported in the caller's thread
             failure.append(error)
 
-    thread = threading.Thread(target=work, name="sheen-browser-checks")
+    thread = threading.Thread(target=run, name="sheen-browser")
     thread.start()
     thread.join()
     if failure:

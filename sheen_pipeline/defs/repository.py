@@ -25,6 +25,7 @@ from dagster import (
 from sheen_pipeline.config import Settings
 from sheen_pipeline.defs.build_job import make_build_job
 from sheen_pipeline.defs.costs import daily_costs, daily_costs_job, hourly_cost_refresh
+from sheen_pipeline.defs.evals import eval_assets, eval_suite
 from sheen_pipeline.defs.maintenance import evict_result_cache, hourly_result_cache_eviction
 from sheen_pipeline.defs.plan_job import plan_build
 from sheen_pipeline.defs.previews import preview_checks, project_assets
@@ -53,9 +54,9 @@ def static_definitions(project_ids: Sequence[str]) -> RepositoryDefinition:
     """Everything but the per-build jobs, with each known project's preview and production
     assets and the preview's checks."""
     return Definitions(
-        assets=[daily_costs, *project_assets(project_ids)],
+        assets=[daily_costs, *project_assets(project_ids), *eval_assets()],
         asset_checks=preview_checks(project_ids),
-        jobs=[plan_build, evict_result_cache, daily_costs_job, promote_build],
+        jobs=[plan_build, evict_result_cache, daily_costs_job, promote_build, eval_suite],
         schedules=[hourly_result_cache_eviction, hourly_cost_refresh],
         sensors=[
             build_requests_sensor,

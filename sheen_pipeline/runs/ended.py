@@ -10,7 +10,9 @@ from dagster import DagsterInstance
 def free_pool_slots(instance: DagsterInstance, run_id: str) -> None:
     """Give back every pool slot the run still holds or waits for; for a run that ended."""
     storage = instance.event_log_storage
-    if storage.supports_global_concurrency_limits:
+    if not storage.supports_global_concurrency_limits:
+        return
+    if run_id in storage.get_concurrency_run_ids():  # a read: most runs gave them all back
         storage.free_concurrency_slots_for_run(run_id)
 
 

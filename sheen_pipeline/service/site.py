@@ -12,9 +12,9 @@ from sheen_pipeline.budgets import Payer, paying
 from sheen_pipeline.build.npm import NpmRegistry, build_npm, is_npm_project
 from sheen_pipeline.build.sandbox import CommandFailed, Sandbox
 from sheen_pipeline.build.static import BuildError, build_static
-from sheen_pipeline.checks.browser import check_preview
+from sheen_pipeline.checks.browser import check_preview, run_steps
 from sheen_pipeline.checks.repair import MAX_REPAIR_IMAGES, repair_task
-from sheen_pipeline.checks.results import CheckReport
+from sheen_pipeline.checks.results import CheckReport, CheckResult
 from sheen_pipeline.events.payloads import (
     BuildCompleted,
     BuildStepStarted,
@@ -30,6 +30,7 @@ from sheen_pipeline.events.types import EventType
 from sheen_pipeline.execution.tasks import generate
 from sheen_pipeline.models import (
     BUILD_TOOL_FOLDERS,
+    AcceptanceStep,
     Deployed,
     FileArtifact,
     Plan,
@@ -165,6 +166,14 @@ class Site(Accounting):
             ),
         )
         return deployed
+
+    def use_preview(self, build_id: str, steps: Sequence[AcceptanceStep]) -> CheckResult:
+        """Steps the model never saw (an evaluation's), taken on the build's deployed files in
+        the same confined browser as the checks; the failing step's screenshot is kept with the
+        build's (`eval/acceptance-failed.png`)."""
+        site = self._stage_contents(build_id, Stage.DIST)
+        shots = self.settings.screenshots_dir / build_id / "eval"
+        return run_steps(site, steps, shots, Sandbox(self.settings.sandbox))
 
     def check_preview(self, plan: Plan, round_number: int = 0) -> CheckReport:
         """Look at the deployed files in a real, sandboxed browser (answered from the artifact
