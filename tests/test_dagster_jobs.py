@@ -39,6 +39,7 @@ STATIC_JOBS = {
     "evict_result_cache",
     "daily_costs_job",
     "promote_build",
+    "eval_suite",
     "__ASSET_JOB",
 }
 TASKS = {"config", "styles", "forms", "index_page", "page_metadata"}
