@@ -25,6 +25,7 @@ Report = Callable[[str], None]
 
 PROGRESS_POLL_S = 0.1
 QUIET_LOGGERS: Mapping[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+ENDED = {BuildStatus.SUCCEEDED, BuildStatus.FAILED, BuildStatus.BLOCKED}
 
 
 @dataclass
@@ -199,9 +200,6 @@ def _finish_build_run(
         outcome.preview_url = record.preview_url
         outcome.files = [f.path for f in service.files.stage_files(plan.build_id, Stage.DIST)]
     return outcome
-
-
-ENDED = {BuildStatus.SUCCEEDED, BuildStatus.FAILED, BuildStatus.BLOCKED}
 
 
 def _named(service: BuildService, reason: str) -> str:

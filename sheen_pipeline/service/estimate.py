@@ -1,6 +1,7 @@
 """The prompts a build's calls may send, bounded before the first of them, so that admission can
 hold what they may cost: each task's call and its re-asks, and each repair round's (a step retry
-of a failed task is not held: its calls are checked against the budget like any beyond the hold). Sizes are in characters, as the meter counts them (`llm.estimate_tokens`).
+of a failed task is not held: its calls are checked against the budget like any beyond the
+hold). Sizes are in characters, as the meter counts them (`llm.estimate_tokens`).
 
 What bounds them: the plan is known, so each task's instructions and spec are measured; the base
 version's files have known sizes; and an answer is at most `max_tokens` tokens of at most
