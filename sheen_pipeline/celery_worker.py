@@ -1,23 +1,24 @@
 """The Celery app of a worker: `dagster-celery worker start -A sheen_pipeline.celery_worker`.
 dagster-celery's own app and tasks (a worker takes a build's steps from the queue and runs them
 against the run's Dagster instance), plus /healthz and /metrics served by the worker's main
-process on SHEEN_WORKER_METRICS_HOST:SHEEN_WORKER_METRICS_PORT (0: not served). The code location
-is imported here, in the main process, so every pool process (forked from it, also one started
-after a kill) runs its first step without importing Dagster and the pipeline again."""
+process on SHEEN_WORKER_METRICS_HOST:SHEEN_WORKER_METRICS_PORT (0: not served). Each pool process
+imports the code location as it starts, so its first step (also one redelivered after a kill)
+does not wait for Dagster and the pipeline to load."""
 
 from __future__ import annotations
 
+import importlib
 import threading
 from typing import Any
 
 import uvicorn
 from amqp.exceptions import AccessRefused, NotAllowed  # type: ignore[import-untyped]
-from celery.signals import worker_init, worker_ready
+from celery.signals import worker_init, worker_process_init, worker_ready
 from dagster_celery.app import app, execute_job, execute_plan, resume_job
 
-import sheen_pipeline.defs  # noqa: F401  the code location, imported once before the pool forks
 from sheen_pipeline.api.operations import operations_app
 from sheen_pipeline.config import Settings
+from sheen_pipeline.store.builds import forget_inherited_connections
 
 __all__ = ["app", "execute_job", "execute_plan", "resume_job"]
 
@@ -35,6 +36,15 @@ def refuse_a_broker_that_refuses(**_signal: Any) -> None:
         raise SystemExit(reason) from None
     except Exception:  # not reachable yet: the consumer keeps trying, as configured
         return
+
+
+@worker_process_init.connect  # type: ignore[untyped-decorator]
+def start_a_pool_process(**_signal: Any) -> None:
+    """In each pool process, after the fork: none of the main process's database connections
+    (its /healthz opened some), and the code location imported before the first step. Imported
+    here rather than before the fork, which would share the connections it opens."""
+    forget_inherited_connections()
+    importlib.import_module("sheen_pipeline.defs")
 
 
 @worker_ready.connect  # type: ignore[untyped-decorator]

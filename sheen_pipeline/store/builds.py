@@ -87,6 +87,14 @@ def database_exists(engine: Engine) -> bool:
     return Path(url.database).exists()
 
 
+def forget_inherited_connections() -> None:
+    """In a process just forked: drop the pooled connections the parent opened, without closing
+    them (they are the parent's); a connection used on both sides of a fork corrupts both."""
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose(close=False)
+
+
 def dispose_engine(url: str) -> None:
     """Close the pooled connections of url (before its database is dropped)."""
     with _engines_lock:
