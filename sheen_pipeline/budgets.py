@@ -25,8 +25,9 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from sheen_pipeline.config.budget_limits import Budget, Budgets
 from sheen_pipeline.models import TokenUsage
-from sheen_pipeline.store.ledger import Entry, from_nano, ledger_row, to_nano
+from sheen_pipeline.store.ledger import Entry, ledger_row
 from sheen_pipeline.store.locks import held
+from sheen_pipeline.store.spent import from_nano, to_nano
 from sheen_pipeline.store.tables import budget_reservations, provider_calls
 
 RESERVATION_TTL = timedelta(hours=1)  # the last resort for a hold no build end released

@@ -83,8 +83,7 @@ def _judged(service: BuildService, case: EvalCase, attempt: int, built: Built) -
     events = service.events.after(built.build_id, 0, 10_000)
     started = next((e.timestamp for e in events if e.type is EventType.BUILD_STARTED), None)
     done = next((e.timestamp for e in events if e.type is EventType.BUILD_COMPLETED), None)
-    record = service.store.get_build(built.build_id)
-    usage = service.build_total(built.build_id, record.usage)
+    usage = service.store.get_build(built.build_id).usage
     if built.status == "succeeded":
         used = service.use_preview(built.build_id, case.steps)
         passed = len(used.details.get("passed_steps", []))

@@ -88,21 +88,13 @@ class Accounting(BuildParts):
         newly_failed = self.store.mark_failed(build_id, reason, stalled_before)
         if newly_failed:
             self.budgets.release(build_id)
-        counted = self.store.get_build(build_id).usage
-        spent = self.build_total(build_id, counted)
-        if spent != counted:
-            self.store.set_usage(build_id, spent)
+        spent = self.store.get_build(build_id).usage
         if newly_failed:
             anomaly = self._cost_anomaly(build_id, spent.cost_usd)
             if anomaly is not None:  # a failed build that cost far too much says so too
                 self.events.emit(build_id, anomaly)
             self.events.emit(build_id, BuildFailed(reason=reason, usage=spent))
         return spent
-
-    def build_total(self, build_id: str, counted: TokenUsage) -> TokenUsage:
-        """What the build cost: the ledger's sum when its calls were metered (so a call paid by
-        a worker killed before it reported is in it), else what its steps counted."""
-        return self.ledger.usage_of(build_id) or counted
 
     def cost_report(self, since: datetime, until: datetime) -> CostReport:
         """What every priced piece of work in [since, until) cost, and the builds that ended."""

@@ -303,8 +303,8 @@ class Site(Accounting):
             spent = self.fail(build_id, f"preview checks failed: {named}")
             return Deployment(deployed.url, deployed.files, 0.0, deployed, spent, failed=named)
         url, files = deployed.url, deployed.files
-        usage = self.build_total(build_id, summary.usage)
-        self.store.set_status(build_id, BuildStatus.SUCCEEDED, preview_url=url, usage=usage)
+        self.store.set_status(build_id, BuildStatus.SUCCEEDED, preview_url=url, usage=summary.usage)
+        usage = self.store.get_build(build_id).usage  # the ledger's sum, when metered
         self.budgets.release(build_id)
         started = self.store.get_build(build_id).created_at
         if started.tzinfo is None:

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, create_engine, func, insert, select, 
 
 from sheen_pipeline.models import BuildRequest, Plan, TokenUsage
 from sheen_pipeline.store.schema import ensure_schema
+from sheen_pipeline.store.spent import ledger_usage
 from sheen_pipeline.store.tables import build_requests, builds, plans
 
 
@@ -174,15 +175,6 @@ class BuildStore:
             )
         return total
 
-    def set_usage(self, build_id: str, usage: TokenUsage) -> None:
-        """The build's total, settled from the ledger."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(builds)
-                .where(builds.c.build_id == build_id)
-                .values(usage_json=usage.model_dump_json())
-            )
-
     def start_run(self, build_id: str, run_id: str) -> BuildStatus | None:
         """Mark the build as building when a new run of it starts, returning the status it had;
         None for later steps of the same run, which leave a failure they recorded alone."""
@@ -257,19 +249,20 @@ class BuildStore:
             return list(conn.execute(query).scalars())
 
     def get_build(self, build_id: str) -> BuildRecord:
+        """The build; its usage is the ledger's sum when its calls were metered."""
         with self.engine.connect() as conn:
             row = conn.execute(select(builds).where(builds.c.build_id == build_id)).first()
+            metered = ledger_usage(conn, build_id)
         if row is None:
             raise UnknownBuild(f"no build {build_id!r}")
+        counted = TokenUsage.model_validate_json(row.usage_json) if row.usage_json else TokenUsage()
         return BuildRecord(
             build_id=row.build_id,
             request=BuildRequest.model_validate_json(row.request_json),
             status=BuildStatus(row.status),
             preview_url=row.preview_url,
             error=row.error,
-            usage=TokenUsage.model_validate_json(row.usage_json)
-            if row.usage_json
-            else TokenUsage(),
+            usage=metered or counted,
             approval=Approval(row.approval) if row.approval else None,
             created_at=_aware(row.created_at),
             updated_at=_aware(row.updated_at),

@@ -11,17 +11,8 @@ from sqlalchemy import insert, select
 
 from sheen_pipeline.models import TokenUsage
 from sheen_pipeline.store.builds import engine_for
+from sheen_pipeline.store.spent import from_nano, ledger_usage, to_nano
 from sheen_pipeline.store.tables import provider_calls
-
-NANO = Decimal(1_000_000_000)
-
-
-def to_nano(usd: Decimal) -> int:
-    return int((usd * NANO).to_integral_value())
-
-
-def from_nano(nusd: int) -> Decimal:
-    return Decimal(nusd) / NANO
 
 
 @dataclass(frozen=True)
@@ -73,12 +64,8 @@ class Ledger:
             conn.execute(insert(provider_calls).values(**ledger_row(entry)))
 
     def usage_of(self, build_id: str) -> TokenUsage | None:
-        """What the build's ledger entries add up to (None when it has none: its provider is
-        not metered); a cost is None when any entry's is."""
-        query = select(provider_calls).where(provider_calls.c.build_id == build_id)
         with self.engine.connect() as conn:
-            entries = [_entry(row) for row in conn.execute(query)]
-        return sum((e.usage for e in entries[1:]), entries[0].usage) if entries else None
+            return ledger_usage(conn, build_id)
 
     def entries(self, since: datetime, until: datetime) -> list[Entry]:
         """Entries recorded in [since, until), oldest first."""
