@@ -158,6 +158,21 @@ def test_a_missing_bucket_is_an_artifact_store_error(monkeypatch: pytest.MonkeyP
             store.put(b"x")
 
 
+def test_preparing_a_store_makes_a_missing_bucket_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sheen init` makes the bucket, so a new deployment needs no S3 tool; the app database
+    needs nothing made."""
+    with s3_bucket() as env:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        store = open_blobs("s3://new-bucket/prod", engine_for("sqlite://"))
+        with pytest.raises(ArtifactStoreError):
+            store.put(b"x")
+        assert store.prepare() == "s3://new-bucket (created)"
+        assert store.prepare() == "s3://new-bucket (exists)"
+        assert store.get(store.put(b"x")) == b"x"
+    assert open_blobs("database", engine_for("sqlite://")).prepare() == "the app database"
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [

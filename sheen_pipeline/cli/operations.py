@@ -13,14 +13,20 @@ from sheen_pipeline.terminal import echo
 
 @main.command()
 def init() -> None:
-    """Create the app tables and set the concurrency pool limits (plan, llm) on the instance."""
+    """Create the app tables and the artifact store's bucket when missing, and set the concurrency
+    pool limits (plan, llm) on the instance."""
     from dagster import DagsterInstance
 
     from sheen_pipeline.runs.pools import set_pool_limits
+    from sheen_pipeline.store.blobs import ArtifactStoreError, open_blobs
     from sheen_pipeline.store.builds import engine_for
 
     settings = load_settings()
-    engine_for(settings.database_url)
+    engine = engine_for(settings.database_url)
+    try:
+        echo("artifact store: " + open_blobs(settings.artifact_store, engine).prepare())
+    except ArtifactStoreError as error:
+        raise click.ClickException(f"SHEEN_ARTIFACT_STORE: {error}") from None
     ensure_dagster_home(settings)
     with DagsterInstance.get() as instance:
         applied = set_pool_limits(instance, settings, only_missing=False)

@@ -21,7 +21,12 @@ class MissingBlob(LookupError):
 
 
 class ArtifactStoreError(RuntimeError):
-    """The artifact store cannot be reached or refused a request; the message says which."""
+    """The artifact store cannot be reached or refused a request; the message says which, and
+    `code` is the store's own error code when it gave one."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class BlobStore(Protocol):
@@ -35,6 +40,9 @@ class BlobStore(Protocol):
 
     def check_reachable(self) -> None:
         """Raise ArtifactStoreError when the store cannot be used (for /healthz)."""
+
+    def prepare(self) -> str:
+        """Make the store ready for a new deployment (`sheen init`); says what it found or did."""
 
 
 def sha256_of(data: bytes) -> str:
@@ -75,6 +83,10 @@ class DatabaseBlobs:
                 f"the database is not reachable: {type(error).__name__}"
             ) from None
 
+    def prepare(self) -> str:
+        self.check_reachable()
+        return "the app database"
+
 
 class S3Blobs:
     """Objects under s3://bucket/prefix/<sha256[:2]>/<sha256>. Endpoint and credentials come
@@ -103,7 +115,9 @@ class S3Blobs:
             code = error.response.get("Error", {}).get("Code", "?")
             if what == "get_object" and code in {"NoSuchKey", "404"}:
                 raise MissingBlob(f"no stored content at {kwargs.get('Key')}") from None
-            raise ArtifactStoreError(f"S3 refused {what} in bucket {self.bucket}: {code}") from None
+            raise ArtifactStoreError(
+                f"S3 refused {what} in bucket {self.bucket}: {code}", code
+            ) from None
         except BotoCoreError as error:
             raise ArtifactStoreError(f"S3 {what} failed: {type(error).__name__}") from None
 
@@ -119,6 +133,25 @@ class S3Blobs:
 
     def check_reachable(self) -> None:
         self._call("head_bucket", self.client.head_bucket)
+
+    def prepare(self) -> str:
+        """Create the bucket when it is missing, so setting up needs no S3 tool of its own."""
+        try:
+            self.check_reachable()
+            return f"s3://{self.bucket} (exists)"
+        except ArtifactStoreError as error:
+            if error.code not in {"404", "NoSuchBucket"}:
+                raise
+        region = self.client.meta.region_name
+        if region and region != "us-east-1":  # S3 refuses a LocationConstraint of us-east-1
+            self._call(
+                "create_bucket",
+                self.client.create_bucket,
+                CreateBucketConfiguration={"LocationConstraint": region},
+            )
+        else:
+            self._call("create_bucket", self.client.create_bucket)
+        return f"s3://{self.bucket} (created)"
 
 
 def open_blobs(artifact_store: str, engine: Engine) -> BlobStore:

@@ -23,13 +23,13 @@ def child_env(overrides: Mapping[str, str]) -> dict[str, str]:
 
 @contextmanager
 def running(
-    args: Sequence[str], env: Mapping[str, str], log: Path
+    args: Sequence[str], env: Mapping[str, str], log: Path, cwd: Path = REPO_ROOT
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start args in a new process group; on exit SIGINT the group, then SIGKILL after 20 s."""
     with log.open("wb") as out:
         process = subprocess.Popen(
             list(args),
-            cwd=REPO_ROOT,
+            cwd=cwd,
             env=dict(env),
             stdout=out,
             stderr=subprocess.STDOUT,

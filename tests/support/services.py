@@ -48,23 +48,33 @@ S3_CREDENTIALS = {
 
 
 @contextmanager
-def s3_bucket() -> Iterator[dict[str, str]]:
-    """moto's S3 server on loopback with one bucket; yields the environment that points boto3
-    (and so SHEEN_ARTIFACT_STORE) at it."""
+def moto_server() -> Iterator[str]:
+    """moto's S3 server on loopback; yields its endpoint URL."""
     port = free_port()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     try:
-        env = {**S3_CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@contextmanager
+def s3_bucket() -> Iterator[dict[str, str]]:
+    """moto's S3 server with one bucket; yields the environment that points boto3 (and so
+    SHEEN_ARTIFACT_STORE) at it."""
+    with moto_server() as endpoint:
         bucket = f"sheen-{uuid.uuid4().hex[:8]}"
         boto3.client(
             "s3",
-            endpoint_url=env["AWS_ENDPOINT_URL"],
+            endpoint_url=endpoint,
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         ).create_bucket(Bucket=bucket)
-        yield {**env, "SHEEN_ARTIFACT_STORE": f"s3://{bucket}/artifacts"}
-    finally:
-        server.stop()
+        yield {
+            **S3_CREDENTIALS,
+            "AWS_ENDPOINT_URL": endpoint,
+            "SHEEN_ARTIFACT_STORE": f"s3://{bucket}/artifacts",
+        }
