@@ -35,7 +35,10 @@ def test_three_submitted_rows_become_three_builds_within_the_llm_pool(tmp_path: 
     shutil.copy(REPO_ROOT / "dagster.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
     init = sheen(env, "init")
     assert init.returncode == 0, init.stderr
-    assert init.stdout.strip() == f"pools: plan=2, llm={LLM_LIMIT}"
+    assert init.stdout.splitlines() == [
+        "artifact store: the app database",
+        f"pools: plan=2, llm={LLM_LIMIT}",
+    ]
     prompts = ["a blog about tea"]
     for prompt in prompts:
         assert sheen(env, "submit", prompt).returncode == 0

@@ -17,6 +17,7 @@ installed version changes, so this is checked again then.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -85,8 +86,12 @@ CELERY_DELIVERY = {
 
 def build_executor(settings: Settings) -> ExecutorDefinition:
     if settings.executor == "celery":
+        from celery.exceptions import DuplicateTaskNameWarning
         from dagster_celery import celery_executor  # imported only by the setups that use it
 
+        # dagster-celery registers its one step task anew (same name and body, a new closure) for
+        # every step it sends; Celery warns about it, as if two tasks shared a name
+        warnings.filterwarnings("ignore", category=DuplicateTaskNameWarning)
         config = {
             "broker": settings.celery_broker,
             "backend": settings.celery_backend,

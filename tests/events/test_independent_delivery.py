@@ -131,18 +131,20 @@ def test_ten_cli_builds_with_the_receiver_down_leave_one_deliverer_that_stops_wi
         SHEEN_WEBHOOK_SCHEDULE="0,10,10,10,10,10,10,10",  # retries stay within the minute
     )
     assert sheen_here(env, "init").returncode == 0
+    logs = [tmp_path / f"build-{n}.log" for n in range(10)]
     builds = [
         subprocess.Popen(
             [SHEEN, "build", f"a one-page site for bakery {n}"],
             cwd=REPO_ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=log.open("wb"),
         )
-        for n in range(10)
+        for n, log in enumerate(logs)
     ]
     try:
-        assert [process.wait(300) for process in builds] == [0] * 10
+        exits = [process.wait(300) for process in builds]
+        assert exits == [0] * 10, [log.read_text()[-3000:] for log in logs if log.stat().st_size]
         assert len(wait_for(lambda: deliverers_of(home), 30, "the hand-over deliverer")) == 1
         assert len(deliverers_of(home)) == 1  # the others reused it
         shutil.rmtree(home, ignore_errors=True)  # the deliverer's SQLite journal comes and goes
