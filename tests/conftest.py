@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,17 @@ LONGEST_FIRST = (
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)  # stable otherwise
+
+
+@pytest.fixture(autouse=True)
+def default_signal_dispositions() -> None:
+    """Every process a test starts inherits this process's ignored signals. pytest-xdist's
+    workers ignore SIGINT, and each Dagster run executed here maps SIGTERM to SIGINT's handler
+    (dagster._utils.interrupts), so without this the servers a test starts would ignore both
+    (stopped only by SIGKILL after their grace), and Dagster would wait 30 s for each compute-log
+    `tail` it ends with SIGTERM."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @pytest.fixture(autouse=True)

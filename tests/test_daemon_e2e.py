@@ -83,7 +83,7 @@ def test_requests_launched_while_the_code_location_reloads_are_not_lost(tmp_path
     shutil.copy(REPO_ROOT / "dagster.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
     assert sheen(env, "init").returncode == 0
     store = RequestStore(f"sqlite:///{Path(env['SHEEN_HOME']) / 'sheen.db'}")
-    prompts = [f"a blog about tea number {n}" for n in range(4)]
+    prompts = [f"a blog about tea number {n}" for n in range(3)]
     for prompt in prompts:
         store.add(parse_build_request(prompt=prompt), new_request_id(), str(uuid.uuid4()))
 
