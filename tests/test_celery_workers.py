@@ -175,6 +175,8 @@ def test_a_failed_build_re_executes_from_failure_on_a_worker_that_never_saw_it(
         log = tmp_path / "build.log"
         summary = _summary(_launch(client, log, "build", PROMPT), log)
         assert summary["status"] == "failed" and "index_page" in str(summary["error"])
+        said = log.read_text()  # the failure once, as the command's own line
+        assert "Traceback" not in said and " - ERROR - " not in said and "Warning" not in said
     build_id = str(summary["build_id"])
     first_run = _events(cluster_env, build_id)
     # The pool held with two worker processes free: styles and forms, both ready after config,
@@ -200,18 +202,25 @@ def test_a_failed_build_re_executes_from_failure_on_a_worker_that_never_saw_it(
         assert all(c.owns(e.data["worker"]) for e in again)
 
 
+@pytest.mark.parametrize("broker", ["away", "a wrong vhost"])
 def test_a_build_whose_broker_is_away_ends_failed_naming_it_and_frees_its_pool_slots(
-    tmp_path: Path, cluster_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, cluster_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, broker: str
 ) -> None:
     """The plan is made, then the build run cannot send its first steps: the build ends failed
-    with the reason, and the `llm` pool's slots its ready tasks claimed are free again."""
-    away = {**cluster_env, "SHEEN_CELERY_BROKER": f"amqp://guest:guest@127.0.0.1:{free_port()}//"}
-    client = client_env(tmp_path, away)
+    with the reason (on the command's own lines, no stack trace), and the `llm` pool's slots its
+    ready tasks claimed are free again."""
+    if broker == "away":
+        url, said = f"amqp://guest:guest@127.0.0.1:{free_port()}//", "could not be reached"
+    else:
+        url = cluster_env["SHEEN_CELERY_BROKER"].rsplit("/", 1)[0] + "/no-such-vhost"
+        said = "refused this client"
+    client = client_env(tmp_path, {**cluster_env, "SHEEN_CELERY_BROKER": url})
     assert sheen(client, "init").returncode == 0
     log = tmp_path / "build.log"
     summary = _summary(_launch(client, log, "build", PROMPT), log)
     assert summary["status"] == "failed", summary
-    assert "the Celery broker (SHEEN_CELERY_BROKER) could not be reached" in str(summary["error"])
+    assert f"the Celery broker (SHEEN_CELERY_BROKER) {said}" in str(summary["error"])
+    assert "Traceback" not in log.read_text() and " - ERROR - " not in log.read_text()
     build = BuildStore(cluster_env["SHEEN_DATABASE_URL"]).get_build(str(summary["build_id"]))
     assert build.status.value == "failed"
     monkeypatch.setenv("SHEEN_DAGSTER_POSTGRES_URL", client["SHEEN_DAGSTER_POSTGRES_URL"])

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import islice
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from sheen_pipeline.models import RecoveryStep, Task, check_tasks
+
+if TYPE_CHECKING:
+    import networkx as nx  # pragma: no cover
 
 MAX_CYCLES_REPORTED = 50
 AskForAcyclic = Callable[[tuple[Task, ...], list[list[str]]], tuple[Task, ...]]
@@ -53,7 +55,10 @@ def format_cycles(cycles: list[list[str]]) -> str:
 
 
 def dependency_graph(tasks: Sequence[Task]) -> nx.DiGraph:
-    """Edges run from a dependency to the task that needs it."""
+    """Edges run from a dependency to the task that needs it. networkx is imported here, not by
+    the module: most processes (run workers, commands) never build a graph."""
+    import networkx as nx
+
     graph = nx.DiGraph()
     graph.add_nodes_from(task.id for task in tasks)
     for task in tasks:
@@ -63,6 +68,8 @@ def dependency_graph(tasks: Sequence[Task]) -> nx.DiGraph:
 
 def find_cycles(tasks: Sequence[Task]) -> list[list[str]]:
     """Every elementary cycle (a self-dependency is a cycle of one), in a stable order."""
+    import networkx as nx
+
     cycles = islice(nx.simple_cycles(dependency_graph(tasks)), MAX_CYCLES_REPORTED)
     return sorted((_rotate_to_smallest(cycle) for cycle in cycles), key=lambda c: (len(c), c))
 

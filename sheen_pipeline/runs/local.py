@@ -24,7 +24,9 @@ from sheen_pipeline.store.files import Stage
 Report = Callable[[str], None]
 
 PROGRESS_POLL_S = 0.1
-QUIET_LOGGERS: Mapping[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Progress and failures are read from the build's events; Dagster's own console lines (each
+# skipped step as an ERROR, the failure's stack trace) would repeat them. The UI keeps them all.
+SILENT_LOGGERS: Mapping[str, Any] = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 ENDED = {BuildStatus.SUCCEEDED, BuildStatus.FAILED, BuildStatus.BLOCKED}
 
 
@@ -112,7 +114,7 @@ def run_build(
     with _reporting(service, build_id, report):
         remote, code = local_origins(PLAN_JOB_NAME)
         run_config = {
-            **QUIET_LOGGERS,
+            **SILENT_LOGGERS,
             "ops": {
                 "validate_request": {"config": {**request.model_dump(), "build_id": build_id}},
                 "launch_build": {"config": {"submit": False}},
@@ -175,7 +177,7 @@ def _run_build_job(
     plan_run: DagsterRun,
     outcome: BuildOutcome,
 ) -> BuildOutcome:
-    build_run = create_build_run(instance, plan.build_id, plan_run, run_config=QUIET_LOGGERS)
+    build_run = create_build_run(instance, plan.build_id, plan_run, run_config=SILENT_LOGGERS)
     return _finish_build_run(instance, service, plan, build_run, outcome)
 
 
@@ -205,5 +207,11 @@ def _finish_build_run(
 def _named(service: BuildService, reason: str) -> str:
     """A broker error names the setting to look at."""
     if service.settings.executor == "celery" and reason.startswith(("kombu.", "amqp.")):
-        return f"the Celery broker (SHEEN_CELERY_BROKER) could not be reached: {reason}"
+        refused = reason.startswith(REFUSALS)
+        what = "refused this client" if refused else "could not be reached"
+        return f"the Celery broker (SHEEN_CELERY_BROKER) {what}: {reason}"
     return reason
+
+
+# the broker answered and said no (a wrong virtual host, user or password): no retry will help
+REFUSALS = ("amqp.exceptions.NotAllowed", "amqp.exceptions.AccessRefused")

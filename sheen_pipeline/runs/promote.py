@@ -6,12 +6,9 @@ from __future__ import annotations
 from dagster import DagsterInstance, DagsterRunStatus
 
 from sheen_pipeline.runs.ended import failure_reason
-from sheen_pipeline.runs.local import execute_here
+from sheen_pipeline.runs.local import SILENT_LOGGERS, execute_here
 from sheen_pipeline.runs.names import PROMOTE_JOB_NAME
 from sheen_pipeline.runs.origins import job_named, local_origins
-
-# The command prints the step's reason itself, as one line: nothing of the run's log is shown.
-SILENT_LOGGERS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 class PromotionFailed(RuntimeError):

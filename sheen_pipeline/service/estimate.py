@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import networkx as nx
-
 from sheen_pipeline.checks.repair import MAX_FAILURE_CHARS, repair_task
 from sheen_pipeline.models import Plan, Task, TaskType
+from sheen_pipeline.planning.dag import dependency_graph
 from sheen_pipeline.providers import prompts
 from sheen_pipeline.providers.base import CallBound
 from sheen_pipeline.providers.healing import MAX_ERROR_CHARS, MAX_REASKS
@@ -82,11 +81,10 @@ def _context_chars(task: Task, written: Mapping[str, int], scope: BuildScope, an
 def _written_bounds(plan: Plan, scope: BuildScope, answer: int) -> dict[str, int]:
     """Per task, the most its files may hold as shown to another: what it was shown (edits
     apply to those files) plus its answer."""
-    graph = nx.DiGraph()
-    graph.add_nodes_from(t.id for t in plan.tasks)
-    graph.add_edges_from((d, t.id) for t in plan.tasks for d in t.input.dependencies)
+    import networkx as nx
+
     written: dict[str, int] = {}
-    for task_id in nx.topological_sort(graph):
+    for task_id in nx.topological_sort(dependency_graph(plan.tasks)):
         task = plan.task(task_id)
         written[task_id] = _context_chars(task, written, scope, answer) + answer
     return written
