@@ -2,8 +2,8 @@
 default (SQLite, offline provider, browser checks on, the repository's dagster.yaml). Request
 rows are inserted at once after a warm-up; every process the daemon starts runs in a cgroup of
 its own, so the total is exact (cpuacct), and /proc is sampled to split it by process: the
-daemon (sensors, run queue), code servers, plan and build run workers, the browser and the
-sandboxed build. With --profile, py-spy samples every Python process of the daemon's tree and
+daemon (sensors, run queue), code servers, run workers (spawned by the code server), the
+browser and the sandboxed build. With --profile, py-spy samples every Python process of the daemon's tree and
 splits their CPU by what they were doing (imports, code location, event log, executor, sensors,
 the build's own work). Needs root (cgroup v1 cpuacct).
 
@@ -39,8 +39,8 @@ SAMPLE_S = 0.2
 BIN = Path(sys.executable).parent
 # process kinds, by what their command line contains (first match wins)
 KINDS = (
-    ("plan run worker", ("execute_run", '"plan_build"')),
-    ("build run worker", ("execute_run",)),
+    ("run workers (a plan run and a build run per build)", ("spawn_main",)),
+    ("run workers (a plan run and a build run per build)", ("execute_run",)),
     ("code server", ("api grpc",)),
     ("code server", ("code-server",)),
     ("daemon", ("dagster-daemon",)),
@@ -59,7 +59,8 @@ ACTIVITIES = (
     ("event log writes", ("_core/storage/event_log", "store_event")),
     ("build's own work", ("sheen_pipeline/",)),
     ("executor and step machinery", ("dagster_async_executor", "_core/execution")),
-    ("gRPC and daemon loops", ("grpc", "dagster/_daemon", "run_coordinator")),
+    ("run worker start and run set-up", ("spawn_main",)),
+    ("daemon loops and gRPC serving", ("dagster/_daemon", "grpc")),
 )
 
 
@@ -121,9 +122,15 @@ def cpu_group() -> Iterator[Path]:
     try:
         yield group
     finally:
-        for pid in (group / "cgroup.procs").read_text().split():
-            (CPUACCT / "cgroup.procs").write_text(pid)
-        group.rmdir()
+        deadline = time.monotonic() + 30  # stopped processes may take a moment to go
+        while time.monotonic() < deadline:
+            for pid in (group / "cgroup.procs").read_text().split():
+                (CPUACCT / "cgroup.procs").write_text(pid)
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.5)
 
 
 def add_rows(store: RequestStore, count: int, offset: int) -> None:
@@ -158,7 +165,7 @@ class Result:
         return self.total_cpu_s / self.builds
 
 
-def run(builds: int, warmup: int, profile: bool, timeout_s: float) -> Result:
+def run(builds: int, warmup: int, profile: bool, timeout_s: float) -> tuple[Result, list[str]]:
     workdir = Path(tempfile.mkdtemp(prefix="sheen-daemon-cpu-"))
     env = sheen_cli_env(workdir, SHEEN_PREVIEW_CHECKS="on")
     shutil.copy(REPO_ROOT / "dagster.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
@@ -201,21 +208,22 @@ def run(builds: int, warmup: int, profile: bool, timeout_s: float) -> Result:
         dict(peaks),
         ended,
         {activity: share * python_cpu for activity, share in shares.items()},
-    )
+    ), samples
 
 
-PYTHON_KINDS = ("daemon", "code server", "plan run worker", "build run worker")
+PYTHON_KINDS = ("daemon", "code server", "run workers (a plan run and a build run per build)")
 
 
 @contextmanager
 def py_spy(pid: int, output: Path, enabled: bool) -> Iterator[list[str]]:
-    """py-spy sampling the daemon and every process it starts, while the block runs."""
+    """py-spy sampling the daemon and every process it starts, while the block runs; only
+    samples holding the GIL count, so threads waiting on a lock or a socket are left out."""
     samples: list[str] = []
     if not enabled:
         yield samples
         return
     command = [str(BIN / "py-spy"), "record", "--pid", str(pid), "--subprocesses", "--rate", "50"]
-    command += ["--nonblocking", "--format", "raw", "--output", str(output)]
+    command += ["--gil", "--nonblocking", "--format", "raw", "--output", str(output)]
     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield samples
@@ -284,9 +292,15 @@ def main() -> None:
     parser.add_argument("--builds", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--profile", action="store_true", help="split Python CPU with py-spy")
+    parser.add_argument("--profile-out", type=Path, help="keep py-spy's raw samples here")
     parser.add_argument("--timeout-s", type=float, default=1800)
     args = parser.parse_args()
-    report(run(args.builds, args.warmup, args.profile, args.timeout_s))
+    result, samples = run(
+        args.builds, args.warmup, args.profile or bool(args.profile_out), args.timeout_s
+    )
+    if args.profile_out:
+        args.profile_out.write_text("\n".join(samples))
+    report(result)
 
 
 if __name__ == "__main__":
