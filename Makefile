@@ -69,13 +69,17 @@ bench: install sandbox browser
 	$(BIN)/python -m tests.bench.burst --rows 1000
 	$(BIN)/python -m tests.bench.vite
 	$(BIN)/python -m tests.bench.webhooks
+	$(BIN)/python -m tests.bench.daemon_cpu --builds 20 --profile
 
 ## loadtest: BUILDS (50) builds at once against a model server taking LATENCY (5) s per call, on
-## the embedded default and on the Celery setup (needs the machine's Postgres and RabbitMQ)
+## the embedded default and on the Celery setup, then one build alone on each, and a Celery
+## worker's first steps (needs the machine's Postgres and RabbitMQ)
 BUILDS ?= 50
 LATENCY ?= 5
 loadtest: install
 	$(BIN)/python -m tests.bench.loadtest --builds $(BUILDS) --latency $(LATENCY)
+	$(BIN)/python -m tests.bench.loadtest --builds 1 --latency $(LATENCY)
+	$(BIN)/python -m tests.bench.cold_worker
 
 clean:
 	rm -rf $(VENV) .tools .sheen .dagster

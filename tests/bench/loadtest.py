@@ -112,7 +112,7 @@ class Observed:
     def figures(self) -> dict[str, Any]:
         def pct(values: list[float], q: int) -> float | None:
             if len(values) < 2:
-                return values[0] if values else None
+                return round(values[0], 1) if values else None
             return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 1)
 
         return {
