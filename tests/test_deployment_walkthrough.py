@@ -45,12 +45,12 @@ CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 def celery_commands() -> dict[str, str]:
     """The commands of the Celery section's block by part; a comment after commands opens one."""
-    text_ = DOC.read_text()
-    start = text_.index("```sh\n# once:") + len("```sh\n")
+    doc = DOC.read_text()
+    start = doc.index("```sh\n# once:") + len("```sh\n")
     found: dict[str, list[str]] = {}
     commands: list[str] = []
     after_command = True
-    for line in text_[start : text_.index("```", start)].splitlines():
+    for line in doc[start : doc.index("```", start)].splitlines():
         if line.startswith("#"):
             if after_command:
                 opening = line.lstrip("# ")

@@ -28,6 +28,8 @@ PROGRESS_POLL_S = 0.1
 # skipped step as an ERROR, the failure's stack trace) would repeat them. The UI keeps them all.
 SILENT_LOGGERS: Mapping[str, Any] = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 ENDED = {BuildStatus.SUCCEEDED, BuildStatus.FAILED, BuildStatus.BLOCKED}
+# the broker answered and said no (a wrong virtual host, user or password): no retry will help
+BROKER_REFUSALS = ("amqp.exceptions.NotAllowed", "amqp.exceptions.AccessRefused")
 
 
 @dataclass
@@ -207,11 +209,8 @@ def _finish_build_run(
 def _named(service: BuildService, reason: str) -> str:
     """A broker error names the setting to look at."""
     if service.settings.executor == "celery" and reason.startswith(("kombu.", "amqp.")):
-        refused = reason.startswith(REFUSALS)
+        refused = reason.startswith(BROKER_REFUSALS)
         what = "refused this client" if refused else "could not be reached"
         return f"the Celery broker (SHEEN_CELERY_BROKER) {what}: {reason}"
     return reason
 
-
-# the broker answered and said no (a wrong virtual host, user or password): no retry will help
-REFUSALS = ("amqp.exceptions.NotAllowed", "amqp.exceptions.AccessRefused")
