@@ -213,4 +213,3 @@ def _named(service: BuildService, reason: str) -> str:
         what = "refused this client" if refused else "could not be reached"
         return f"the Celery broker (SHEEN_CELERY_BROKER) {what}: {reason}"
     return reason
-
