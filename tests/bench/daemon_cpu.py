@@ -37,10 +37,11 @@ CPUACCT = Path("/sys/fs/cgroup/cpuacct")
 TICKS = os.sysconf("SC_CLK_TCK")
 SAMPLE_S = 0.2
 BIN = Path(sys.executable).parent
+RUN_WORKERS = "run workers (a plan run and a build run per build)"
 # process kinds, by what their command line contains (first match wins)
 KINDS = (
-    ("run workers (a plan run and a build run per build)", ("spawn_main",)),
-    ("run workers (a plan run and a build run per build)", ("execute_run",)),
+    (RUN_WORKERS, ("spawn_main",)),
+    (RUN_WORKERS, ("execute_run",)),
     ("code server", ("api grpc",)),
     ("code server", ("code-server",)),
     ("daemon", ("dagster-daemon",)),
@@ -211,7 +212,7 @@ def run(builds: int, warmup: int, profile: bool, timeout_s: float) -> tuple[Resu
     ), samples
 
 
-PYTHON_KINDS = ("daemon", "code server", "run workers (a plan run and a build run per build)")
+PYTHON_KINDS = ("daemon", "code server", RUN_WORKERS)
 
 
 @contextmanager
