@@ -13,7 +13,7 @@ from sheen_pipeline.models import parse_build_request
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import BuildStatus, BuildStore, engine_for
 from sheen_pipeline.store.rate import take
-from sheen_pipeline.store.schema import HEAD, MIGRATIONS, current_revision, ensure_schema
+from sheen_pipeline.store.schema import MIGRATIONS, current_revision, ensure_schema, head
 from sheen_pipeline.store.tables import builds, metadata
 
 
@@ -28,13 +28,13 @@ def test_schema_is_created_once_and_safe_to_ensure_again(database_url: str) -> N
 
 
 def test_the_newest_migration_file_is_alembics_only_head() -> None:
-    """ensure_schema skips Alembic when the stored revision is HEAD, read from the file names."""
+    """ensure_schema skips Alembic when the stored revision is head(), read from the file names."""
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    assert ScriptDirectory.from_config(config).get_heads() == [HEAD]
+    assert ScriptDirectory.from_config(config).get_heads() == [head()]
 
 
 def test_concurrent_starts_on_a_fresh_database(database_url: str) -> None:

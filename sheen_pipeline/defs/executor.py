@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import AsyncIterator
+from functools import cache
 from typing import Any
 
 from dagster import DagsterEvent, ExecutorDefinition, InitExecutorContext, executor
@@ -84,14 +85,20 @@ CELERY_DELIVERY = {
 }
 
 
+@cache
+def _quiet_celery_task_registration() -> None:
+    """dagster-celery registers its one step task anew (same name and body, a new closure) for
+    every step it sends; Celery warns about it as if two tasks shared a name. Once a process."""
+    from celery.exceptions import DuplicateTaskNameWarning
+
+    warnings.filterwarnings("ignore", category=DuplicateTaskNameWarning)
+
+
 def build_executor(settings: Settings) -> ExecutorDefinition:
     if settings.executor == "celery":
-        from celery.exceptions import DuplicateTaskNameWarning
         from dagster_celery import celery_executor  # imported only by the setups that use it
 
-        # dagster-celery registers its one step task anew (same name and body, a new closure) for
-        # every step it sends; Celery warns about it, as if two tasks shared a name
-        warnings.filterwarnings("ignore", category=DuplicateTaskNameWarning)
+        _quiet_celery_task_registration()
         config = {
             "broker": settings.celery_broker,
             "backend": settings.celery_backend,

@@ -304,12 +304,10 @@ class Site(Accounting):
             return Deployment(deployed.url, deployed.files, 0.0, deployed, spent, failed=named)
         url, files = deployed.url, deployed.files
         self.store.set_status(build_id, BuildStatus.SUCCEEDED, preview_url=url, usage=summary.usage)
-        usage = self.store.get_build(build_id).usage  # the ledger's sum, when metered
+        record = self.store.get_build(build_id)
+        usage = record.usage  # the ledger's sum, when metered
         self.budgets.release(build_id)
-        started = self.store.get_build(build_id).created_at
-        if started.tzinfo is None:
-            started = started.replace(tzinfo=UTC)
-        duration = (datetime.now(UTC) - started).total_seconds()
+        duration = (datetime.now(UTC) - record.created_at).total_seconds()
         self.events.emit(
             build_id,
             BuildCompleted(

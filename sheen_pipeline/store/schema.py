@@ -4,6 +4,7 @@ newest revision (every one but the first) is spared its import."""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,8 +18,6 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BASELINE = "0001"
-# migrations form one line, named <revision>_<what>.py: the newest file names the head
-HEAD = max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
 ADVISORY_LOCK_ID = 7_351_244
 VERSION_TABLE = "sheen_schema_version"  # not alembic_version: Dagster's storage may share the DB
 
@@ -30,6 +29,13 @@ def _alembic(conn: Connection) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = conn
     return config
+
+
+@cache
+def head() -> str:
+    """The newest revision: migrations form one line, named <revision>_<what>.py, so the newest
+    file names it (read when first needed, not at import)."""
+    return max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
 
 
 def _stored_revision(conn: Connection) -> str | None:
@@ -49,7 +55,7 @@ def ensure_schema(engine: Engine) -> None:
         if engine.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_ID})")
         current = _stored_revision(conn)
-        if current == HEAD:
+        if current == head():
             return
         from alembic import command
 
