@@ -24,11 +24,13 @@ sandbox:
 		{ echo "bubblewrap is missing: apt-get install bubblewrap (npm builds run in it;"\
 		"SHEEN_SANDBOX=off is for trusted local use only)"; exit 1; }
 
-## browser: Chromium (Debian's, as root, when missing) and axe-core, for the preview checks
+## browser: Chromium's headless shell (Debian's, as root, when missing) and axe-core, for the
+## preview checks
 browser:
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
-		{ echo "chromium is missing: apt-get install chromium (the preview checks need it)"; exit 1; }
+	@command -v chromium-headless-shell >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-headless-shell >/dev/null; } || \
+		{ echo "chromium-headless-shell is missing: apt-get install chromium-headless-shell"\
+		"(the preview checks need it)"; exit 1; }
 	@[ -f .tools/node_modules/axe-core/axe.min.js ] || \
 		npm install --prefix .tools --no-audit --no-fund --silent axe-core@4
 

@@ -77,7 +77,8 @@ def test_three_submitted_rows_become_three_builds_within_the_llm_pool(tmp_path: 
 
 
 def test_requests_launched_while_the_code_location_reloads_are_not_lost(tmp_path: Path) -> None:
-    """Reloads restart the code server that launches runs; every request still ends succeeded."""
+    """Reloads restart the code server that runs the sensors and that the run queue checks before
+    each launch; every request still ends succeeded."""
     port = free_port()
     env = sheen_cli_env(tmp_path)
     shutil.copy(REPO_ROOT / "dagster.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
@@ -106,4 +107,4 @@ def test_requests_launched_while_the_code_location_reloads_are_not_lost(tmp_path
             seen = statuses()
     records = store.recent(10)
     assert [r.status for r in records] == ["succeeded"] * len(prompts), [r.error for r in records]
-    assert reloads >= 3
+    assert reloads >= 2  # runs are forked by the daemon now, so the queue moves on sooner

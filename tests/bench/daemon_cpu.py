@@ -41,6 +41,7 @@ RUN_WORKERS = "run workers (a plan run and a build run per build)"
 # process kinds, by what their command line contains (first match wins)
 KINDS = (
     (RUN_WORKERS, ("spawn_main",)),
+    (RUN_WORKERS, ("run_forker",)),
     (RUN_WORKERS, ("execute_run",)),
     ("code server", ("api grpc",)),
     ("code server", ("code-server",)),
