@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,13 +38,17 @@ FORKER_STOP_S = 10.0
 
 
 def code_fingerprint(modules: Sequence[str]) -> str:
-    """A digest of every source file's name, size and modification time in the packages the
-    modules belong to: it changes whenever their code on disk does."""
+    """A digest of every source file's name, size and modification time in the packages of the
+    modules that are not installed ones (the code location in a checkout): it changes whenever
+    that code on disk does. Installed packages change by a reinstall, which restarts the
+    launcher's process too."""
+    installed = {Path(sysconfig.get_path(name)) for name in ("purelib", "platlib")}
     digest = hashlib.sha256()
     for root in sorted({module.partition(".")[0] for module in modules}):
         spec = importlib.util.find_spec(root)
-        folders = spec.submodule_search_locations if spec else None
-        for folder in sorted(folders or []):
+        for folder in sorted(spec.submodule_search_locations or []) if spec else []:
+            if any(Path(folder).is_relative_to(place) for place in installed):
+                continue
             for path in sorted(Path(folder).rglob("*.py")):
                 stat = path.stat()
                 digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
