@@ -2,7 +2,7 @@
 default (SQLite, offline provider, browser checks on, the repository's dagster.yaml). Request
 rows are inserted at once after a warm-up; every process the daemon starts runs in a cgroup of
 its own, so the total is exact (cpuacct), and /proc is sampled to split it by process: the
-daemon (sensors, run queue), code servers, run workers (spawned by the code server), the
+daemon (sensors, run queue), code servers, run workers (forked by the run forker), the
 browser and the sandboxed build. With --profile, py-spy samples every Python process of the daemon's tree and
 splits their CPU by what they were doing (imports, code location, event log, executor, sensors,
 the build's own work). Needs root (cgroup v1 cpuacct).
@@ -79,6 +79,17 @@ class Process:
     cpu_s: float = 0.0
     at_start_s: float = 0.0  # its CPU when the measured window opened
     peak_rss_mb: float = 0.0
+    # what it does not share with another process (a forked run worker shares the forker's
+    # imported modules, which its RSS counts in full)
+    peak_private_mb: float = 0.0
+
+
+def private_mb(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    kb = sum(
+        int(f.split()[1]) for f in fields if f.startswith(("Private_Clean:", "Private_Dirty:"))
+    )
+    return kb / 1024
 
 
 @dataclass
@@ -95,10 +106,12 @@ class Sampler:
                 stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                 status = Path(f"/proc/{pid}/status").read_text()
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                private = private_mb(pid)
             except OSError:
                 continue  # ended between the listing and the read
             process = self.processes.setdefault(pid, Process(kind_of(cmdline.decode())))
             process.cpu_s = (int(stat[11]) + int(stat[12])) / TICKS
+            process.peak_private_mb = max(process.peak_private_mb, private)
             for line in status.splitlines():
                 if line.startswith("VmHWM:"):
                     process.peak_rss_mb = max(process.peak_rss_mb, int(line.split()[1]) / 1024)
@@ -159,6 +172,7 @@ class Result:
     by_kind: dict[str, float]
     processes_by_kind: dict[str, int]
     peak_rss_mb: dict[str, float]
+    peak_private_mb: dict[str, float]
     statuses: dict[str, int]
     activities: dict[str, float] = field(default_factory=dict)
 
@@ -193,11 +207,13 @@ def run(builds: int, warmup: int, profile: bool, timeout_s: float) -> tuple[Resu
     by_kind: dict[str, float] = defaultdict(float)
     counts: Counter[str] = Counter()
     peaks: dict[str, float] = defaultdict(float)
+    private_peaks: dict[str, float] = defaultdict(float)
     for process in sampler.processes.values():
         used = process.cpu_s - process.at_start_s
         by_kind[process.kind] += used
         counts[process.kind] += used > 0
         peaks[process.kind] = max(peaks[process.kind], process.peak_rss_mb)
+        private_peaks[process.kind] = max(private_peaks[process.kind], process.peak_private_mb)
     by_kind["not sampled (ended within 0.2 s of a sample)"] = total - sum(by_kind.values())
     python_cpu = sum(v for k, v in by_kind.items() if k in PYTHON_KINDS)
     shares = activity_shares(samples)
@@ -208,6 +224,7 @@ def run(builds: int, warmup: int, profile: bool, timeout_s: float) -> tuple[Resu
         dict(by_kind),
         dict(counts),
         dict(peaks),
+        dict(private_peaks),
         ended,
         {activity: share * python_cpu for activity, share in shares.items()},
     ), samples
@@ -265,8 +282,12 @@ def report(result: Result) -> None:
     per_minute = 60 * result.builds / result.wall_s
     print(
         f"\nwall {result.wall_s:.0f} s, {per_minute:.1f} builds a minute, "
-        f"statuses {json.dumps(result.statuses, sort_keys=True)}; peak memory (MB) by kind: "
-        + ", ".join(f"{kind} {mb:.0f}" for kind, mb in sorted(result.peak_rss_mb.items()))
+        f"statuses {json.dumps(result.statuses, sort_keys=True)}; peak memory (MB) by kind, "
+        "resident (of it private): "
+        + ", ".join(
+            f"{kind} {mb:.0f} ({result.peak_private_mb[kind]:.0f})"
+            for kind, mb in sorted(result.peak_rss_mb.items())
+        )
     )
     print(
         json.dumps(
@@ -283,6 +304,7 @@ def report(result: Result) -> None:
                     k: round(v / result.builds, 2) for k, v in result.activities.items()
                 },
                 "peak_rss_mb": {k: round(v) for k, v in result.peak_rss_mb.items()},
+                "peak_private_mb": {k: round(v) for k, v in result.peak_private_mb.items()},
                 "statuses": result.statuses,
             }
         )
