@@ -137,14 +137,15 @@ def test_ten_cli_builds_with_the_receiver_down_leave_one_deliverer_that_stops_wi
             [SHEEN, "build", f"a one-page site for bakery {n}"],
             cwd=REPO_ROOT,
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log.open("wb"),
+            stdout=log.open("wb"),  # the outcome line too: a failure says why here
+            stderr=subprocess.STDOUT,
         )
         for n, log in enumerate(logs)
     ]
     try:
         exits = [process.wait(300) for process in builds]
-        assert exits == [0] * 10, [log.read_text()[-3000:] for log in logs if log.stat().st_size]
+        failed = [log.read_text()[-3000:] for log, code in zip(logs, exits, strict=True) if code]
+        assert not failed, failed
         assert len(wait_for(lambda: deliverers_of(home), 30, "the hand-over deliverer")) == 1
         assert len(deliverers_of(home)) == 1  # the others reused it
         shutil.rmtree(home, ignore_errors=True)  # the deliverer's SQLite journal comes and goes
