@@ -4,11 +4,15 @@ its reason; terminating a run interrupts its worker and the run ends canceled.""
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import shutil
 import signal
+import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -53,6 +57,7 @@ STARTS_A_THREAD = (
     "import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
 )
 
+LAUNCHER = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())["run_launcher"]
 Launching = Callable[[Sequence[str]], DagsterInstance]
 
 
@@ -61,26 +66,25 @@ def launching(
     tmp_path: Path, dagster_template: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Launching]:
     """Instances whose run launcher is dagster.yaml's, preloading the given modules (a probe
-    package in tmp_path, importable here and by the forker, is one)."""
+    package in tmp_path, importable here and by the forker, is one; this process keeps the
+    version it imported first, the forker reads what is on disk when it starts)."""
     monkeypatch.syspath_prepend(str(tmp_path / "code"))
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "code"))
     monkeypatch.setenv("PROBE_DIR", str(tmp_path))
     monkeypatch.setenv("SHEEN_HOME", str(tmp_path / "sheen"))
     write_probe(tmp_path, PROBE_JOBS)
-    launcher = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())["run_launcher"]
-    with_modules: list[DagsterInstance] = []
+    monkeypatch.delitem(sys.modules, PROBE, raising=False)  # an earlier test's copy
+    importlib.import_module(PROBE)
+    with ExitStack() as stack:
 
-    def instance(modules: Sequence[str]) -> DagsterInstance:
-        home = tmp_path / f"dagster-{len(with_modules)}"
-        shutil.copytree(dagster_template, home)
-        config = {**launcher, "config": {"preload_modules": list(modules)}}
-        context = instance_for_test(overrides={"run_launcher": config}, temp_dir=str(home))
-        with_modules.append(context.__enter__())
-        return with_modules[-1]
+        def instance(modules: Sequence[str]) -> DagsterInstance:
+            home = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=tmp_path)))
+            shutil.copytree(dagster_template, home, dirs_exist_ok=True)
+            config = {**LAUNCHER, "config": {"preload_modules": list(modules)}}
+            overrides = {"run_launcher": config}
+            return stack.enter_context(instance_for_test(overrides, temp_dir=str(home)))
 
-    yield instance
-    for started in with_modules:
-        started.__exit__(None, None, None)
+        yield instance
 
 
 def write_probe(tmp_path: Path, source: str) -> None:
@@ -90,9 +94,7 @@ def write_probe(tmp_path: Path, source: str) -> None:
 
 
 def launch_probe(instance: DagsterInstance) -> DagsterRun:
-    import sheen_forker_probe  # type: ignore[import-not-found]
-
-    job = reconstructable(sheen_forker_probe.waits)
+    job = reconstructable(importlib.import_module(PROBE).waits)
     run = instance.create_run_for_job(job.get_definition(), job_code_origin=job.get_python_origin())
     instance.launch_run(run.run_id, workspace=None)  # type: ignore[arg-type]
     return run
@@ -120,11 +122,7 @@ def forked(instance: DagsterInstance, run: DagsterRun) -> tuple[int, int]:
 
 
 def test_the_code_locations_runs_are_forked_from_one_process(launching: Launching) -> None:
-    instance = launching(
-        yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())["run_launcher"]["config"][
-            "preload_modules"
-        ]
-    )
+    instance = launching(LAUNCHER["config"]["preload_modules"])
     job = job_named("evict_result_cache")
     remote, code = local_origins(job.name)
     pids = []
@@ -169,11 +167,8 @@ def test_a_forker_that_cannot_start_fails_the_launch_with_its_reason(
 ) -> None:
     write_probe(tmp_path, PROBE_JOBS + STARTS_A_THREAD)
     instance = launching([module])
-    with pytest.raises(
-        RunForkerFailed, match=re.escape(f"could not import {module}: {reason}")
-    ):
+    with pytest.raises(RunForkerFailed, match=re.escape(f"could not import {module}: {reason}")):
         launch_probe(instance)
-    write_probe(tmp_path, PROBE_JOBS)  # the thread's module is not imported here again
 
 
 def test_terminating_a_run_interrupts_its_worker_and_the_run_ends_canceled(
