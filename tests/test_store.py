@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import create_engine, inspect
 
@@ -149,3 +151,20 @@ def test_rate_windows_hold_across_connections(database_url: str) -> None:
     for thread in threads:
         thread.join(timeout=60)
     assert results.count(True) == 5
+
+
+def test_a_reader_of_the_embedded_database_never_blocks_a_writer(tmp_path: Path) -> None:
+    """Many processes share the embedded database: in WAL mode a write commits while another
+    connection is in the middle of a read, without waiting (the old journal made it wait, then
+    fail with "database is locked")."""
+    url = f"sqlite:///{tmp_path / 'sheen.db'}"
+    store = BuildStore(url)
+    store.create_build("bread", parse_build_request(prompt="a site"))
+    with sqlite3.connect(tmp_path / "sheen.db", timeout=0) as reader:
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM builds").fetchone() == (1,)
+        store.create_build("bwrite", parse_build_request(prompt="another site"))  # no wait
+        reader.execute("COMMIT")
+    with engine_for(url).connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL: the ledger is money

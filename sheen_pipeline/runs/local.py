@@ -63,8 +63,11 @@ class BuildOutcome:
         }
 
 
-def _planning_outcome(service: BuildService, outcome: BuildOutcome) -> BuildOutcome:
-    """A plan that did not lead to a build: blocked (rung D) or failed, as its record says."""
+def _planning_outcome(
+    instance: DagsterInstance, service: BuildService, outcome: BuildOutcome, plan_run: DagsterRun
+) -> BuildOutcome:
+    """A plan that did not lead to a build: blocked (rung D) or failed, as its record says (or
+    its run, when the failure could not be recorded)."""
     try:
         record = service.store.get_build(outcome.build_id)
     except UnknownBuild:
@@ -72,7 +75,7 @@ def _planning_outcome(service: BuildService, outcome: BuildOutcome) -> BuildOutc
         return outcome
     if record.status is BuildStatus.BLOCKED:
         outcome.status = record.status.value
-    outcome.error = record.error or "planning failed"
+    outcome.error = record.error or failure_reason(instance, plan_run.run_id)
     outcome.usage = record.usage
     return outcome
 
@@ -133,7 +136,7 @@ def run_build(
         outcome = BuildOutcome(build_id, status="failed", dagster_run_ids=[plan_run.run_id])
         plan = service.store.get_plan(build_id)
         if plan_run.status != DagsterRunStatus.SUCCESS or plan is None:
-            return _planning_outcome(service, outcome)
+            return _planning_outcome(instance, service, outcome, plan_run)
         outcome.task_count = len(plan.tasks)
         if service.store.get_build(build_id).status is BuildStatus.AWAITING_APPROVAL:
             outcome.status = BuildStatus.AWAITING_APPROVAL.value

@@ -12,7 +12,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy.engine import make_url
 
 from sheen_pipeline.models import BuildRequest, Plan, TokenUsage
 from sheen_pipeline.store.schema import ensure_schema
@@ -66,6 +67,25 @@ class BuildRecord:
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
+# How long a write to the embedded database waits for another process's write to end before it
+# fails (the driver's default is 5 s, which ten concurrent `sheen build`s on a busy machine outlast).
+SQLITE_BUSY_S = 60
+
+
+def _share_between_processes(dbapi_connection: Any, _record: Any) -> None:
+    """Many processes use the embedded database at once (CLI builds, run workers, `sheen serve`,
+    deliverers): in WAL mode readers never block the writer nor it them. Commits still wait for
+    the disk (`synchronous=FULL`): the ledger is money."""
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+    dbapi_connection.execute("PRAGMA synchronous=FULL")
+
+
+def _new_engine(url: str) -> Engine:
+    if make_url(url).get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True, connect_args={"timeout": SQLITE_BUSY_S})
+    event.listen(engine, "connect", _share_between_processes)
+    return engine
 
 
 def engine_for(url: str) -> Engine:
@@ -73,7 +93,7 @@ def engine_for(url: str) -> Engine:
     with _engines_lock:
         engine = _engines.get(url)
         if engine is None:
-            engine = create_engine(url, pool_pre_ping=True)
+            engine = _new_engine(url)
             ensure_schema(engine)
             _engines[url] = engine
         return engine
