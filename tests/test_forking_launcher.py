@@ -100,6 +100,14 @@ def launch_probe(instance: DagsterInstance) -> DagsterRun:
     return run
 
 
+def running_probe(launching: Launching, tmp_path: Path) -> tuple[DagsterInstance, DagsterRun]:
+    """A probe run whose step has started and waits to be released."""
+    instance = launching([PROBE])
+    run = launch_probe(instance)
+    wait_for(lambda: (tmp_path / "started").exists(), 60, "the run's step to start")
+    return instance, run
+
+
 def ended(instance: DagsterInstance, run: DagsterRun) -> DagsterRun:
     def finished() -> DagsterRun | None:
         latest = instance.get_run_by_id(run.run_id)
@@ -174,9 +182,7 @@ def test_a_forker_that_cannot_start_fails_the_launch_with_its_reason(
 def test_terminating_a_run_interrupts_its_worker_and_the_run_ends_canceled(
     launching: Launching, tmp_path: Path
 ) -> None:
-    instance = launching([PROBE])
-    run = launch_probe(instance)
-    wait_for(lambda: (tmp_path / "started").exists(), 60, "the run's step to start")
+    instance, run = running_probe(launching, tmp_path)
     latest = instance.get_run_by_id(run.run_id)
     assert latest is not None and running_worker(latest) == forked(instance, run)[0]
     assert instance.run_launcher.terminate(run.run_id)
@@ -187,9 +193,7 @@ def test_terminating_a_run_interrupts_its_worker_and_the_run_ends_canceled(
 def test_a_run_whose_worker_is_gone_is_not_reported_as_interrupted(
     launching: Launching, tmp_path: Path
 ) -> None:
-    instance = launching([PROBE])
-    run = launch_probe(instance)
-    wait_for(lambda: (tmp_path / "started").exists(), 60, "the run's step to start")
+    instance, run = running_probe(launching, tmp_path)
     worker = forked(instance, run)[0]
     os.kill(worker, signal.SIGKILL)
     latest = wait_for(

@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 
+from sheen_pipeline.runs.forking_launcher import RUN_WORKER
 from sheen_pipeline.runs.tags import BUILD_ID, LOCATION_NAME, PLAN_RUN_ID, REPOSITORY_NAME
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import BuildStatus
-from tests.conftest import FLAKY_PROVIDER
+from tests.conftest import FLAKY_PROVIDER, REPO_ROOT
 from tests.support.builds import build
 from tests.support.processes import SHEEN, child_env, running
 from tests.support.providers import calls_by_task
@@ -34,7 +36,12 @@ RERUN_STEPS = {
 }
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
-INSTANCE_YAML = """
+# The UI's re-executions are launched by this repository's run launcher (forked runs).
+INSTANCE_YAML = (
+    yaml.safe_dump(
+        {"run_launcher": yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())["run_launcher"]}
+    )
+    + """
 run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
@@ -43,6 +50,7 @@ run_coordinator:
 telemetry:
   enabled: false
 """
+)
 
 
 class GraphQL:
@@ -178,6 +186,7 @@ def test_ui_reexecutes_ui_and_cli_builds_from_failure(
             child = finished_run(instance, launched_run_id(result))
             assert child.status == DagsterRunStatus.SUCCESS
             assert child.parent_run_id == failed_run_id
+            assert RUN_WORKER in child.tags  # forked by the repository's run launcher
             assert started_steps(instance, child.run_id) == RERUN_STEPS
             build_id = child.tags[BUILD_ID]
             assert service.store.get_build(build_id).status is BuildStatus.SUCCEEDED
