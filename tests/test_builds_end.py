@@ -28,7 +28,7 @@ from sheen_pipeline.runs.tags import BUILD_ID
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import BuildStatus, BuildStore
 from tests.support.builds import build
-from tests.support.processes import SHEEN, running, sheen, sheen_cli_env
+from tests.support.processes import SHEEN, instance_of, running, sheen, sheen_cli_env
 from tests.support.sensors import resources
 from tests.support.waiting import wait_for
 
@@ -71,7 +71,7 @@ def test_a_killed_cli_build_ends_failed_and_its_follower_stops(tmp_path: Path) -
     assert last["type"] == "build_failed" and "no heartbeat since" in last["data"]["reason"]
     record = store.get_build(build_id)
     assert record.status is BuildStatus.FAILED and "stopped" in (record.error or "")
-    with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+    with instance_of(env) as instance:
         runs = instance.get_runs(RunsFilter(tags={BUILD_ID: build_id}))
         statuses = sorted(run.status.value for run in runs)
         assert statuses == [

@@ -24,7 +24,7 @@ from sheen_pipeline.promotion import promote
 from sheen_pipeline.service import BuildService
 from tests.support.builds import build
 from tests.support.fake_cloudflare import ACCOUNT, TOKEN, FakeCloudflare, fake_cloudflare
-from tests.support.processes import sheen, sheen_cli_env, sheen_here
+from tests.support.processes import instance_of, sheen, sheen_cli_env, sheen_here
 from tests.support.server import serving
 from tests.support.waiting import wait_for
 
@@ -292,7 +292,7 @@ def test_cloudflare_end_to_end_from_the_cli(cloudflare: FakeCloudflare, tmp_path
         assert promoted.returncode == 0, promoted.stderr
         assert f"https://{worker}.sheen-test.workers.dev/" in promoted.stdout
         assert word in cloudflare.live_content(worker, "/index.html").lower()
-    with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+    with instance_of(env) as instance:
         event = instance.get_latest_materialization_event(
             AssetKey(["sheen", "default", "production"])
         )

@@ -24,13 +24,24 @@ if TYPE_CHECKING:
 
 DEFAULT_DAGSTER_HOME = Path(".dagster")
 PROJECT_INSTANCE_CONFIG = Path("dagster.yaml")
+# The instance of a Dagster home outside a checkout: SQLite storage, with every run's events in
+# one file written through one engine (as the checkout's dagster.yaml has them).
+STANDALONE_INSTANCE_CONFIG = """telemetry:
+  enabled: false
+event_log_storage:
+  module: sheen_pipeline.runs.sqlite_events
+  class: SqliteEventLog
+  config:
+    base_dir:
+      env: DAGSTER_HOME
+"""
 
 
 def ensure_dagster_home(settings: Settings) -> None:
     """DAGSTER_HOME when set; else .dagster/ in a checkout (a folder with dagster.yaml), else
     SHEEN_HOME/dagster. The instance's files stay out of the source: .dagster/ gets the
-    checkout's dagster.yaml, kept in step with it; another home without one gets a minimal one.
-    Its storage is initialised once, whichever command comes first."""
+    checkout's dagster.yaml, kept in step with it; another home without one gets
+    STANDALONE_INSTANCE_CONFIG. Its storage is initialised once, whichever command comes first."""
     in_checkout = PROJECT_INSTANCE_CONFIG.is_file()
     fallback = DEFAULT_DAGSTER_HOME if in_checkout else settings.home / "dagster"
     home = Path(os.environ.get("DAGSTER_HOME") or fallback).resolve()
@@ -41,7 +52,7 @@ def ensure_dagster_home(settings: Settings) -> None:
         if not instance_config.exists() or instance_config.read_text() != template:
             instance_config.write_text(template)
     elif not instance_config.exists():
-        instance_config.write_text("telemetry:\n  enabled: false\n")
+        instance_config.write_text(STANDALONE_INSTANCE_CONFIG)
     os.environ["DAGSTER_HOME"] = str(home)
     _initialise_storage_once(home)
     if settings.executor == "celery":

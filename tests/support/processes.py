@@ -10,6 +10,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from dagster import DagsterInstance
+from dagster._core.test_utils import environ
+
+from sheen_pipeline.cli.app import STANDALONE_INSTANCE_CONFIG
 from tests.conftest import REPO_ROOT
 from tests.support.waiting import free_port
 
@@ -63,7 +67,7 @@ def sheen_cli_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     """Environment for a `sheen` subprocess with its own Dagster instance and SHEEN_HOME."""
     dagster_home = tmp_path / "dagster"
     dagster_home.mkdir(exist_ok=True)
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (dagster_home / "dagster.yaml").write_text(STANDALONE_INSTANCE_CONFIG)
     return child_env(
         {
             "DAGSTER_HOME": str(dagster_home),
@@ -73,6 +77,14 @@ def sheen_cli_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
             **overrides,
         }
     )
+
+
+@contextmanager
+def instance_of(env: Mapping[str, str]) -> Iterator[DagsterInstance]:
+    """The Dagster instance of a `sheen` subprocess with env, opened here as the CLI opens it
+    (its dagster.yaml names DAGSTER_HOME)."""
+    with environ({"DAGSTER_HOME": env["DAGSTER_HOME"]}), DagsterInstance.get() as instance:
+        yield instance
 
 
 def sheen(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
