@@ -16,20 +16,35 @@ from tests.support.databases import postgres_schema
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FLAKY_PROVIDER = "tests.support.providers:FlakyOfflineProvider"
-# Tests that start whole servers (`dagster dev`, Celery workers, a Postgres stack) take a minute
-# or more each: they are handed out first (`make test` uses `--dist load`), so that no worker is
-# left running one of them alone at the end while the others are idle.
-LONGEST_FIRST = (
-    "test_daemon_e2e.py",
+# Tests that start whole servers (`dagster dev`, Celery workers, a Postgres stack) or build
+# several apps (React + Vite, a burst of CLI builds) take half a minute or more each: they are
+# handed out first (`make test` uses `--dist load`), so that no worker is left running one of them
+# alone at the end while the others are idle.
+LONGEST_FIRST = (  # the longest first
     "test_celery_workers.py",
-    "test_postgres_stack.py",
+    "_react",
+    "test_daemon_e2e.py",
+    "test_deployment_walkthrough.py",
     "test_ui_reexecution.py",
+    "ten_cli_builds",
+    "four_builds",
+    "receiver_down_20s",
+    "broken_apps",
+    "serve_and_build_started_together",
     "test_builds_end.py",
+    "test_postgres_stack.py",
 )
 
 
+def _handed_out(item: pytest.Item) -> int:
+    """The index of the first mark of LONGEST_FIRST in the test's id; the rest come after."""
+    return next(
+        (n for n, mark in enumerate(LONGEST_FIRST) if mark in item.nodeid), len(LONGEST_FIRST)
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)  # stable otherwise
+    items.sort(key=_handed_out)  # stable otherwise
 
 
 @pytest.fixture(autouse=True)
@@ -79,6 +94,17 @@ def project_event_log(home: Path) -> dict[str, Any]:
     return {"event_log_storage": {**storage, "config": {"base_dir": str(home)}}}
 
 
+# Runs executed in a test's process print nothing worth keeping, and capturing their output
+# starts a `tail` and a Python watcher per stream per run (about 550 interpreters a suite). The
+# CLI, daemon and UI tests keep Dagster's capture, as their instances are the product's.
+UNCAPTURED = {
+    "compute_logs": {
+        "module": "dagster._core.storage.noop_compute_log_manager",
+        "class": "NoOpComputeLogManager",
+    }
+}
+
+
 @pytest.fixture(scope="session")
 def dagster_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Dagster instance folder with its storage created and migrated once per test process;
@@ -95,9 +121,8 @@ def dagster_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def instance(tmp_path: Path, dagster_template: Path) -> Iterator[DagsterInstance]:
     dagster_home = tmp_path / "dagster"
     shutil.copytree(dagster_template, dagster_home)
-    with instance_for_test(
-        project_event_log(dagster_home), temp_dir=str(dagster_home)
-    ) as test_instance:
+    overrides = {**project_event_log(dagster_home), **UNCAPTURED}
+    with instance_for_test(overrides, temp_dir=str(dagster_home)) as test_instance:
         yield test_instance
 
 

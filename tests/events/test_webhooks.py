@@ -65,26 +65,31 @@ def test_unreliable_receiver_gets_every_event_once_and_orders_them_by_seq(
     assert events[-1].type is EventType.BUILD_COMPLETED
 
 
+STUCK_S = 120  # longer than a build and the wait for the room to fill on a loaded machine
+
+
 def test_a_stuck_receiver_does_not_hold_up_the_build(
     webhook_env: pytest.MonkeyPatch, instance: DagsterInstance
 ) -> None:
     release = threading.Event()
 
-    def stuck(_number: int) -> int:
-        release.wait(30)
+    def stuck(_number: int) -> int:  # held until released, within the sender's time limit
+        release.wait(STUCK_S)
         return 200
 
     with Receiver(stuck) as receiver:
         webhook_env.setenv("SHEEN_WEBHOOK_URL", receiver.url)
-        webhook_env.setenv("SHEEN_WEBHOOK_TIMEOUT_S", "30")
+        webhook_env.setenv("SHEEN_WEBHOOK_TIMEOUT_S", str(2 * STUCK_S))
         service = BuildService.from_env()
-        outcome, _ = build(instance, service)
-        assert outcome.status == "succeeded"
-        room = service.settings.webhooks.max_in_flight
-        wait_for(lambda: len(receiver.received) >= room, 60, "the endpoint's room to fill")
-        assert len(receiver.received) == room, receiver.received  # no more than its room
-        assert not release.is_set()  # the build finished while the receiver held them
-        release.set()
+        try:
+            outcome, _ = build(instance, service)
+            assert outcome.status == "succeeded"
+            room = service.settings.webhooks.max_in_flight
+            wait_for(lambda: len(receiver.received) >= room, 60, "the endpoint's room to fill")
+            assert len(receiver.received) == room, receiver.received  # no more than its room
+            assert not release.is_set()  # the build finished while the receiver held them
+        finally:
+            release.set()
         wait_for(lambda: all_settled(service), 60, "the held deliveries to go out")
         assert len(receiver.accepted()) == len(service.events.after(outcome.build_id))
 
