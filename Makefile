@@ -42,10 +42,12 @@ run: install
 	$(BIN)/sheen serve
 
 ## test: lint, type check and the whole test suite, TEST_WORKERS (4) test processes at a time
-## (tests mostly wait on builds, servers and subprocesses, so more processes than cores pay)
+## (tests mostly wait on builds, servers and subprocesses, so more processes than cores pay); each
+## process is handed two tests at a time, the longest first (tests/conftest.py), so that the long
+## ones spread over the processes instead of all landing in the first one's first batch
 TEST_WORKERS ?= 4
 test: lint sandbox browser
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist load --durations 15
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 2 --durations 15
 
 lint: install
 	$(BIN)/ruff check sheen_pipeline tests
