@@ -35,7 +35,7 @@ from tests.support.cluster import (
     shared_services,
     worker_command,
 )
-from tests.support.processes import SHEEN, running, sheen
+from tests.support.processes import SHEEN, running, sheen_here
 from tests.support.waiting import free_port, wait_for
 
 
@@ -168,7 +168,7 @@ def test_a_failed_build_re_executes_from_failure_on_a_worker_that_never_saw_it(
 ) -> None:
     client = client_env(tmp_path, cluster_env)
     limited = {**client, "SHEEN_POOL_LLM_LIMIT": "1"}
-    assert sheen(limited, "init").returncode == 0  # one task call at a time, on any worker
+    assert sheen_here(limited, "init").returncode == 0  # one task call at a time, on any worker
     fail = Path(cluster_env["SHEEN_TEST_CONTROL"]) / "fail"
     fail.touch()
     with celery_worker(tmp_path, "worker-b", cluster_env, concurrency=2):
@@ -216,7 +216,7 @@ def test_a_build_whose_broker_is_away_ends_failed_naming_it_and_frees_its_pool_s
         url = cluster_env["SHEEN_CELERY_BROKER"].rsplit("/", 1)[0] + "/no-such-vhost"
         said = "refused this client"
     client = client_env(tmp_path, {**cluster_env, "SHEEN_CELERY_BROKER": url})
-    assert sheen(client, "init").returncode == 0
+    assert sheen_here(client, "init").returncode == 0
     log = tmp_path / "build.log"
     summary = _summary(_launch(client, log, "build", PROMPT), log)
     assert summary["status"] == "failed", summary

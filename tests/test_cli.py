@@ -1,4 +1,5 @@
-"""`sheen build` and `sheen serve` as a user runs them: subprocesses and a real HTTP GET."""
+"""`sheen build` and `sheen serve` as a user runs them: subprocesses and a real HTTP GET. What a
+build prints and its exit code in other cases, through click's runner in this process."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import requests
 from sheen_pipeline.terminal import printable
 from tests.conftest import FLAKY_PROVIDER
 from tests.support.builds import PROMPT
-from tests.support.processes import SHEEN, running, sheen, sheen_cli_env
+from tests.support.processes import SHEEN, running, sheen, sheen_cli_env, sheen_here
 from tests.support.waiting import wait_for
 
 
@@ -55,7 +56,7 @@ def test_build_then_serve_the_preview(cli_env: dict[str, str], tmp_path: Path) -
 
 
 def test_plain_output_ends_with_the_preview_url(cli_env: dict[str, str]) -> None:
-    result = sheen(cli_env, "build", "a todo app")
+    result = sheen_here(cli_env, "build", "a todo app")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[0] == "planning"
@@ -63,7 +64,7 @@ def test_plain_output_ends_with_the_preview_url(cli_env: dict[str, str]) -> None
 
 
 def test_invalid_request_is_refused_before_any_run(cli_env: dict[str, str]) -> None:
-    result = sheen(cli_env, "build", "   ", "--user-id", "no spaces")
+    result = sheen_here(cli_env, "build", "   ", "--user-id", "no spaces")
     assert result.returncode == 2
     assert "invalid build request: prompt: must not be empty; user_id: may contain only" in (
         result.stderr
@@ -77,17 +78,17 @@ def test_a_blocked_plan_is_blocked_in_every_interface(cli_env: dict[str, str]) -
         "SHEEN_SEQUENTIAL_FALLBACK": "false",
         "SHEEN_REQUIRE_PLAN_APPROVAL": "true",
     }
-    built = sheen(env, "build", PROMPT, "--json")
+    built = sheen_here(env, "build", PROMPT, "--json")
     assert built.returncode == 4, built.stderr
     summary = json.loads(built.stdout.splitlines()[-1])
     assert summary["status"] == "blocked" and "cycles" in summary["error"]
-    status = sheen(env, "status", summary["build_id"])
+    status = sheen_here(env, "status", summary["build_id"])
     assert status.returncode == 0 and " blocked " in f" {status.stdout} "
 
 
 def test_failed_build_exits_non_zero_with_json(cli_env: dict[str, str]) -> None:
     env = {**cli_env, "SHEEN_TEST_PROVIDER": FLAKY_PROVIDER, "SHEEN_TEST_FAIL_TASK": "styles"}
-    result = sheen(env, "build", PROMPT, "--json")
+    result = sheen_here(env, "build", PROMPT, "--json")
     assert result.returncode == 1
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["status"] == "failed"

@@ -16,7 +16,7 @@ from sheen_pipeline.runs.webserver import reload_code_location
 from sheen_pipeline.store.requests import RequestStore, new_request_id
 from tests.conftest import REPO_ROOT
 from tests.support.builds import deployed_page
-from tests.support.processes import running, sheen, sheen_cli_env
+from tests.support.processes import running, sheen_cli_env, sheen_here
 from tests.support.providers import max_in_flight
 from tests.support.waiting import free_port, wait_for
 
@@ -33,7 +33,7 @@ def test_three_submitted_rows_become_three_builds_within_the_llm_pool(tmp_path: 
         SHEEN_POOL_LLM_LIMIT=str(LLM_LIMIT),
     )
     shutil.copy(REPO_ROOT / "dagster.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
-    init = sheen(env, "init")
+    init = sheen_here(env, "init")
     assert init.returncode == 0, init.stderr
     assert init.stdout.splitlines() == [
         "artifact store: the app database",
@@ -41,13 +41,13 @@ def test_three_submitted_rows_become_three_builds_within_the_llm_pool(tmp_path: 
     ]
     prompts = ["a blog about tea"]
     for prompt in prompts:
-        assert sheen(env, "submit", prompt).returncode == 0
+        assert sheen_here(env, "submit", prompt).returncode == 0
     store = RequestStore(f"sqlite:///{Path(env['SHEEN_HOME']) / 'sheen.db'}")
     app_rows = {"c2a-b0000": "a portfolio for Ada Lovelace", str(uuid.uuid4()): "a dashboard"}
     for build_id, prompt in app_rows.items():
         store.add(parse_build_request(prompt=prompt), new_request_id(), build_id)
     prompts += app_rows.values()
-    before = sheen(env, "status")
+    before = sheen_here(env, "status")
     assert "warning: no recent heartbeat from the Dagster daemon" in before.stderr
 
     def all_finished() -> bool:
@@ -58,7 +58,7 @@ def test_three_submitted_rows_become_three_builds_within_the_llm_pool(tmp_path: 
     args = [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(free_port())]
     with running(args, env, tmp_path / "dagster-dev.log"):
         wait_for(all_finished, 300, "three builds to finish")
-        change = sheen(env, "submit", "--from", "latest", "make the header dark green")
+        change = sheen_here(env, "submit", "--from", "latest", "make the header dark green")
         assert change.returncode == 0, change.stderr
         wait_for(lambda: store.recent(1)[0].status in ("succeeded", "failed"), 120, "the change")
 
@@ -72,7 +72,7 @@ def test_three_submitted_rows_become_three_builds_within_the_llm_pool(tmp_path: 
     assert all("<h1>" in deployed_page(r.build_id, env=env) for r in records)
     peak = max_in_flight(Path(env["SHEEN_HOME"]))
     assert peak <= LLM_LIMIT, f"{peak} task calls ran at once with the llm pool at {LLM_LIMIT}"
-    status = sheen(env, "status")
+    status = sheen_here(env, "status")
     assert status.stdout.count("succeeded") == BUILDS + 1
 
 
@@ -82,7 +82,7 @@ def test_requests_launched_while_the_code_location_reloads_are_not_lost(tmp_path
     port = free_port()
     env = sheen_cli_env(tmp_path)
     shutil.copy(REPO_ROOT / "dagster.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
-    assert sheen(env, "init").returncode == 0
+    assert sheen_here(env, "init").returncode == 0
     store = RequestStore(f"sqlite:///{Path(env['SHEEN_HOME']) / 'sheen.db'}")
     prompts = [f"a blog about tea number {n}" for n in range(3)]
     for prompt in prompts:
