@@ -18,8 +18,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FLAKY_PROVIDER = "tests.support.providers:FlakyOfflineProvider"
 # Tests that start whole servers (`dagster dev`, Celery workers, a Postgres stack) or build
 # several apps (React + Vite, a burst of CLI builds) take half a minute or more each: they are
-# handed out first (`make test` uses `--dist load`), so that no worker is left running one of them
-# alone at the end while the others are idle.
+# handed out first, two at a time (`make test` uses `--dist load --maxschedchunk 2`), so that
+# they spread over the workers and none is left running one of them alone at the end.
 LONGEST_FIRST = (  # the longest first
     "test_celery_workers.py",
     "_react",
