@@ -15,6 +15,7 @@ from sheen_pipeline.store.builds import dispose_engine
 from tests.support.databases import postgres_schema
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_INSTANCE: dict[str, Any] = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
 FLAKY_PROVIDER = "tests.support.providers:FlakyOfflineProvider"
 # Tests that start whole servers (`dagster dev`, Celery workers, a Postgres stack) or build
 # several apps (React + Vite, a burst of CLI builds) take half a minute or more each: they are
@@ -90,7 +91,7 @@ def service(sheen_home: Path) -> BuildService:
 
 def project_event_log(home: Path) -> dict[str, Any]:
     """Instance config with dagster.yaml's event log storage, its files under home."""
-    storage = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())["event_log_storage"]
+    storage = PROJECT_INSTANCE["event_log_storage"]
     return {"event_log_storage": {**storage, "config": {"base_dir": str(home)}}}
 
 

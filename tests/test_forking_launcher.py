@@ -16,7 +16,6 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-import yaml
 from dagster import (
     DagsterEventType,
     DagsterInstance,
@@ -28,7 +27,7 @@ from dagster import (
 
 from sheen_pipeline.runs.forking_launcher import RUN_WORKER, RunForkerFailed, running_worker
 from sheen_pipeline.runs.origins import job_named, local_origins
-from tests.conftest import REPO_ROOT
+from tests.conftest import PROJECT_INSTANCE
 from tests.support.waiting import wait_for
 
 PROBE = "sheen_forker_probe"
@@ -57,7 +56,7 @@ STARTS_A_THREAD = (
     "import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
 )
 
-LAUNCHER = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())["run_launcher"]
+LAUNCHER = PROJECT_INSTANCE["run_launcher"]
 Launching = Callable[[Sequence[str]], DagsterInstance]
 
 

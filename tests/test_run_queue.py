@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from dagster import (
     DagsterEventType,
     DagsterInstance,
@@ -42,7 +41,7 @@ from sheen_pipeline.runs.tags import (
 )
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.requests import RequestStore, new_request_id
-from tests.conftest import REPO_ROOT
+from tests.conftest import PROJECT_INSTANCE, REPO_ROOT
 from tests.support.sensors import evaluate_failed_run_sensor
 
 QUEUE_SETTINGS = ("run_coordinator", "concurrency", "run_retries")
@@ -51,7 +50,7 @@ QUEUE_SETTINGS = ("run_coordinator", "concurrency", "run_retries")
 @pytest.fixture
 def queued_instance(tmp_path: Path) -> Iterator[DagsterInstance]:
     """An instance with the run coordinator, concurrency and run retry settings of dagster.yaml."""
-    config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    config = PROJECT_INSTANCE
     overrides = {key: config[key] for key in QUEUE_SETTINGS}
     with instance_for_test(overrides=overrides, temp_dir=str(tmp_path)) as instance:
         yield instance

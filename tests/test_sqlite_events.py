@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
 from dagster import DagsterInstance, instance_for_test, job, op
 from sqlalchemy import Engine, event
 
+from sheen_pipeline.cli.app import STANDALONE_INSTANCE_CONFIG
 from sheen_pipeline.runs.sqlite_events import SqliteEventLog
-from tests.conftest import project_event_log
+from tests.conftest import PROJECT_INSTANCE, project_event_log
 
 
 @op
@@ -46,3 +48,8 @@ def test_a_runs_events_are_written_through_one_engine_and_read_back_by_another_i
     assert len({id(engine) for engine in engines}) == 1
     with DagsterInstance.from_ref(instance.get_ref()) as reader:  # another process's view
         assert len(reader.all_logs(result.run_id)) == written
+
+
+def test_a_dagster_home_outside_a_checkout_stores_events_as_dagster_yaml_does() -> None:
+    standalone = yaml.safe_load(STANDALONE_INSTANCE_CONFIG)
+    assert standalone["event_log_storage"] == PROJECT_INSTANCE["event_log_storage"]

@@ -18,7 +18,7 @@ from sheen_pipeline.runs.forking_launcher import RUN_WORKER
 from sheen_pipeline.runs.tags import BUILD_ID, LOCATION_NAME, PLAN_RUN_ID, REPOSITORY_NAME
 from sheen_pipeline.service import BuildService
 from sheen_pipeline.store.builds import BuildStatus
-from tests.conftest import FLAKY_PROVIDER, REPO_ROOT
+from tests.conftest import FLAKY_PROVIDER, PROJECT_INSTANCE
 from tests.support.builds import build
 from tests.support.processes import SHEEN, child_env, running
 from tests.support.providers import calls_by_task
@@ -38,9 +38,7 @@ FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus
 
 # The UI's re-executions are launched by this repository's run launcher (forked runs).
 INSTANCE_YAML = (
-    yaml.safe_dump(
-        {"run_launcher": yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())["run_launcher"]}
-    )
+    yaml.safe_dump({"run_launcher": PROJECT_INSTANCE["run_launcher"]})
     + """
 run_coordinator:
   module: dagster.core.run_coordinator
