@@ -131,6 +131,7 @@ class Outbox:
         the delivery that waits longest as a probe."""
         now = time.time()
         with self._begin() as conn:
+            self._take_turn(conn)
             health = self._health(conn)
             if health.disabled_at is not None:
                 return []
@@ -158,6 +159,12 @@ class Outbox:
                 ).scalar()
                 claims = [] if waiting is None else [Claim(waiting, probe=True)]
             return [claim for claim in claims if self._lease(conn, claim.seq, now)]
+
+    def _take_turn(self, conn: Connection) -> None:
+        """Claims of one endpoint take turns until their transaction ends, so that what one
+        counts in flight is still true when it leases: a write to the endpoint's row locks it
+        (on Postgres the row, on SQLite the database)."""
+        conn.execute(update(endpoints).where(self._mine).values(url_hash=endpoints.c.url_hash))
 
     def _take_probe(self, conn: Connection, health: EndpointHealth, now: float) -> bool:
         if health.failing_since is None or now < health.last_attempt_at + self.config.probe_s:
