@@ -89,10 +89,19 @@ def service(sheen_home: Path) -> BuildService:
     return BuildService.from_env()
 
 
-def project_event_log(home: Path) -> dict[str, Any]:
-    """Instance config with dagster.yaml's event log storage, its files under home."""
-    storage = PROJECT_INSTANCE["event_log_storage"]
-    return {"event_log_storage": {**storage, "config": {"base_dir": str(home)}}}
+STORAGES = ("event_log_storage", "run_storage", "schedule_storage")
+
+
+def project_storage(home: Path) -> dict[str, Any]:
+    """Instance config with dagster.yaml's storages, their files under home (its config names
+    the home by DAGSTER_HOME, which a test's instance does not set)."""
+    return {
+        name: {
+            **PROJECT_INSTANCE[name],
+            "config": {key: str(home) for key in PROJECT_INSTANCE[name]["config"]},
+        }
+        for name in STORAGES
+    }
 
 
 # Runs executed in a test's process print nothing worth keeping, and capturing their output
@@ -109,10 +118,11 @@ UNCAPTURED = {
 @pytest.fixture(scope="session")
 def dagster_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Dagster instance folder with its storage created and migrated once per test process;
-    each test starts from a copy (migrating anew costs about 2 s, copying 0.1 s). Events are
-    stored as dagster.yaml stores them (the per-run SQLite default costs a build a fifth more)."""
+    each test starts from a copy (migrating anew costs about 2 s, copying 0.1 s). Runs, events
+    and schedules are stored as dagster.yaml stores them (the per-run SQLite event log default
+    costs a build a fifth more)."""
     folder = tmp_path_factory.mktemp("dagster-template")
-    with instance_for_test(project_event_log(folder), temp_dir=str(folder)) as template:
+    with instance_for_test(project_storage(folder), temp_dir=str(folder)) as template:
         template.get_runs(limit=1)
         template.schedule_storage.all_instigator_state()  # type: ignore[union-attr]
     return folder
@@ -122,7 +132,7 @@ def dagster_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def instance(tmp_path: Path, dagster_template: Path) -> Iterator[DagsterInstance]:
     dagster_home = tmp_path / "dagster"
     shutil.copytree(dagster_template, dagster_home)
-    overrides = {**project_event_log(dagster_home), **UNCAPTURED}
+    overrides = {**project_storage(dagster_home), **UNCAPTURED}
     with instance_for_test(overrides, temp_dir=str(dagster_home)) as test_instance:
         yield test_instance
 

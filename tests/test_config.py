@@ -104,3 +104,29 @@ def test_preview_urls_come_from_the_public_base_not_the_bind_address(tmp_path: P
     assert built["preview_url"] == f"https://previews.example.com/p/{built['build_id']}/"
     settings = Settings.from_env(env)
     assert settings.production_url("coffee") == "https://previews.example.com/prod/coffee/"
+
+
+def test_settings_read_again_are_the_ones_validated_unless_what_they_depend_on_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs read settings for every step: the same variables give the settings validated
+    before, while a changed variable, folder (a relative home) or price file is read anew."""
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"m": {"input": 1, "output": 2}}))
+    monkeypatch.setenv("SHEEN_PRICES", str(prices))
+    monkeypatch.setenv("SHEEN_HOME", "relative-home")
+    monkeypatch.chdir(tmp_path)
+    first = Settings.from_env()
+    assert Settings.from_env() is first
+    prices.write_text(json.dumps({"m": {"input": 10, "output": 20}}))
+    rewritten = Settings.from_env()
+    assert str(rewritten.prices["m"].input) == "10"
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert Settings.from_env().home == tmp_path / "elsewhere" / "relative-home"
+    monkeypatch.setenv("SHEEN_PREVIEW_PORT", "9999")
+    assert Settings.from_env().preview_port == 9999
+    monkeypatch.setenv("SHEEN_PREVIEW_PORT", "eighty")
+    for _ in range(2):  # an error is raised every time, never remembered as settings
+        with pytest.raises(ConfigError, match="SHEEN_PREVIEW_PORT"):
+            Settings.from_env()

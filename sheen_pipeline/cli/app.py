@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 DEFAULT_DAGSTER_HOME = Path(".dagster")
 PROJECT_INSTANCE_CONFIG = Path("dagster.yaml")
 # The instance of a Dagster home outside a checkout: SQLite storage, with every run's events in
-# one file written through one engine (as the checkout's dagster.yaml has them).
+# one file, and each storage written through one engine (as the checkout's dagster.yaml has them).
 STANDALONE_INSTANCE_CONFIG = """telemetry:
   enabled: false
 event_log_storage:
@@ -33,6 +33,18 @@ event_log_storage:
   class: SqliteEventLog
   config:
     base_dir:
+      env: DAGSTER_HOME
+run_storage:
+  module: sheen_pipeline.runs.sqlite_storage
+  class: SqliteRuns
+  config:
+    dagster_home:
+      env: DAGSTER_HOME
+schedule_storage:
+  module: sheen_pipeline.runs.sqlite_storage
+  class: SqliteSchedules
+  config:
+    dagster_home:
       env: DAGSTER_HOME
 """
 

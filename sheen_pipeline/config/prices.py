@@ -53,7 +53,8 @@ def load_prices(override: str) -> dict[str, Price]:
     prices = dict(DEFAULT_PRICES)
     if not override.strip():
         return prices
-    text = override if override.lstrip().startswith("{") else _read(override)
+    path = price_file(override)
+    text = override if path is None else _read(path)
     try:
         table = json.loads(text, parse_float=Decimal, parse_int=Decimal)
         for model, fields in table.items():
@@ -67,6 +68,11 @@ def load_prices(override: str) -> dict[str, Price]:
     except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError) as error:
         raise ValueError(f"is not a valid price table: {error!r}") from None
     return prices
+
+
+def price_file(override: str) -> str | None:
+    """The file SHEEN_PRICES names, or None when it holds the table itself (or nothing)."""
+    return None if not override.strip() or override.lstrip().startswith("{") else override
 
 
 def _read(path: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -28,7 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from sheen_pipeline.config.budget_limits import Budgets, load_budgets
 from sheen_pipeline.config.errors import ConfigError
-from sheen_pipeline.config.prices import DEFAULT_PRICES, Price, load_prices
+from sheen_pipeline.config.prices import DEFAULT_PRICES, Price, load_prices, price_file
 from sheen_pipeline.models import MAX_REQUEST_BODY_BYTES
 
 DEFAULT_NPM_REGISTRY = "https://registry.npmjs.org/"
@@ -309,10 +310,19 @@ class Settings(BaseSettings):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """From `environ` (the process environment by default); a bad value is a ConfigError."""
+        """From `environ` (the process environment by default); a bad value is a ConfigError.
+        Runs read settings for every step's resources: the same variables, in the same folder
+        (a relative SHEEN_HOME) and with the same price file, give the settings validated
+        before (validating them anew costs more than the rest of a resource's set-up)."""
         values = variables_of(cls, os.environ if environ is None else environ)
+        prices = price_file(values.get("SHEEN_PRICES", ""))
+        return cls._validated(json.dumps(values, sort_keys=True), os.getcwd(), _stamp(prices))
+
+    @classmethod
+    @lru_cache(maxsize=64)
+    def _validated(cls, values: str, _cwd: str, _price_file: tuple[int, int] | None) -> Settings:
         try:
-            return cls.model_validate(values)
+            return cls.model_validate(json.loads(values))
         except ValidationError as error:
             raise ConfigError(_describe(error)) from None
 
@@ -368,6 +378,17 @@ class Settings(BaseSettings):
     def task_timeout_for(self, task_type: str) -> int:
         """SHEEN_TASK_TIMEOUTS ({"install_deps": 300}) overrides SHEEN_TASK_TIMEOUT_S per type."""
         return self.task_timeouts.get(task_type, self.task_timeout_s)
+
+
+def _stamp(path: str | None) -> tuple[int, int] | None:
+    """When and how large a file was last written (None for no file, or none there)."""
+    if path is None:
+        return None
+    try:
+        written = os.stat(path)
+    except OSError:
+        return None
+    return written.st_mtime_ns, written.st_size
 
 
 def variables_of(model: type[BaseModel], environ: Mapping[str, str]) -> dict[str, Any]:

@@ -1,0 +1,83 @@
+"""The embedded instance's run and schedule storage: Dagster's SQLite storages, each writing
+through one SQLAlchemy engine instead of a new engine per connection.
+
+Why: Dagster's SQLite storages create an engine for every connection, so every statement is
+compiled again (the compiled-statement cache lives on the engine) and the engine's set-up is paid
+again. Runs are read and written on every step of a build, and schedule storage on every sensor
+tick. The engines keep `NullPool`, as Dagster's do: each use still opens and closes its own
+SQLite connection, so other processes and forked run workers see the same files as before.
+Their config names the Dagster home (`dagster_home`); the files stay where Dagster's defaults put
+them (`history/runs.db`, `schedules/schedules.db`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from functools import cached_property
+from typing import Any, ClassVar
+
+from dagster._config import StringSource
+from dagster._core.storage.runs import SqliteRunStorage
+from dagster._core.storage.schedules import SqliteScheduleStorage
+from dagster._core.storage.sql import create_engine
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._serdes import ConfigurableClassData
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+
+class OneEngine:
+    """An engine made on first use and kept, for a Dagster SQLite storage (its `_conn_string`)."""
+
+    _conn_string: str
+
+    @cached_property
+    def _one_engine(self) -> Engine:
+        return create_engine(
+            self._conn_string,
+            poolclass=NullPool,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+        )
+
+    @contextmanager
+    def _one_transaction(self) -> Iterator[Connection]:
+        with self._one_engine.connect() as conn, conn.begin():
+            yield conn
+
+
+class InDagsterHome(OneEngine):
+    """A run or schedule storage configured by the Dagster home (`dagster_home`), its file in
+    the folder Dagster's default puts it in, and its connections made by one engine."""
+
+    folder: ClassVar[tuple[str, ...]]
+    from_local: ClassVar[Callable[..., Any]]
+
+    @classmethod
+    def config_type(cls) -> dict[str, Any]:
+        return {"dagster_home": StringSource}
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> Any:
+        base_dir = os.path.join(config_value["dagster_home"], *cls.folder)
+        return cls.from_local(base_dir, inst_data=inst_data)
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        with self._one_transaction() as conn:
+            yield conn
+
+
+class SqliteRuns(InDagsterHome, SqliteRunStorage):
+    """`run_storage` of dagster.yaml and of a Dagster home the CLI makes."""
+
+    folder = ("history", "")
+
+
+class SqliteSchedules(InDagsterHome, SqliteScheduleStorage):
+    """`schedule_storage` of dagster.yaml and of a Dagster home the CLI makes."""
+
+    folder = ("schedules",)

@@ -1,0 +1,77 @@
+"""dagster.yaml's storages: every run's events in one SQLite file, and runs, events and schedules
+each written through one engine (each use on a connection of its own, as Dagster's storages open
+them), read back by another instance as another process would."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import yaml
+from dagster import DagsterInstance, instance_for_test, job, op
+from sqlalchemy import Engine, event
+
+from sheen_pipeline.cli.app import STANDALONE_INSTANCE_CONFIG
+from sheen_pipeline.runs.sqlite_events import SqliteEventLog
+from sheen_pipeline.runs.sqlite_storage import SqliteRuns, SqliteSchedules
+from tests.conftest import PROJECT_INSTANCE, STORAGES, project_storage
+
+FILES = ("event_log.db", "runs.db", "schedules.db")
+
+
+@op
+def say_hello() -> str:
+    return "hello"
+
+
+@job
+def hello_job() -> None:
+    say_hello()
+
+
+def test_runs_events_and_schedules_are_each_written_through_one_engine(tmp_path: Path) -> None:
+    engines: dict[str, list[Engine]] = {name: [] for name in FILES}
+
+    def on_connect(conn: object) -> None:
+        engine = conn.engine  # type: ignore[attr-defined]
+        for name in FILES:
+            if str(engine.url).endswith(name):
+                engines[name].append(engine)
+
+    event.listen(Engine, "engine_connect", on_connect)
+    try:
+        with instance_for_test(project_storage(tmp_path), temp_dir=str(tmp_path)) as instance:
+            assert isinstance(instance.event_log_storage, SqliteEventLog)
+            assert isinstance(instance.run_storage, SqliteRuns)
+            assert isinstance(instance.schedule_storage, SqliteSchedules)
+            for made in engines.values():
+                made.clear()  # each storage's set-up made its file with an engine of its own
+            result = hello_job.execute_in_process(instance=instance)
+            for _ in range(3):
+                instance.schedule_storage.all_instigator_state()
+            written = len(instance.all_logs(result.run_id))
+    finally:
+        event.remove(Engine, "engine_connect", on_connect)
+    assert result.success and written >= 5
+    assert len(engines["event_log.db"]) >= written  # a connection per write, none kept open
+    assert len(engines["runs.db"]) >= 3 and len(engines["schedules.db"]) >= 3
+    distinct = Counter({name: len({id(e) for e in made}) for name, made in engines.items()})
+    assert distinct == Counter(dict.fromkeys(FILES, 1))
+    with DagsterInstance.from_ref(instance.get_ref()) as reader:  # another process's view
+        assert len(reader.all_logs(result.run_id)) == written
+        run = reader.get_run_by_id(result.run_id)
+        assert run is not None and run.is_success
+
+
+def test_a_dagster_home_outside_a_checkout_stores_as_dagster_yaml_does() -> None:
+    standalone = yaml.safe_load(STANDALONE_INSTANCE_CONFIG)
+    assert {name: standalone[name] for name in STORAGES} == {
+        name: PROJECT_INSTANCE[name] for name in STORAGES
+    }
+
+
+def test_runs_and_schedules_stay_where_dagsters_defaults_put_them(tmp_path: Path) -> None:
+    with instance_for_test(project_storage(tmp_path), temp_dir=str(tmp_path)) as instance:
+        hello_job.execute_in_process(instance=instance)
+    assert (tmp_path / "history" / "runs.db").is_file()
+    assert (tmp_path / "schedules" / "schedules.db").is_file()
