@@ -128,19 +128,21 @@ class Outbox:
         """Lease the due deliveries, oldest first, each on its own (a failing event holds no
         other back), as many as the endpoint has room for (max_in_flight across processes);
         when none is due but the receiver is failing and has not been tried for probe_s, lease
-        the delivery that waits longest as a probe."""
+        the delivery that waits longest as a probe. Claims of one endpoint take turns to count
+        and lease; one that finds nothing it could lease (most of them) neither waits nor
+        writes."""
         now = time.time()
         with self._begin() as conn:
+            if not self._anything_to_lease(conn, now):
+                return []
             self._take_turn(conn)
             health = self._health(conn)
-            if health.disabled_at is not None:
-                return []
             pending = deliveries.c.status == "pending"
             in_flight = conn.execute(
                 select(func.count()).where(pending, deliveries.c.leased_until >= now)
             ).scalar_one()
             room = self.config.max_in_flight - in_flight
-            if room <= 0:
+            if health.disabled_at is not None or room <= 0:
                 return []
             free = (pending, deliveries.c.leased_until < now)
             due = conn.execute(
@@ -160,14 +162,31 @@ class Outbox:
                 claims = [] if waiting is None else [Claim(waiting, probe=True)]
             return [claim for claim in claims if self._lease(conn, claim.seq, now)]
 
+    def _anything_to_lease(self, conn: Connection, now: float) -> bool:
+        """Whether a delivery is free to lease now (due, or a probe is due), read only."""
+        health = self._health(conn)
+        if health.disabled_at is not None:
+            return False
+        free = [deliveries.c.status == "pending", deliveries.c.leased_until < now]
+        if not self._probe_due(health, now):
+            free.append(deliveries.c.next_attempt_at <= now)
+        return (
+            conn.execute(select(deliveries.c.event_seq).where(*free).limit(1)).first() is not None
+        )
+
     def _take_turn(self, conn: Connection) -> None:
         """Claims of one endpoint take turns until their transaction ends, so that what one
         counts in flight is still true when it leases: a write to the endpoint's row locks it
         (on Postgres the row, on SQLite the database)."""
         conn.execute(update(endpoints).where(self._mine).values(url_hash=endpoints.c.url_hash))
 
+    def _probe_due(self, health: EndpointHealth, now: float) -> bool:
+        return (
+            health.failing_since is not None and now >= health.last_attempt_at + self.config.probe_s
+        )
+
     def _take_probe(self, conn: Connection, health: EndpointHealth, now: float) -> bool:
-        if health.failing_since is None or now < health.last_attempt_at + self.config.probe_s:
+        if not self._probe_due(health, now):
             return False
         taken = conn.execute(  # one probe at a time, across processes
             update(endpoints)
