@@ -17,7 +17,6 @@ import re
 import shlex
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +26,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 from sheen_pipeline.build.sandbox import Sandbox, SandboxUnavailable, base_env
 from sheen_pipeline.checks import page_checks
 from sheen_pipeline.checks.acceptance import FAILED_STEP_SHOT, run_acceptance
+from sheen_pipeline.checks.driver import in_driver
 from sheen_pipeline.checks.results import CHECKS, SCREENSHOTS, CheckReport, CheckResult
 from sheen_pipeline.checks.source_maps import SourceMaps
 from sheen_pipeline.models import AcceptanceStep
@@ -68,8 +68,10 @@ def check_preview(
     An uncaught error names the source file and line its stack maps to (`source_maps`)."""
     maps = SourceMaps(source_maps or {})
 
-    def check(executable: str) -> CheckReport:
-        return _check(executable, site, forms_expected, screenshots, settle_ms, acceptance, maps)
+    def check(playwright: Any, executable: str) -> CheckReport:
+        return _check(
+            playwright, executable, site, forms_expected, screenshots, settle_ms, acceptance, maps
+        )
 
     return _in_browser(check, sandbox, CheckReport.not_run)
 
@@ -83,46 +85,35 @@ def run_steps(
     """Only the steps, on a first visit of the site, in the same confined browser as the checks:
     how an evaluation's hidden steps (never shown to the model) judge a build."""
 
-    def use(executable: str) -> CheckResult:
-        from playwright.sync_api import sync_playwright
-
+    def use(playwright: Any, executable: str) -> CheckResult:
         screenshots.mkdir(parents=True, exist_ok=True)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=executable, args=BROWSER_ARGS)
-            try:
-                page = _watched_page(browser, site, [], [], SourceMaps({}))
-                page.goto(PREVIEW_URL, wait_until="load")
-                return run_acceptance(page, steps, PREVIEW_URL, screenshots)
-            finally:
-                browser.close()
+        browser = playwright.chromium.launch(executable_path=executable, args=BROWSER_ARGS)
+        try:
+            page = _watched_page(browser, site, [], [], SourceMaps({}))
+            page.goto(PREVIEW_URL, wait_until="load")
+            return run_acceptance(page, steps, PREVIEW_URL, screenshots)
+        finally:
+            browser.close()
 
     return _in_browser(use, sandbox, lambda why: CheckResult.not_run("acceptance", why))
 
 
-def _in_browser(work: Callable[[str], T], sandbox: Sandbox, not_run: Callable[[str], T]) -> T:
-    """work(the browser's executable), in a thread of its own, so it works from inside an event
-    loop (the build job's executor) too; not_run(why) without a browser or its sandbox."""
+def _in_browser(work: Callable[[Any, str], T], sandbox: Sandbox, not_run: Callable[[str], T]) -> T:
+    """work(playwright, the browser's executable) on the process's driver (driver.py), which
+    works from inside an event loop (the build job's executor) too; not_run(why) without a
+    browser or its sandbox."""
     browser = chromium_path()
     if browser is None:
         return not_run(f"no browser ({INSTALL_HINT})")
-    outcome: list[T] = []
-    failure: list[BaseException] = []
 
-    def run() -> None:
+    def confined(playwright: Any) -> T:
         try:
             with _confined_browser(browser, sandbox) as executable:
-                outcome.append(work(executable))
+                return work(playwright, executable)
         except SandboxUnavailable as unavailable:
-            outcome.append(not_run(f"the browser runs only sandboxed; {unavailable}"))
-        except BaseException as error:  # reported in the caller's thread
-            failure.append(error)
+            return not_run(f"the browser runs only sandboxed; {unavailable}")
 
-    thread = threading.Thread(target=run, name="sheen-browser")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return outcome[0]
+    return in_driver(confined)
 
 
 @contextmanager
@@ -144,6 +135,7 @@ def _confined_browser(browser: str, sandbox: Sandbox) -> Iterator[str]:
 
 
 def _check(
+    playwright: Any,
     executable: str,
     site: Mapping[str, bytes],
     forms_expected: int,
@@ -152,60 +144,55 @@ def _check(
     acceptance: Sequence[AcceptanceStep],
     maps: SourceMaps,
 ) -> CheckReport:
-    from playwright.sync_api import sync_playwright
-
     screenshots.mkdir(parents=True, exist_ok=True)
     (screenshots / f"{FAILED_STEP_SHOT}.png").unlink(missing_ok=True)  # an earlier attempt's
     results: dict[str, CheckResult] = {}
     url = PREVIEW_URL
     refused: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=BROWSER_ARGS)
-        try:
-            console: list[str] = []
-            failed: list[str] = []
-            page = _watched_page(browser, site, refused, console, maps)
-            page.on("requestfailed", lambda r: failed.append(r.url))
-            page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
-            response = page.goto(url, wait_until="load")
-            _settle(page, settle_ms)
-            status = response.status if response else 0
-            results["page_loads"] = CheckResult(
-                "page_loads", status == 200, f"HTTP {status}", {"status": status}
-            )
-            results["renders_content"] = page_checks.renders_content(page)
-            broken = sorted({u for u in failed if _same_origin(u, url)} | _broken_links(page, site))
-            results["assets_load"] = CheckResult(
-                "assets_load",
-                not broken,
-                "every local asset and link loads"
-                if not broken
-                else f"{len(broken)} broken: {', '.join(broken[:5])}",
-                {"broken": broken},
-            )
-            page.screenshot(path=str(screenshots / f"{DESKTOP_SHOT}.png"), full_page=True)
-            results["title_and_heading"] = page_checks.title_and_heading(page)
-            results["accessibility"] = page_checks.accessibility(page)
-            page.set_viewport_size(PHONE)
-            page.wait_for_timeout(page_checks.SETTLE_MS)
-            width = int(page.evaluate("document.documentElement.scrollWidth"))
-            results["mobile_overflow"] = CheckResult(
-                "mobile_overflow",
-                width <= PHONE["width"],
-                f"{width} px wide at a {PHONE['width']} px viewport",
-                {"scroll_width": width},
-            )
-            page.screenshot(path=str(screenshots / f"{PHONE_SHOT}.png"), full_page=True)
-            results["forms_validate"] = page_checks.forms(page, url, forms_expected)
-            using = _watched_page(
-                browser, site, refused, console, maps
-            )  # a first visit: no storage
-            using.goto(url, wait_until="load")
-            results["acceptance"] = run_acceptance(using, acceptance, url, screenshots)
-            results["own_origin_only"] = _own_origin_only(refused)
-            results["no_errors"] = _no_errors(console)  # what the checks' own use of it raised too
-        finally:
-            browser.close()
+    browser = playwright.chromium.launch(executable_path=executable, args=BROWSER_ARGS)
+    try:
+        console: list[str] = []
+        failed: list[str] = []
+        page = _watched_page(browser, site, refused, console, maps)
+        page.on("requestfailed", lambda r: failed.append(r.url))
+        page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+        response = page.goto(url, wait_until="load")
+        _settle(page, settle_ms)
+        status = response.status if response else 0
+        results["page_loads"] = CheckResult(
+            "page_loads", status == 200, f"HTTP {status}", {"status": status}
+        )
+        results["renders_content"] = page_checks.renders_content(page)
+        broken = sorted({u for u in failed if _same_origin(u, url)} | _broken_links(page, site))
+        results["assets_load"] = CheckResult(
+            "assets_load",
+            not broken,
+            "every local asset and link loads"
+            if not broken
+            else f"{len(broken)} broken: {', '.join(broken[:5])}",
+            {"broken": broken},
+        )
+        page.screenshot(path=str(screenshots / f"{DESKTOP_SHOT}.png"), full_page=True)
+        results["title_and_heading"] = page_checks.title_and_heading(page)
+        results["accessibility"] = page_checks.accessibility(page)
+        page.set_viewport_size(PHONE)
+        page.wait_for_timeout(page_checks.SETTLE_MS)
+        width = int(page.evaluate("document.documentElement.scrollWidth"))
+        results["mobile_overflow"] = CheckResult(
+            "mobile_overflow",
+            width <= PHONE["width"],
+            f"{width} px wide at a {PHONE['width']} px viewport",
+            {"scroll_width": width},
+        )
+        page.screenshot(path=str(screenshots / f"{PHONE_SHOT}.png"), full_page=True)
+        results["forms_validate"] = page_checks.forms(page, url, forms_expected)
+        using = _watched_page(browser, site, refused, console, maps)  # a first visit: no storage
+        using.goto(url, wait_until="load")
+        results["acceptance"] = run_acceptance(using, acceptance, url, screenshots)
+        results["own_origin_only"] = _own_origin_only(refused)
+        results["no_errors"] = _no_errors(console)  # what the checks' own use of it raised too
+    finally:
+        browser.close()
     return CheckReport(
         results=tuple(results[name] for name in CHECKS),
         screenshots={
