@@ -44,10 +44,13 @@ run: install
 ## test: lint, type check and the whole test suite, TEST_WORKERS (4) test processes at a time
 ## (tests mostly wait on builds, servers and subprocesses, so more processes than cores pay); each
 ## process is handed two tests at a time, the longest first (tests/conftest.py), so that the long
-## ones spread over the processes instead of all landing in the first one's first batch
+## ones spread over the processes instead of all landing in the first one's first batch.
+## The tests start hundreds of Python processes: each reads the project's bytecode, written by the
+## first, rather than compiling its modules anew (an empty PYTHONDONTWRITEBYTECODE is unset).
 TEST_WORKERS ?= 4
 test: lint sandbox browser
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 2 --durations 15
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 2 \
+		--durations 15
 
 lint: install
 	$(BIN)/ruff check sheen_pipeline tests
