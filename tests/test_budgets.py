@@ -49,7 +49,7 @@ from tests.support.fake_llm import (
     Usage,
     offline_answer,
 )
-from tests.support.processes import SHEEN, running, sheen, sheen_cli_env
+from tests.support.processes import SHEEN, running, sheen, sheen_cli_env, sheen_forked
 from tests.support.spending import spend
 from tests.support.waiting import wait_for
 
@@ -364,7 +364,7 @@ def test_four_builds_of_one_user_under_a_budget_for_two_two_finish_two_are_refus
 
     def race(prompt: str) -> None:
         start.wait(timeout=30)
-        result = sheen(env, "build", prompt, "--user-id", "ann", "--json")
+        result = sheen_forked(env, "build", prompt, "--user-id", "ann", "--json")
         lines = result.stdout.strip().splitlines()
         if lines:
             outcomes.append(json.loads(lines[-1]))

@@ -6,7 +6,6 @@ them over and stops when its database is gone."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import threading
 from collections import Counter
 from pathlib import Path
@@ -26,6 +25,7 @@ from tests.support.processes import SHEEN, sheen_cli_env, sheen_here
 from tests.support.receiver import Receiver
 from tests.support.waiting import free_port, wait_for
 from tests.support.webhooks import SECRET
+from tests.support.zygote import forked_sheen
 
 
 def test_a_failing_event_holds_back_no_later_event_of_its_build(
@@ -132,15 +132,9 @@ def test_ten_cli_builds_with_the_receiver_down_leave_one_deliverer_that_stops_wi
     )
     assert sheen_here(env, "init").returncode == 0
     logs = [tmp_path / f"build-{n}.log" for n in range(10)]
-    builds = [
-        subprocess.Popen(
-            [SHEEN, "build", f"a one-page site for bakery {n}"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log.open("wb"),  # the outcome line too: a failure says why here
-            stderr=subprocess.STDOUT,
-        )
-        for n, log in enumerate(logs)
+    builds = [  # processes of their own, forked from one that imported the CLI once
+        forked_sheen([SHEEN, "build", f"a one-page site for bakery {n}"], env, REPO_ROOT, log)
+        for n, log in enumerate(logs)  # the outcome line too: a failure says why here
     ]
     try:
         exits = [process.wait(300) for process in builds]
