@@ -1,8 +1,8 @@
 """One Playwright driver per process, kept between checks. Starting it costs about 0.4 CPU-s (a
-Node process loading Playwright), once per check before; a process that checks many builds (an
-evaluation, `sheen serve`'s builds, a repair round's second look) now pays it once. Each check
-still launches a browser of its own, in a sandbox of its own, so nothing of one build's pages
-can reach another's.
+Node process loading Playwright), once per check before; a process that checks many times (an
+evaluation's builds, a build's repair rounds) now pays it once. Each check still launches a
+browser of its own, in a sandbox of its own, so nothing of one build's pages can reach
+another's.
 
 Playwright's sync API belongs to the thread that started it: every use runs in the driver's own
 thread, which also keeps it out of the build job's event loop. Checks in one process take turns.

@@ -163,11 +163,17 @@ class Outbox:
             return [claim for claim in claims if self._lease(conn, claim.seq, now)]
 
     def _anything_to_lease(self, conn: Connection, now: float) -> bool:
-        """Whether a delivery is free to lease now (due, or a probe is due), read only."""
+        """Whether the endpoint has room and a delivery is free to lease now (due, or a probe is
+        due); read only (a claim's count of what is in flight is made in its turn)."""
         health = self._health(conn)
         if health.disabled_at is not None:
             return False
-        free = [deliveries.c.status == "pending", deliveries.c.leased_until < now]
+        pending = deliveries.c.status == "pending"
+        room = self.config.max_in_flight
+        leased = select(deliveries.c.event_seq).where(pending, deliveries.c.leased_until >= now)
+        if len(conn.execute(leased.limit(room)).all()) >= room:
+            return False
+        free = [pending, deliveries.c.leased_until < now]
         if not self._probe_due(health, now):
             free.append(deliveries.c.next_attempt_at <= now)
         return (

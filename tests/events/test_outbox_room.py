@@ -58,3 +58,31 @@ def test_two_claimers_at_once_never_exceed_the_endpoints_room(database_url: str)
     assert first_counted.is_set() and second_done.is_set()
     assert len(claims) == ROOM, f"{len(claims)} deliveries leased where the room is {ROOM}"
     assert len({claim.seq for claim in claims}) == ROOM
+
+
+def test_a_claim_that_finds_nothing_to_lease_writes_nothing(database_url: str) -> None:
+    """Deliverers claim on every event and every wake: one that finds the endpoint full, or
+    nothing due, must not take the endpoint's turn (a write, and on SQLite a commit)."""
+    engine = engine_for(database_url)
+    config = WebhookSettings(url="http://127.0.0.1:9/hook", secret=SECRET, max_in_flight=ROOM)
+    log = EventLog(engine, webhooks_enabled=True)
+    outbox = Outbox(engine, config)
+    outbox.claim_hand_over()
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement.lstrip().split()[0].upper())
+
+    event.listen(engine, "after_cursor_execute", note)
+    try:
+        assert outbox.claim() == []  # nothing stored yet
+        for n in range(ROOM + 1):
+            log.emit("bfull", BuildStarted(prompt=f"site {n}"))
+        statements.clear()
+        assert len(outbox.claim()) == ROOM  # this one takes the turn and leases
+        assert "UPDATE" in statements
+        statements.clear()
+        assert outbox.claim() == []  # the endpoint is full, one more is due
+    finally:
+        event.remove(engine, "after_cursor_execute", note)
+    assert statements and set(statements) == {"SELECT"}
