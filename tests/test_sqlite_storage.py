@@ -75,3 +75,26 @@ def test_runs_and_schedules_stay_where_dagsters_defaults_put_them(tmp_path: Path
         hello_job.execute_in_process(instance=instance)
     assert (tmp_path / "history" / "runs.db").is_file()
     assert (tmp_path / "schedules" / "schedules.db").is_file()
+
+
+def test_what_the_schema_is_known_to_have_is_not_asked_again(tmp_path: Path) -> None:
+    """Dagster asks on every run event and step whether a table or column exists; a yes is
+    remembered (migrations only add), a no is asked again."""
+    connections: list[str] = []
+
+    def on_connect(conn: object) -> None:
+        connections.append(str(conn.engine.url))  # type: ignore[attr-defined]
+
+    with instance_for_test(project_storage(tmp_path), temp_dir=str(tmp_path)) as instance:
+        events, runs = instance.event_log_storage, instance.run_storage
+        assert isinstance(events, SqliteEventLog) and isinstance(runs, SqliteRuns)
+        event.listen(Engine, "engine_connect", on_connect)
+        try:
+            asked = [events.has_table("concurrency_limits") for _ in range(3)]
+            asked += [runs.has_run_stats_index_cols() for _ in range(3)]
+            yes = len(connections)
+            missing = [events.has_table("no_such_table") for _ in range(2)]
+        finally:
+            event.remove(Engine, "engine_connect", on_connect)
+    assert asked == [True] * 6 and yes <= 2  # at most the first of each kind asks
+    assert missing == [False, False] and len(connections) == yes + 2

@@ -25,3 +25,12 @@ class SqliteEventLog(OneEngine, ConsolidatedSqliteEventLogStorage):
     def _connect(self) -> Iterator[Connection]:
         with self._one_transaction() as conn:
             yield conn
+
+    def has_table(self, table_name: str) -> bool:
+        """Dagster's asks through a new engine each time (per step: the pools' tables)."""
+
+        def ask() -> bool:
+            with self._one_engine.connect() as conn:
+                return bool(self._one_engine.dialect.has_table(conn, table_name))
+
+        return self._once_true(f"table {table_name}", ask)

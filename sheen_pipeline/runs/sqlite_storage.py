@@ -29,7 +29,9 @@ from sqlalchemy.pool import NullPool
 
 
 class OneEngine:
-    """An engine made on first use and kept, for a Dagster SQLite storage (its `_conn_string`)."""
+    """An engine made on first use and kept, for a Dagster SQLite storage (its `_conn_string`).
+    What its schema is known to have is remembered: Dagster asks again on every run event and
+    every step (a table or column is only ever added, by a migration, never taken away)."""
 
     _conn_string: str
 
@@ -45,6 +47,16 @@ class OneEngine:
     def _one_transaction(self) -> Iterator[Connection]:
         with self._one_engine.connect() as conn, conn.begin():
             yield conn
+
+    @cached_property
+    def _known(self) -> set[str]:
+        return set()
+
+    def _once_true(self, name: str, ask: Callable[[], bool]) -> bool:
+        """ask(), until it once answers True: from then on, True without asking."""
+        if name not in self._known and ask():
+            self._known.add(name)
+        return name in self._known
 
 
 class InDagsterHome(OneEngine):
@@ -75,6 +87,9 @@ class SqliteRuns(InDagsterHome, SqliteRunStorage):
     """`run_storage` of dagster.yaml and of a Dagster home the CLI makes."""
 
     folder = ("history", "")
+
+    def has_run_stats_index_cols(self) -> bool:
+        return self._once_true("run stats", super().has_run_stats_index_cols)
 
 
 class SqliteSchedules(InDagsterHome, SqliteScheduleStorage):
