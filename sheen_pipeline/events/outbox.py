@@ -5,7 +5,6 @@ event is delivered on its own (receivers order by `seq`); only the endpoint's ro
 from __future__ import annotations
 
 import hashlib
-import random
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -15,13 +14,12 @@ from sqlalchemy import Connection, Engine, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sheen_pipeline.config import WebhookSettings
+from sheen_pipeline.events.retry_schedule import after_failure
 from sheen_pipeline.store.tables import webhook_deliveries as deliveries
 from sheen_pipeline.store.tables import webhook_endpoints as endpoints
 
 LEASE_EXPIRY_SLACK_S = 0.05
 DELIVERER_ALIVE_S = 30.0  # a long-running deliverer marks itself seen at least this often
-HEALTHY_WINDOW_S = 30.0  # a receiver that answered 2xx this recently is up: retry quickly
-JUST_FAILING_S = 10.0  # a receiver failing for less than this may be up: retry quickly too
 
 
 @dataclass(frozen=True)
@@ -252,7 +250,8 @@ class Outbox:
                 endpoint |= {"disabled_at": now, "disabled_reason": outcome.error}
             else:  # decided by the row as it is when written: attempts in flight race
                 endpoint |= {"failing_since": func.coalesce(endpoints.c.failing_since, now)}
-                values |= self._retry(claim, attempts, quick, health, now)
+                if not claim.probe:  # a failed probe spends nothing
+                    values |= after_failure(self.config, attempts, quick, health, now)
                 state = values.get("status", state)
             conn.execute(
                 update(deliveries).where(deliveries.c.event_seq == claim.seq).values(**values)
@@ -271,34 +270,6 @@ class Outbox:
             .values(failing_since=None)
         )
         return cleared.rowcount == 1
-
-    def _retry(
-        self, claim: Claim, attempts: int, quick: int, health: EndpointHealth, now: float
-    ) -> dict[str, Any]:
-        """When a failed delivery goes again: soon while the receiver is otherwise up (it
-        answered 2xx lately, or it only just started failing: a quick retry, no attempt of the
-        schedule spent), else on the schedule; a failed probe spends nothing; the schedule's end
-        is a dead delivery."""
-        if claim.probe:
-            return {}
-        jitter = 0.9 + random.random() / 5
-        answered_lately = (
-            health.last_success_at is not None and now - health.last_success_at < HEALTHY_WINDOW_S
-        )
-        failing_for = 0.0 if health.failing_since is None else now - health.failing_since
-        may_be_up = answered_lately or failing_for < JUST_FAILING_S
-        if may_be_up and quick < self.config.quick_retries:
-            return {
-                "quick_retries": quick + 1,
-                "next_attempt_at": now + self.config.quick_retry_s * jitter,
-            }
-        counted = attempts + 1
-        if counted >= len(self.config.schedule_s):
-            return {"attempts": counted, "status": "dead"}
-        return {
-            "attempts": counted,
-            "next_attempt_at": now + self.config.schedule_s[counted] * jitter,
-        }
 
     def _send_waiting_now(self, conn: Connection, now: float) -> None:
         """Everything waiting goes now, with its quick retries back: a failure right after a
