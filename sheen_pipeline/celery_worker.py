@@ -18,7 +18,7 @@ from dagster_celery.app import app, execute_job, execute_plan, resume_job
 
 from sheen_pipeline.api.operations import operations_app
 from sheen_pipeline.config import Settings
-from sheen_pipeline.store.builds import forget_inherited_connections
+from sheen_pipeline.store.engines import forget_inherited_connections
 
 __all__ = ["app", "execute_job", "execute_plan", "resume_job"]
 

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sheen_pipeline.config import Settings
 from sheen_pipeline.redaction import redact
 from sheen_pipeline.store.blobs import open_blobs
-from sheen_pipeline.store.builds import engine_for
+from sheen_pipeline.store.engines import engine_for
 
 PROBE_TIMEOUT_S = 3.0
 

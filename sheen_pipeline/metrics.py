@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Connection, Engine, case, func, select
 
 from sheen_pipeline.events.types import EventType
-from sheen_pipeline.store.builds import engine_for
+from sheen_pipeline.store.engines import engine_for
 from sheen_pipeline.store.tables import build_events, builds, provider_calls, webhook_deliveries
 
 TASK_BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)

@@ -11,7 +11,7 @@ import yaml
 from dagster import DagsterInstance, instance_for_test
 
 from sheen_pipeline.service import BuildService
-from sheen_pipeline.store.builds import dispose_engine
+from sheen_pipeline.store.engines import dispose_engine
 from tests.support.databases import postgres_schema
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ from sheen_pipeline.api.app import create_app
 from sheen_pipeline.config import ConfigError, Settings
 from sheen_pipeline.models import TokenUsage, UnsafePath
 from sheen_pipeline.store.blobs import ArtifactStoreError, BlobStore, MissingBlob, open_blobs
-from sheen_pipeline.store.builds import engine_for
+from sheen_pipeline.store.engines import engine_for
 from sheen_pipeline.store.files import BuildFiles, Stage
 from sheen_pipeline.store.ledger import Entry, Ledger
 from sheen_pipeline.store.tables import build_files

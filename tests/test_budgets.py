@@ -36,7 +36,7 @@ from sheen_pipeline.providers.llm import estimate_tokens
 from sheen_pipeline.providers.offline import OfflineProvider
 from sheen_pipeline.providers.prompts import SystemBlock
 from sheen_pipeline.service import BuildService
-from sheen_pipeline.store.builds import engine_for
+from sheen_pipeline.store.engines import engine_for
 from sheen_pipeline.store.ledger import Entry, Ledger
 from sheen_pipeline.store.tables import build_events, provider_calls
 from tests.providers.conftest import llm_env

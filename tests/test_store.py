@@ -13,7 +13,8 @@ from sheen_pipeline.events.log import EventLog
 from sheen_pipeline.events.payloads import TaskFailed, TaskStarted
 from sheen_pipeline.models import parse_build_request
 from sheen_pipeline.service import BuildService
-from sheen_pipeline.store.builds import BuildStatus, BuildStore, engine_for
+from sheen_pipeline.store.builds import BuildStatus, BuildStore
+from sheen_pipeline.store.engines import engine_for
 from sheen_pipeline.store.rate import take
 from sheen_pipeline.store.schema import MIGRATIONS, current_revision, ensure_schema, head
 from sheen_pipeline.store.tables import builds, metadata

@@ -17,8 +17,9 @@ from sheen_pipeline.events.signing import SignatureError, verify_webhook
 from sheen_pipeline.logs import get_logger
 from sheen_pipeline.models import BuildRequest, InvalidRequest, new_build_id, parse_build_request
 from sheen_pipeline.providers import select_provider
-from sheen_pipeline.store.builds import BuildStore, engine_for
+from sheen_pipeline.store.builds import BuildStore
 from sheen_pipeline.store.deployments import DeploymentStore
+from sheen_pipeline.store.engines import engine_for
 from sheen_pipeline.store.rate import take
 from sheen_pipeline.store.requests import RequestRecord, RequestStore, new_request_id
 from sheen_pipeline.store.versions import VersionStore

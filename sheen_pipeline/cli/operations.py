@@ -19,7 +19,7 @@ def init() -> None:
 
     from sheen_pipeline.runs.pools import set_pool_limits
     from sheen_pipeline.store.blobs import ArtifactStoreError, open_blobs
-    from sheen_pipeline.store.builds import engine_for
+    from sheen_pipeline.store.engines import engine_for
 
     settings = load_settings()
     engine = engine_for(settings.database_url)

@@ -10,7 +10,7 @@ from dagster import ConfigurableIOManager, InputContext, OutputContext
 
 from sheen_pipeline.defs.settings import SettingsResource
 from sheen_pipeline.store.blobs import open_blobs
-from sheen_pipeline.store.builds import engine_for
+from sheen_pipeline.store.engines import engine_for
 from sheen_pipeline.store.step_outputs import StepOutputs
 
 

@@ -19,7 +19,7 @@ from sheen_pipeline.events.log import EventLog
 from sheen_pipeline.events.outbox import Claim, Outbox, Outcome
 from sheen_pipeline.events.signing import signed_headers
 from sheen_pipeline.redaction import redact
-from sheen_pipeline.store.builds import database_exists
+from sheen_pipeline.store.engines import database_exists
 from sheen_pipeline.store.rate import take
 
 log = logging.getLogger(__name__)

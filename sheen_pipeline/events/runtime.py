@@ -16,7 +16,7 @@ from sheen_pipeline.events.delivery import WebhookDispatcher
 from sheen_pipeline.events.log import EventLog
 from sheen_pipeline.events.types import BuildEvent
 from sheen_pipeline.logs import get_logger
-from sheen_pipeline.store.builds import engine_for
+from sheen_pipeline.store.engines import engine_for
 
 _log = get_logger("sheen_pipeline.events")
 HAND_OVER_PID_FILE = "webhook-deliverer.pid"  # the last deliverer a short-lived process started

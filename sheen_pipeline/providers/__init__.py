@@ -39,7 +39,7 @@ def select_provider(settings: Settings) -> Provider:
         return OfflineProvider()
     from sheen_pipeline.budgets import BudgetBook, Meter
     from sheen_pipeline.providers.llm import LLMProvider
-    from sheen_pipeline.store.builds import engine_for
+    from sheen_pipeline.store.engines import engine_for
 
     transport = _anthropic(settings) if name == "anthropic" else _openai(settings)
     _announce(f"Using the {name} provider with model {transport.model}.")

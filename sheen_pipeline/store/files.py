@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Engine, and_, delete, insert, select
 from sheen_pipeline.fsutil import holds, put_file, read_tree, regular_files
 from sheen_pipeline.models import FileArtifact, check_relative_path
 from sheen_pipeline.store.blobs import BlobStore, open_blobs
-from sheen_pipeline.store.builds import engine_for
+from sheen_pipeline.store.engines import engine_for
 from sheen_pipeline.store.tables import build_files
 
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy import insert, select
 
 from sheen_pipeline.models import TokenUsage
-from sheen_pipeline.store.builds import engine_for
+from sheen_pipeline.store.engines import engine_for
 from sheen_pipeline.store.spent import from_nano, ledger_usage, to_nano
 from sheen_pipeline.store.tables import provider_calls
 

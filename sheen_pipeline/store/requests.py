@@ -11,7 +11,7 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sheen_pipeline.models import BuildRequest
-from sheen_pipeline.store.builds import engine_for
+from sheen_pipeline.store.engines import engine_for
 from sheen_pipeline.store.tables import build_requests
 
 PENDING = "pending"

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from sheen_pipeline.models import BuildRequest, TokenUsage
-from sheen_pipeline.store.builds import BuildStatus, engine_for
+from sheen_pipeline.store.builds import BuildStatus
+from sheen_pipeline.store.engines import engine_for
 from sheen_pipeline.store.tables import builds
 
 

@@ -21,7 +21,7 @@ from sheen_pipeline.api.protocol import HeaderTimeoutProtocol
 from sheen_pipeline.config import Settings
 from sheen_pipeline.runs.local import BuildOutcome
 from sheen_pipeline.service import BuildService
-from sheen_pipeline.store.builds import engine_for
+from sheen_pipeline.store.engines import engine_for
 from tests.api.conftest import SECRET, Api
 from tests.support.builds import PROMPT, build
 from tests.support.processes import sheen_cli_env, sheen_here

@@ -13,7 +13,7 @@ from sheen_pipeline.config import WebhookSettings
 from sheen_pipeline.events.log import EventLog
 from sheen_pipeline.events.outbox import Claim, Outbox
 from sheen_pipeline.events.payloads import BuildStarted
-from sheen_pipeline.store.builds import engine_for
+from sheen_pipeline.store.engines import engine_for
 from tests.support.webhooks import SECRET
 
 ROOM = 2

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from sheen_pipeline.store.builds import dispose_engine
+from sheen_pipeline.store.engines import dispose_engine
 
 POSTGRES_ENV = "SHEEN_TEST_DATABASE_URL"
 
