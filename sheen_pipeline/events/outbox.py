@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sheen_pipeline.config import WebhookSettings
@@ -47,6 +47,16 @@ class EndpointHealth:
     last_attempt_at: float
     last_success_at: float | None
     deliverer_seen_at: float
+
+
+def _leased(now: float) -> tuple[ColumnElement[bool], ...]:
+    """Deliveries in flight: pending, and leased by a process until after now."""
+    return deliveries.c.status == "pending", deliveries.c.leased_until >= now
+
+
+def _free(now: float) -> tuple[ColumnElement[bool], ...]:
+    """Deliveries no process holds: pending, and their lease (if any) over."""
+    return deliveries.c.status == "pending", deliveries.c.leased_until < now
 
 
 class Outbox:
@@ -135,14 +145,11 @@ class Outbox:
                 return []
             self._take_turn(conn)
             health = self._health(conn)
-            pending = deliveries.c.status == "pending"
-            in_flight = conn.execute(
-                select(func.count()).where(pending, deliveries.c.leased_until >= now)
-            ).scalar_one()
+            in_flight = conn.execute(select(func.count()).where(*_leased(now))).scalar_one()
             room = self.config.max_in_flight - in_flight
             if health.disabled_at is not None or room <= 0:
                 return []
-            free = (pending, deliveries.c.leased_until < now)
+            free = _free(now)
             due = conn.execute(
                 select(deliveries.c.event_seq)
                 .where(*free, deliveries.c.next_attempt_at <= now)
@@ -166,12 +173,11 @@ class Outbox:
         health = self._health(conn)
         if health.disabled_at is not None:
             return False
-        pending = deliveries.c.status == "pending"
         room = self.config.max_in_flight
-        leased = select(deliveries.c.event_seq).where(pending, deliveries.c.leased_until >= now)
-        if len(conn.execute(leased.limit(room)).all()) >= room:
+        leased = select(deliveries.c.event_seq).where(*_leased(now)).limit(room)
+        if len(conn.execute(leased).all()) >= room:
             return False
-        free = [pending, deliveries.c.leased_until < now]
+        free = list(_free(now))
         if not self._probe_due(health, now):
             free.append(deliveries.c.next_attempt_at <= now)
         return (
@@ -202,11 +208,7 @@ class Outbox:
     def _lease(self, conn: Connection, seq: int, now: float) -> bool:
         leased = conn.execute(
             update(deliveries)
-            .where(
-                deliveries.c.event_seq == seq,
-                deliveries.c.status == "pending",
-                deliveries.c.leased_until < now,
-            )
+            .where(deliveries.c.event_seq == seq, *_free(now))
             .values(leased_until=now + self.config.lease_s)
         )
         return leased.rowcount == 1
