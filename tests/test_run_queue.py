@@ -40,6 +40,7 @@ from sheen_pipeline.runs.tags import (
     REQUEST_ID,
 )
 from sheen_pipeline.service import BuildService
+from sheen_pipeline.store.builds import BuildStatus
 from sheen_pipeline.store.requests import RequestStore, new_request_id
 from tests.conftest import PROJECT_INSTANCE, REPO_ROOT
 from tests.support.sensors import evaluate_failed_run_sensor
@@ -173,3 +174,18 @@ def test_a_build_whose_run_has_no_retries_left_fails(
     build = service.store.get_build("c2a-b1")
     assert build.status.value == "failed" and build.error is not None
     assert f"run {run_id} failed" in build.error
+
+
+def test_a_late_failure_of_an_old_run_leaves_the_re_execution_that_succeeded(
+    queued_instance: DagsterInstance, service: BuildService
+) -> None:
+    """The daemon may evaluate the failure sensor on a run after an operator's re-execution of
+    it has already succeeded; the build stays succeeded and no build_failed is emitted."""
+    service.store.create_build("c2a-b2", parse_build_request(prompt="a blog about tea"))
+    run_id = failed_before_start(queued_instance, {BUILD_ID: "c2a-b2", MAX_RETRIES_TAG: "0"})
+    service.store.start_run("c2a-b2", run_id)
+    service.store.start_run("c2a-b2", "re-execution")
+    service.store.set_status("c2a-b2", BuildStatus.SUCCEEDED, preview_url="http://x/")
+    settle(queued_instance, run_id)
+    assert service.store.get_build("c2a-b2").status is BuildStatus.SUCCEEDED
+    assert service.events.last("c2a-b2") is None

@@ -55,7 +55,8 @@ def build_requests_sensor(
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "When a run fails for good, marks its build (or, before planning, its request) failed; "
-        "a run the instance's run_retries will re-execute is left to that retry."
+        "a run the instance's run_retries will re-execute is left to that retry, and a build "
+        "a later run (a re-execution) has taken over is left to that run."
     ),
 )
 def failed_run_sensor(context: RunFailureSensorContext, sheen: BuildServiceResource) -> None:
@@ -68,7 +69,7 @@ def failed_run_sensor(context: RunFailureSensorContext, sheen: BuildServiceResou
     if BUILD_ID not in tags:
         return
     reason = f"{failed.job_name} run {failed.run_id} failed: {context.failure_event.message}"
-    sheen.service.fail_build_or_request(tags[BUILD_ID], tags.get(REQUEST_ID), reason)
+    sheen.service.fail_build_or_request(tags[BUILD_ID], tags.get(REQUEST_ID), failed.run_id, reason)
 
 
 @run_status_sensor(
@@ -83,7 +84,7 @@ def canceled_run_sensor(context: RunStatusSensorContext, sheen: BuildServiceReso
     if BUILD_ID in canceled.tags:
         reason = f"{canceled.job_name} run {canceled.run_id} was canceled"
         sheen.service.fail_build_or_request(
-            canceled.tags[BUILD_ID], canceled.tags.get(REQUEST_ID), reason
+            canceled.tags[BUILD_ID], canceled.tags.get(REQUEST_ID), canceled.run_id, reason
         )
 
 

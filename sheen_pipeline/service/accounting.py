@@ -80,12 +80,19 @@ class Accounting(BuildParts):
         if isinstance(error, ProviderError):
             self.store.add_usage(build_id, error.usage)
 
-    def fail(self, build_id: str, reason: str, stalled_before: float | None = None) -> TokenUsage:
+    def fail(
+        self,
+        build_id: str,
+        reason: str,
+        stalled_before: float | None = None,
+        run_id: str | None = None,
+    ) -> TokenUsage:
         """Mark the build failed and emit build_failed, once per run however many steps fail;
         returns what the build has cost so far (every paid call), which the event carries.
-        With stalled_before, only a build still running whose heartbeat stopped before it."""
+        With stalled_before, only a build still running whose heartbeat stopped before it;
+        with run_id, only while that run is the build's latest."""
         reason = redact(reason, self.settings.secrets)
-        newly_failed = self.store.mark_failed(build_id, reason, stalled_before)
+        newly_failed = self.store.mark_failed(build_id, reason, stalled_before, run_id)
         if newly_failed:
             self.budgets.release(build_id)
         spent = self.store.get_build(build_id).usage
@@ -100,11 +107,14 @@ class Accounting(BuildParts):
         """What every priced piece of work in [since, until) cost, and the builds that ended."""
         return cost_report(self.ledger, self.store, self.settings.prices, since, until)
 
-    def fail_build_or_request(self, build_id: str, request_id: str | None, reason: str) -> None:
-        """A run failed for good: fail its build, or its request when it failed before the build
-        was recorded (for example at launch). A no-op for a build its steps already failed."""
+    def fail_build_or_request(
+        self, build_id: str, request_id: str | None, run_id: str, reason: str
+    ) -> None:
+        """Run run_id failed for good: fail its build, or its request when it failed before the
+        build was recorded (for example at launch). A no-op for a build its steps already
+        failed, and for one a later run (a re-execution) has taken over."""
         try:
-            self.fail(build_id, reason)
+            self.fail(build_id, reason, run_id=run_id)
         except UnknownBuild:
             if request_id is not None:
                 self.requests.fail(request_id, reason)

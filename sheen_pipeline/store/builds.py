@@ -151,10 +151,21 @@ class BuildStore:
             )
         return BuildStatus(previous) if changed else None
 
-    def mark_failed(self, build_id: str, error: str, stalled_before: float | None = None) -> bool:
+    def mark_failed(
+        self,
+        build_id: str,
+        error: str,
+        stalled_before: float | None = None,
+        run_id: str | None = None,
+    ) -> bool:
         """True when this call moved the build to failed (so it is reported once). With
-        stalled_before, only while it is still running with no heartbeat since then."""
+        stalled_before, only while it is still running with no heartbeat since then. With
+        run_id, only while that run is the build's latest (or none has started): a late word
+        of an old run's failure must not undo the re-execution that succeeded after it."""
         conditions = [builds.c.status != BuildStatus.FAILED.value]
+        if run_id is not None:
+            latest = builds.c.current_run_id
+            conditions.append(latest.is_(None) | (latest == run_id))
         if stalled_before is not None:
             conditions += [
                 builds.c.status.in_(RUNNING_STATUSES),
