@@ -12,7 +12,9 @@ pool claim (more ready tasks than the `llm` pool has slots) or on a delayed retr
 waited for an event with no time limit although no step was running to send one, and the run
 hung. Here the wait is bounded while steps are parked, so their claims are checked again. The
 upstream report: docs/upstream/dagster-async-executor-pool-claims.md; a test fails when the
-installed version changes, so this is checked again then.
+installed version changes, so this is checked again then. (Dagster's own wait for a pending claim
+is never above 0 either; defs/claim_wait.py fixes that, and the bound here stays for a claim that
+is due at once and for delayed retries.)
 """
 
 from __future__ import annotations
