@@ -23,7 +23,7 @@ def seconds_to_next_claim_check(context: InstanceConcurrencyContext) -> float:
     pending = context._pending_claims
     if not pending:
         return 0.0
-    due: float = min(context._pending_timeouts[step_key] for step_key in pending)
+    due: float = min(context._pending_timeouts.get(step_key, 0.0) for step_key in pending)
     return max(0.0, due - time.time())
 
 
