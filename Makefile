@@ -9,10 +9,12 @@ export PROMPT ?= a landing page for Blue Fern Coffee in Portland, with a signup 
 
 .PHONY: install sandbox browser run test lint dev bench loadtest clean
 
+## install: the venv, with uv resolving and installing (downloads in parallel: a fresh install in
+## about a third of pip's time) and every module compiled to bytecode once, as pip does
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[dev]'
 	touch $@
 
 install: $(BIN)/.installed
@@ -55,7 +57,7 @@ test: lint sandbox browser
 lint: install
 	$(BIN)/ruff check sheen_pipeline tests
 	$(BIN)/ruff format --check sheen_pipeline tests
-	$(BIN)/mypy sheen_pipeline
+	$(BIN)/mypy --num-workers auto sheen_pipeline
 
 ## dev: the Dagster UI (webserver + daemon, sensors on) on this instance, plus `sheen serve` and
 ## `sheen watch` (new build jobs shown in the UI, a warning when the daemon stops heartbeating)
