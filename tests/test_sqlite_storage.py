@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 from dagster import DagsterInstance, instance_for_test, job, op
+from dagster._core.storage.runs.sqlite import sqlite_run_storage
+from dagster._core.storage.schedules.sqlite import sqlite_schedule_storage
 from sqlalchemy import Engine, event
 
 from sheen_pipeline.cli.app import STANDALONE_INSTANCE_CONFIG
@@ -98,3 +102,30 @@ def test_what_the_schema_is_known_to_have_is_not_asked_again(tmp_path: Path) -> 
             event.remove(Engine, "engine_connect", on_connect)
     assert asked == [True] * 6 and yes <= 2  # at most the first of each kind asks
     assert missing == [False, False] and len(connections) == yes + 2
+
+
+def test_a_database_set_up_once_in_a_process_is_not_set_up_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dagster makes an instance for every sensor tick and run; each set-up of its run and
+    schedule storage loaded every migration script. Once per file and process, unless the file
+    was deleted since."""
+    checked: list[str] = []
+    for module in (sqlite_run_storage, sqlite_schedule_storage):
+        check = module.check_alembic_revision
+
+        def counted(config: Any, conn: Any, check: Any = check, module: Any = module) -> Any:
+            checked.append(module.__name__.rsplit(".", 1)[-1])
+            return check(config, conn)
+
+        monkeypatch.setattr(module, "check_alembic_revision", counted)
+    with instance_for_test(project_storage(tmp_path), temp_dir=str(tmp_path)) as instance:
+        assert sorted(checked) == ["sqlite_run_storage", "sqlite_schedule_storage"]
+        for _ in range(3):
+            with DagsterInstance.from_ref(instance.get_ref()) as again:
+                assert again.get_runs() == [] and again.all_instigator_state() == []
+        assert len(checked) == 2
+        (tmp_path / "history" / "runs.db").unlink()
+        with DagsterInstance.from_ref(instance.get_ref()) as after_delete:
+            assert after_delete.get_runs() == []  # the file and its tables are back
+        assert sorted(checked) == ["sqlite_run_storage"] * 2 + ["sqlite_schedule_storage"]
