@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -78,9 +77,14 @@ def test_three_submitted_rows_become_three_builds_within_the_llm_pool(tmp_path: 
 
 def test_requests_launched_while_the_code_location_reloads_are_not_lost(tmp_path: Path) -> None:
     """Reloads restart the code server that runs the sensors and that the run queue checks before
-    each launch; every request still ends succeeded."""
+    each launch: while the rows are picked up and launched, while every build is running (held at
+    a gate until then), and as they finish. Every request still ends succeeded."""
     port = free_port()
-    env = sheen_cli_env(tmp_path)
+    env = sheen_cli_env(
+        tmp_path,
+        SHEEN_TEST_PROVIDER="tests.support.providers:GatedOfflineProvider",
+        SHEEN_TEST_GATE_TASK="index_page",
+    )
     shutil.copy(REPO_ROOT / "dagster.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
     assert sheen_here(env, "init").returncode == 0
     store = RequestStore(f"sqlite:///{Path(env['SHEEN_HOME']) / 'sheen.db'}")
@@ -91,20 +95,29 @@ def test_requests_launched_while_the_code_location_reloads_are_not_lost(tmp_path
     def statuses() -> list[str]:
         return [r.status for r in store.recent(10)]
 
+    def all_in(wanted: tuple[str, ...]) -> bool:
+        return all(s in wanted for s in statuses())
+
     dagster = str(Path(sys.executable).parent / "dagster")
     args = [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
-    reloads = 0
-    with running(args, env, tmp_path / "dagster-dev.log"):
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: reload_code_location(url) is None, 180, "the Dagster webserver")
-        deadline = time.monotonic() + 300
+    url = f"http://127.0.0.1:{port}"
+    reloads: list[str | None] = []  # None for each reload done, else why it was refused
+
+    def reload_on_every_move_until(done: tuple[str, ...]) -> None:
+        """Reload, wait until the requests move on (or are all done), and again."""
         seen = statuses()
-        while not all(s in ("succeeded", "failed") for s in seen):
-            assert time.monotonic() < deadline, seen
-            reloads += reload_code_location(url) is None
-            # the next reload once the queue moved on: every launch meets a restarted server
-            wait_for(lambda seen=seen: statuses() != seen, 120, "the requests to move on")
+        while not all_in(done):
+            reloads.append(reload_code_location(url))
+            moved = lambda seen=seen: statuses() != seen or all_in(done)  # noqa: E731
+            wait_for(moved, 120, "the requests to move on")
             seen = statuses()
+
+    with running(args, env, tmp_path / "dagster-dev.log"):
+        wait_for(lambda: reload_code_location(url) is None, 180, "the Dagster webserver")
+        reload_on_every_move_until(("building", "failed"))  # picked up and launched
+        reloads.append(reload_code_location(url))  # every build's run in flight
+        (Path(env["SHEEN_HOME"]) / "gate-open").touch()
+        reload_on_every_move_until(("succeeded", "failed"))
     records = store.recent(10)
     assert [r.status for r in records] == ["succeeded"] * len(prompts), [r.error for r in records]
-    assert reloads >= 2  # runs are forked by the daemon now, so the queue moves on sooner
+    assert reloads.count(None) >= 3, reloads
