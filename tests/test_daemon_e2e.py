@@ -77,8 +77,8 @@ def test_three_submitted_rows_become_three_builds_within_the_llm_pool(tmp_path: 
 
 def test_requests_launched_while_the_code_location_reloads_are_not_lost(tmp_path: Path) -> None:
     """Reloads restart the code server that runs the sensors and that the run queue checks before
-    each launch: while the rows are picked up and launched, while every build is running (held at
-    a gate until then), and as they finish. Every request still ends succeeded."""
+    each launch: at every move while the rows are picked up and launched, while every build is
+    running (held at a gate until then), and as they finish. Every request still ends succeeded."""
     port = free_port()
     env = sheen_cli_env(
         tmp_path,
@@ -102,22 +102,22 @@ def test_requests_launched_while_the_code_location_reloads_are_not_lost(tmp_path
     args = [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
     url = f"http://127.0.0.1:{port}"
     reloads: list[str | None] = []  # None for each reload done, else why it was refused
+    launched = ("building", "failed")
 
-    def reload_on_every_move_until(done: tuple[str, ...]) -> None:
-        """Reload, wait until the requests move on (or are all done), and again."""
-        seen = statuses()
-        while not all_in(done):
-            reloads.append(reload_code_location(url))
-            moved = lambda seen=seen: statuses() != seen or all_in(done)  # noqa: E731
-            wait_for(moved, 120, "the requests to move on")
-            seen = statuses()
+    def moved(seen: list[str]) -> bool:
+        return statuses() != seen or all_in(launched)
 
     with running(args, env, tmp_path / "dagster-dev.log"):
         wait_for(lambda: reload_code_location(url) is None, 180, "the Dagster webserver")
-        reload_on_every_move_until(("building", "failed"))  # picked up and launched
+        seen = statuses()
+        while not all_in(launched):  # a reload at every move: each launch meets a new server
+            reloads.append(reload_code_location(url))
+            wait_for(lambda seen=seen: moved(seen), 120, "the requests to move on")
+            seen = statuses()
         reloads.append(reload_code_location(url))  # every build's run in flight
         (Path(env["SHEEN_HOME"]) / "gate-open").touch()
-        reload_on_every_move_until(("succeeded", "failed"))
+        reloads.append(reload_code_location(url))  # and as they finish
+        wait_for(lambda: all_in(("succeeded", "failed")), 120, "the builds to finish")
     records = store.recent(10)
     assert [r.status for r in records] == ["succeeded"] * len(prompts), [r.error for r in records]
     assert reloads.count(None) >= 3, reloads
