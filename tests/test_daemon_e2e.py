@@ -89,8 +89,6 @@ def test_requests_launched_while_the_code_location_reloads_are_not_lost(tmp_path
     assert sheen_here(env, "init").returncode == 0
     store = RequestStore(f"sqlite:///{Path(env['SHEEN_HOME']) / 'sheen.db'}")
     prompts = [f"a blog about tea number {n}" for n in range(3)]
-    for prompt in prompts:
-        store.add(parse_build_request(prompt=prompt), new_request_id(), str(uuid.uuid4()))
 
     def statuses() -> list[str]:
         return [r.status for r in store.recent(10)]
@@ -102,21 +100,29 @@ def test_requests_launched_while_the_code_location_reloads_are_not_lost(tmp_path
     args = [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
     url = f"http://127.0.0.1:{port}"
     reloads: list[str | None] = []  # None for each reload done, else why it was refused
+
+    def reload() -> str | None:
+        # A reload waits for the new code server; on a loaded 2-core machine that can take
+        # longer than the 30 s `sheen watch` allows it.
+        return reload_code_location(url, timeout_s=180)
+
     launched = ("building", "failed")
 
     def moved(seen: list[str]) -> bool:
         return statuses() != seen or all_in(launched)
 
     with running(args, env, tmp_path / "dagster-dev.log"):
-        wait_for(lambda: reload_code_location(url) is None, 180, "the Dagster webserver")
+        wait_for(lambda: reload() is None, 180, "the Dagster webserver")
+        for prompt in prompts:  # once the UI is up: its start can outlast the daemon's pick-up
+            store.add(parse_build_request(prompt=prompt), new_request_id(), str(uuid.uuid4()))
         seen = statuses()
         while not all_in(launched):  # a reload at every move: each launch meets a new server
-            reloads.append(reload_code_location(url))
+            reloads.append(reload())
             wait_for(lambda seen=seen: moved(seen), 120, "the requests to move on")
             seen = statuses()
-        reloads.append(reload_code_location(url))  # every build's run in flight
+        reloads.append(reload())  # every build's run in flight
         (Path(env["SHEEN_HOME"]) / "gate-open").touch()
-        reloads.append(reload_code_location(url))  # and as they finish
+        reloads.append(reload())  # and as they finish
         wait_for(lambda: all_in(("succeeded", "failed")), 120, "the builds to finish")
     records = store.recent(10)
     assert [r.status for r in records] == ["succeeded"] * len(prompts), [r.error for r in records]
