@@ -18,9 +18,11 @@ APP_PATH = "src/App.jsx"
 MAIN_PATH = "src/main.jsx"
 ENTRY_PATH = "index.html"
 
-# Pinned, so a build is the same today and tomorrow (and the npm cache serves it).
+# Pinned, so a build is the same today and tomorrow (and the npm cache serves it). Vite's own
+# esbuild compiles the JSX (the automatic runtime): @vitejs/plugin-react would add Babel, 46 more
+# packages in all, to every install for the same bundle (it serves the dev server, not builds).
 DEPENDENCIES = {"react": "18.3.1", "react-dom": "18.3.1"}
-DEV_DEPENDENCIES = {"vite": "5.4.10", "@vitejs/plugin-react": "4.3.3"}
+DEV_DEPENDENCIES = {"vite": "5.4.10"}
 
 
 def plan_react_tasks(brief: SiteBrief, prompt: str) -> tuple[Task, ...]:
@@ -65,9 +67,8 @@ def package_json(brief: SiteBrief) -> str:
 
 def vite_config(_brief: SiteBrief) -> str:
     return (
-        'import { defineConfig } from "vite";\n'
-        'import react from "@vitejs/plugin-react";\n\n'
-        "export default defineConfig({ plugins: [react()] });\n"
+        'import { defineConfig } from "vite";\n\n'
+        'export default defineConfig({ esbuild: { jsx: "automatic" } });\n'
     )
 
 
