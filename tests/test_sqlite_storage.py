@@ -1,9 +1,10 @@
 """dagster.yaml's storages: every run's events in one SQLite file, and runs, events and schedules
-each written through one engine (each use on a connection of its own, as Dagster's storages open
-them), read back by another instance as another process would."""
+each written through one engine that keeps its connections, read back by another instance as
+another process would; a forked child or a replaced file never meets a kept connection."""
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ def hello_job() -> None:
 
 def test_runs_events_and_schedules_are_each_written_through_one_engine(tmp_path: Path) -> None:
     engines: dict[str, list[Engine]] = {name: [] for name in FILES}
+    opened: Counter[str] = Counter()  # SQLite connections opened, by file
 
     def on_connect(conn: object) -> None:
         engine = conn.engine  # type: ignore[attr-defined]
@@ -42,7 +44,11 @@ def test_runs_events_and_schedules_are_each_written_through_one_engine(tmp_path:
             if str(engine.url).endswith(name):
                 engines[name].append(engine)
 
+    def on_open(dbapi: Any, _record: object) -> None:
+        opened[Path(dbapi.execute("PRAGMA database_list").fetchone()[2]).name] += 1
+
     event.listen(Engine, "engine_connect", on_connect)
+    event.listen(Engine, "connect", on_open)
     try:
         with instance_for_test(project_storage(tmp_path), temp_dir=str(tmp_path)) as instance:
             assert isinstance(instance.event_log_storage, SqliteEventLog)
@@ -54,11 +60,16 @@ def test_runs_events_and_schedules_are_each_written_through_one_engine(tmp_path:
             for _ in range(3):
                 instance.schedule_storage.all_instigator_state()
             written = len(instance.all_logs(result.run_id))
+            opened.clear()  # the set-ups' own engines, and the first connections
+            result = hello_job.execute_in_process(instance=instance)
+            written_again = len(instance.all_logs(result.run_id))
     finally:
         event.remove(Engine, "engine_connect", on_connect)
+        event.remove(Engine, "connect", on_open)
     assert result.success and written >= 5
-    assert len(engines["event_log.db"]) >= written  # a connection per write, none kept open
+    assert len(engines["event_log.db"]) >= written + written_again  # a transaction per write
     assert len(engines["runs.db"]) >= 3 and len(engines["schedules.db"]) >= 3
+    assert sum(opened.values()) <= 2, opened  # the second run's writes: on kept connections
     distinct = Counter({name: len({id(e) for e in made}) for name, made in engines.items()})
     assert distinct == Counter(dict.fromkeys(FILES, 1))
     with DagsterInstance.from_ref(instance.get_ref()) as reader:  # another process's view
@@ -129,3 +140,39 @@ def test_a_database_set_up_once_in_a_process_is_not_set_up_again(
         with DagsterInstance.from_ref(instance.get_ref()) as after_delete:
             assert after_delete.get_runs() == []  # the file and its tables are back
         assert sorted(checked) == ["sqlite_run_storage"] * 2 + ["sqlite_schedule_storage"]
+
+
+def test_a_forked_child_opens_its_own_connections(tmp_path: Path) -> None:
+    """A connection used on both sides of a fork corrupts both: the child drops the ones it
+    inherited, unclosed, and opens its own."""
+    with instance_for_test(project_storage(tmp_path), temp_dir=str(tmp_path)) as instance:
+        runs = instance.run_storage
+        assert isinstance(runs, SqliteRuns)
+        assert instance.get_runs() == []
+        assert runs._one_engine.pool.checkedin() >= 1  # kept in the parent
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report what it inherited, then use the storage
+            try:
+                inherited = runs._one_engine.pool.checkedin()
+                hello_job.execute_in_process(instance=instance)
+                os.write(write, f"{inherited} {len(instance.get_runs())}".encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        answer = os.read(read, 100).decode()
+        os.waitpid(pid, 0)
+        assert answer == "0 1", answer
+        assert len(instance.get_runs()) == 1  # the parent's kept connection still works
+
+
+def test_a_replaced_database_file_is_opened_anew(tmp_path: Path) -> None:
+    """Kept connections stay on the file they opened: once it is deleted and made again (by
+    another instance's set-up), writes go to the new file, never to the deleted one."""
+    with instance_for_test(project_storage(tmp_path), temp_dir=str(tmp_path)) as instance:
+        assert instance.get_runs() == []
+        (tmp_path / "history" / "runs.db").unlink()
+        with DagsterInstance.from_ref(instance.get_ref()) as other:
+            assert other.get_runs() == []  # set up again
+            result = hello_job.execute_in_process(instance=instance)
+            assert [run.run_id for run in other.get_runs()] == [result.run_id]
