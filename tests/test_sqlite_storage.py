@@ -5,6 +5,8 @@ another process would; a forked child or a replaced file never meets a kept conn
 from __future__ import annotations
 
 import os
+import select
+import signal
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -160,7 +162,10 @@ def test_a_forked_child_opens_its_own_connections(tmp_path: Path) -> None:
             finally:
                 os._exit(0)
         os.close(write)
-        answer = os.read(read, 100).decode()
+        ready, _, _ = select.select([read], [], [], 120)
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+        answer = os.read(read, 100).decode() if ready else "the child did not answer in 120 s"
         os.waitpid(pid, 0)
         assert answer == "0 1", answer
         assert len(instance.get_runs()) == 1  # the parent's kept connection still works
