@@ -18,7 +18,6 @@ from dagster_celery.app import app, execute_job, execute_plan, resume_job
 
 from sheen_pipeline.api.operations import operations_app
 from sheen_pipeline.config import Settings
-from sheen_pipeline.store.engines import forget_inherited_connections
 
 __all__ = ["app", "execute_job", "execute_plan", "resume_job"]
 
@@ -40,10 +39,9 @@ def refuse_a_broker_that_refuses(**_signal: Any) -> None:
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]
 def start_a_pool_process(**_signal: Any) -> None:
-    """In each pool process, after the fork: none of the main process's database connections
-    (its /healthz opened some), and the code location imported before the first step. Imported
-    here rather than before the fork, which would share the connections it opens."""
-    forget_inherited_connections()
+    """In each pool process, the code location imported before the first step. Imported here
+    rather than before the fork, which would share the connections it opens (those the main
+    process's /healthz opened are dropped at the fork, by `store.engines`)."""
     importlib.import_module("sheen_pipeline.defs")
 
 

@@ -4,9 +4,6 @@ another process would; a forked child or a replaced file never meets a kept conn
 
 from __future__ import annotations
 
-import os
-import select
-import signal
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from sheen_pipeline.cli.app import STANDALONE_INSTANCE_CONFIG
 from sheen_pipeline.runs.sqlite_events import SqliteEventLog
 from sheen_pipeline.runs.sqlite_storage import SqliteRuns, SqliteSchedules
 from tests.conftest import PROJECT_INSTANCE, STORAGES, project_storage
+from tests.support.processes import in_forked_child
 
 FILES = ("event_log.db", "runs.db", "schedules.db")
 
@@ -152,21 +150,13 @@ def test_a_forked_child_opens_its_own_connections(tmp_path: Path) -> None:
         assert isinstance(runs, SqliteRuns)
         assert instance.get_runs() == []
         assert runs._one_engine.pool.checkedin() >= 1  # kept in the parent
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: report what it inherited, then use the storage
-            try:
-                inherited = runs._one_engine.pool.checkedin()
-                hello_job.execute_in_process(instance=instance)
-                os.write(write, f"{inherited} {len(instance.get_runs())}".encode())
-            finally:
-                os._exit(0)
-        os.close(write)
-        ready, _, _ = select.select([read], [], [], 120)
-        if not ready:
-            os.kill(pid, signal.SIGKILL)
-        answer = os.read(read, 100).decode() if ready else "the child did not answer in 120 s"
-        os.waitpid(pid, 0)
+
+        def use_the_storage() -> str:
+            inherited = runs._one_engine.pool.checkedin()
+            hello_job.execute_in_process(instance=instance)
+            return f"{inherited} {len(instance.get_runs())}"
+
+        answer = in_forked_child(use_the_storage)
         assert answer == "0 1", answer
         assert len(instance.get_runs()) == 1  # the parent's kept connection still works
 

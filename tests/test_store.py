@@ -1,4 +1,5 @@
-"""The app tables on SQLite and Postgres: schema creation and migration, events, rate limits."""
+"""The app tables on SQLite and Postgres: schema creation and migration, events, rate limits,
+engines a forked child does not share."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from sheen_pipeline.events.log import EventLog
 from sheen_pipeline.events.payloads import TaskFailed, TaskStarted
 from sheen_pipeline.models import parse_build_request
 from sheen_pipeline.service import BuildService
+from sheen_pipeline.store import engines
 from sheen_pipeline.store.builds import BuildStatus, BuildStore
 from sheen_pipeline.store.engines import engine_for
 from sheen_pipeline.store.rate import take
 from sheen_pipeline.store.schema import MIGRATIONS, current_revision, ensure_schema, head
 from sheen_pipeline.store.tables import builds, metadata
+from tests.support.processes import in_forked_child
 
 
 def test_schema_is_created_once_and_safe_to_ensure_again(database_url: str) -> None:
@@ -169,3 +172,23 @@ def test_a_reader_of_the_embedded_database_never_blocks_a_writer(tmp_path: Path)
     with engine_for(url).connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL: the ledger is money
+
+
+def test_a_forked_child_opens_its_own_connections(database_url: str) -> None:
+    """A connection used on both sides of a fork corrupts both (a Celery pool process is forked
+    from a worker whose /healthz read the database): the child drops the pooled connections it
+    inherited, unclosed, and is not stopped by an engine lock another thread held at the fork."""
+    store = BuildStore(database_url)
+    store.create_build("bparent", parse_build_request(prompt="a site"))
+    pool = engine_for(database_url).pool
+    assert pool.checkedin() >= 1  # kept in the parent
+
+    def use_the_database() -> str:
+        inherited = engine_for(database_url).pool.checkedin()
+        store.create_build("bchild", parse_build_request(prompt="another site"))
+        return f"{inherited} {store.get_build('bchild').status.value}"
+
+    with engines._engines_lock:  # as another thread would, in the middle of engine_for
+        answer = in_forked_child(use_the_database)
+    assert answer == f"0 {BuildStatus.PLANNING.value}", answer
+    assert store.get_build("bchild").status is BuildStatus.PLANNING  # the parent's still work

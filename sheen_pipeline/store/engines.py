@@ -3,6 +3,7 @@ engines are set up for many processes at once (WAL, a long wait for another writ
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -55,12 +56,17 @@ def database_exists(engine: Engine) -> bool:
     return Path(url.database).exists()
 
 
-def forget_inherited_connections() -> None:
-    """In a process just forked: drop the pooled connections the parent opened, without closing
-    them (they are the parent's); a connection used on both sides of a fork corrupts both."""
-    with _engines_lock:
-        for engine in _engines.values():
-            engine.dispose(close=False)
+def _forget_inherited_connections() -> None:
+    """In a forked child (a Celery pool process, a forked run): drop the pooled connections the
+    parent opened, without closing them (they are the parent's); a connection used on both sides
+    of a fork corrupts both. The lock is made anew: another thread may have held it at the fork."""
+    global _engines_lock
+    _engines_lock = threading.Lock()
+    for engine in _engines.values():
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 
 def dispose_engine(url: str) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -135,3 +136,29 @@ def processes_with(marker: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def in_forked_child(work: Callable[[], str], deadline_s: float = 120) -> str:
+    """What work() returns in a child forked from this process (a line saying why when it raised,
+    or did not answer within deadline_s: then the child is killed, never left hanging)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            try:
+                answer = work()
+            except BaseException as error:
+                answer = f"the child raised {type(error).__name__}: {error}"
+            os.write(write, answer.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    ready, _, _ = select.select([read], [], [], deadline_s)
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
+    answer = (
+        os.read(read, 4096).decode() if ready else f"the child did not answer in {deadline_s} s"
+    )
+    os.close(read)
+    os.waitpid(pid, 0)
+    return answer
