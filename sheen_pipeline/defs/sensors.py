@@ -142,7 +142,8 @@ def plan_approval_expiry_sensor(
 
 def _report(context: SensorEvaluationContext, did: str, worked: bool) -> SkipReason:
     """What a tick did as its skip reason, and in its log (shown with the tick in the UI) when
-    it did something."""
+    it did something. A `SensorResult` would not show it better: the daemon records every tick
+    that requested no run as skipped (`dagster._daemon.sensor`), whatever the sensor returned."""
     if worked:
         context.log.info(did)
     return SkipReason(did)
