@@ -191,4 +191,5 @@ def test_a_forked_child_opens_its_own_connections(database_url: str) -> None:
     with engines._engines_lock:  # as another thread would, in the middle of engine_for
         answer = in_forked_child(use_the_database)
     assert answer == f"0 {BuildStatus.PLANNING.value}", answer
-    assert store.get_build("bchild").status is BuildStatus.PLANNING  # the parent's still work
+    # the parent's kept connections still work
+    assert store.get_build("bchild").status is BuildStatus.PLANNING
