@@ -4,6 +4,8 @@ another process would; a forked child or a replaced file never meets a kept conn
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -171,3 +173,56 @@ def test_a_replaced_database_file_is_opened_anew(tmp_path: Path) -> None:
             assert other.get_runs() == []  # set up again
             result = hello_job.execute_in_process(instance=instance)
             assert [run.run_id for run in other.get_runs()] == [result.run_id]
+
+
+def open_files_under(folder: Path) -> list[str]:
+    """The files under folder that this process holds open."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed meanwhile (the listing's own descriptor)
+            continue
+        if target.startswith(str(folder)):
+            found.append(Path(target.removesuffix(" (deleted)")).name)
+    return found
+
+
+def test_instances_made_one_after_another_share_each_files_connections(tmp_path: Path) -> None:
+    """A code server makes an instance for every sensor tick, and Dagster never disposes its
+    schedule storage: the ticks' instances write through the connections kept for each file, so
+    the process opens none per tick and holds a bounded number of descriptors."""
+    opened: Counter[str] = Counter()
+
+    def on_open(dbapi: Any, _record: object) -> None:
+        opened[Path(dbapi.execute("PRAGMA database_list").fetchone()[2]).name] += 1
+
+    with instance_for_test(project_storage(tmp_path), temp_dir=str(tmp_path)) as instance:
+        hello_job.execute_in_process(instance=instance)
+        event.listen(Engine, "connect", on_open)
+        try:
+            for _ in range(30):
+                with DagsterInstance.from_ref(instance.get_ref()) as tick:
+                    assert len(tick.get_runs()) == 1 and tick.all_instigator_state() == []
+        finally:
+            event.remove(Engine, "connect", on_open)
+        held = Counter(open_files_under(tmp_path))
+    assert sum(opened.values()) == 0, opened
+    assert held["runs.db"] <= 2 and held["schedules.db"] <= 2, held
+
+
+def test_the_connections_of_a_deleted_dagster_home_are_closed(tmp_path: Path) -> None:
+    """Kept connections to files deleted with their Dagster home (a test's, a removed
+    `.dagster/`) are closed once another file's engine is made, not held until the process
+    ends."""
+    gone, kept = tmp_path / "gone", tmp_path / "kept"
+    gone.mkdir()
+    with instance_for_test(project_storage(gone), temp_dir=str(gone)) as instance:
+        hello_job.execute_in_process(instance=instance)
+        assert instance.all_instigator_state() == []
+        assert "schedules.db" in open_files_under(gone)
+    shutil.rmtree(gone)
+    kept.mkdir()
+    with instance_for_test(project_storage(kept), temp_dir=str(kept)) as instance:
+        assert instance.get_runs() == [] and instance.all_instigator_state() == []
+        assert open_files_under(gone) == []

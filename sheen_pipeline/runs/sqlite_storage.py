@@ -10,9 +10,8 @@ defaults put them (`history/runs.db`, `schedules/schedules.db`).
 The engines keep their SQLite connections between transactions (Dagster's use `NullPool`): a
 build writes about a hundred events, each in a transaction of its own, and opening a connection
 (the file, its schema, the WAL pragmas) and closing it was about a tenth of the CPU of a build
-run in one process. Each transaction still sees what other processes committed. A forked child
-drops the connections it inherited without closing them (they are the parent's), and a file
-deleted or replaced since is opened anew rather than written to unseen.
+run in one process. Each transaction still sees what other processes committed. There is one
+engine per file and process, shared by every instance's storages (`kept_engines.py`).
 
 A database set up once in this process is not set up again: Dagster makes an instance, and so
 these storages, for every sensor tick and every run, and each set-up loaded every alembic
@@ -23,7 +22,6 @@ CPU while it only evaluates sensors). A file deleted since is set up again.
 from __future__ import annotations
 
 import os
-import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
@@ -32,68 +30,30 @@ from typing import Any, ClassVar
 from dagster._config import StringSource
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.schedules import SqliteScheduleStorage
-from dagster._core.storage.sql import create_engine
-from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS, create_db_conn_string
+from dagster._core.storage.sqlite import create_db_conn_string
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import QueuePool
 
-_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()  # every storage engine of this process
-
-
-def _forget_inherited_connections() -> None:
-    """In a forked child: the parent's connections are dropped, never used nor closed here."""
-    for engine in list(_ENGINES):
-        engine.dispose(close=False)
-
-
-os.register_at_fork(after_in_child=_forget_inherited_connections)
+from sheen_pipeline.runs.kept_engines import kept_engine
 
 
 class OneEngine:
-    """An engine made on first use and kept, for a Dagster SQLite storage (its `_conn_string`),
-    with its connections kept between transactions. What its schema is known to have is
-    remembered: Dagster asks again on every run event and every step (a table or column is only
-    ever added, by a migration, never taken away)."""
+    """A Dagster SQLite storage (its `_conn_string`) writing through this process's one engine for
+    its file. What its schema is known to have is remembered: Dagster asks again on every run
+    event and every step (a table or column is only ever added, by a migration, never taken
+    away)."""
 
     _conn_string: str
-    _opened_file: tuple[int, int] | None = None  # the file its kept connections are open on
 
-    @cached_property
+    @property
     def _one_engine(self) -> Engine:
-        engine = create_engine(
-            self._conn_string,
-            poolclass=QueuePool,
-            pool_size=2,
-            max_overflow=-1,  # as many at once as NullPool allowed; two kept
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
-        )
-        _ENGINES.add(engine)
-        return engine
-
-    def _same_file(self) -> None:
-        """Drop the kept connections when the database file was deleted or replaced since they
-        were opened: they would go on using the old file unseen."""
-        path = self._one_engine.url.database
-        try:
-            stat = os.stat(path) if path else None
-        except FileNotFoundError:
-            stat = None
-        now = (stat.st_dev, stat.st_ino) if stat else None
-        if now != self._opened_file:
-            self._one_engine.dispose()
-            self._opened_file = now
+        return kept_engine(self._conn_string).engine
 
     @contextmanager
     def _one_transaction(self) -> Iterator[Connection]:
-        self._same_file()
-        with self._one_engine.connect() as conn, conn.begin():
+        engine = kept_engine(self._conn_string).on_current_file()
+        with engine.connect() as conn, conn.begin():
             yield conn
-
-    def dispose(self) -> None:
-        super().dispose()  # type: ignore[misc]
-        if "_one_engine" in self.__dict__:
-            self._one_engine.dispose()
 
     @cached_property
     def _known(self) -> set[str]:
