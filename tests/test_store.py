@@ -188,7 +188,7 @@ def test_a_forked_child_opens_its_own_connections(database_url: str) -> None:
         store.create_build("bchild", parse_build_request(prompt="another site"))
         return f"{inherited} {store.get_build('bchild').status.value}"
 
-    with engines._engines_lock:  # as another thread would, in the middle of engine_for
+    with engines._engines.lock:  # as another thread would, in the middle of engine_for
         answer = in_forked_child(use_the_database)
     assert answer == f"0 {BuildStatus.PLANNING.value}", answer
     # the parent's kept connections still work

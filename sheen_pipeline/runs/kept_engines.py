@@ -17,12 +17,13 @@ the engines of deleted files are closed when the next engine is made.
 from __future__ import annotations
 
 import os
-import threading
 
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
+
+from sheen_pipeline.store.engines import ProcessEngines
 
 FileId = tuple[int, int]  # (device, inode)
 
@@ -41,12 +42,11 @@ class KeptEngine:
         self._opened_file: FileId | None = None
 
     def file(self) -> FileId | None:
-        path = self.engine.url.database
         try:
-            stat = os.stat(path) if path else None
+            stat = os.stat(self.engine.url.database or "")
         except FileNotFoundError:
             return None
-        return (stat.st_dev, stat.st_ino) if stat else None
+        return (stat.st_dev, stat.st_ino)
 
     def on_current_file(self) -> Engine:
         """The engine, its kept connections dropped first when the file was deleted or replaced
@@ -58,34 +58,22 @@ class KeptEngine:
         return self.engine
 
 
-_KEPT: dict[str, KeptEngine] = {}
-_kept_lock = threading.Lock()
+_KEPT: ProcessEngines[KeptEngine] = ProcessEngines(lambda kept: kept.engine)
 
 
 def kept_engine(conn_string: str) -> KeptEngine:
     """This process's engine for the SQLite file of conn_string, made on first use."""
-    with _kept_lock:
-        kept = _KEPT.get(conn_string)
-        if kept is None:
-            _close_engines_of_deleted_files()
-            kept = _KEPT[conn_string] = KeptEngine(conn_string)
-        return kept
+
+    def make() -> KeptEngine:
+        _close_engines_of_deleted_files()
+        return KeptEngine(conn_string)
+
+    return _KEPT.get(conn_string, make)
 
 
 def _close_engines_of_deleted_files() -> None:
-    for conn_string, kept in list(_KEPT.items()):
+    """Holding `_KEPT`'s lock."""
+    for conn_string, kept in list(_KEPT.by_key.items()):
         if kept.file() is None:
             kept.engine.dispose()
-            del _KEPT[conn_string]
-
-
-def _forget_inherited_connections() -> None:
-    """In a forked child: the parent's connections are dropped, never used nor closed here. The
-    lock is made anew: another thread may have held it at the fork."""
-    global _kept_lock
-    _kept_lock = threading.Lock()
-    for kept in _KEPT.values():
-        kept.engine.dispose(close=False)
-
-
-os.register_at_fork(after_in_child=_forget_inherited_connections)
+            del _KEPT.by_key[conn_string]
